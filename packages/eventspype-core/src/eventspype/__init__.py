@@ -1,0 +1,87 @@
+"""eventspype: typed publish/subscribe with pluggable transports.
+
+This module is a manifest: everything importable from ``eventspype``. Names that
+live in optional distributions (the serializers) are loaded on first access and
+raise an ``ImportError`` naming the distribution to install when it is missing.
+"""
+
+# Several distributions (eventspype-core, -serializers, -redis) install into the
+# `eventspype` package. extend_path merges their directories when they sit in
+# different sys.path entries (editable installs, PYTHONPATH); it must run first.
+__path__ = __import__("pkgutil").extend_path(__path__, __name__)
+
+from typing import TYPE_CHECKING, Any
+
+from eventspype._json_safe import make_json_safe
+from eventspype._lazy import load_lazy
+from eventspype._version import __version__
+from eventspype.broker.broker import MessageBroker
+from eventspype.broker.local import LocalBroker
+from eventspype.event import (
+    Event,
+    EventTag,
+    NormalizedTag,
+    TagEnum,
+    format_event_tag,
+    normalize_event_tag,
+)
+from eventspype.pub.multipublisher import MultiPublisher
+from eventspype.pub.publication import EventPublication
+from eventspype.pub.publisher import EventPublisher
+from eventspype.sub.functional import FunctionalEventSubscriber
+from eventspype.sub.multisubscriber import MultiSubscriber
+from eventspype.sub.queue import QueueEventSubscriber
+from eventspype.sub.reporter import ReportingEventSubscriber
+from eventspype.sub.subscriber import EventSubscriber, OwnedEventSubscriber
+from eventspype.sub.subscription import EventSubscription, PublicationSubscription
+from eventspype.sub.tracker import TrackingEventSubscriber
+
+if TYPE_CHECKING:
+    from eventspype.serializers import EventSerializer as EventSerializer
+    from eventspype.serializers import JsonEventSerializer as JsonEventSerializer
+    from eventspype.serializers import (
+        MsgpackEventSerializer as MsgpackEventSerializer,
+    )
+    from eventspype.serializers import SerializationError as SerializationError
+
+__all__ = [
+    "Event",
+    "EventPublication",
+    "EventPublisher",
+    "EventSubscriber",
+    "EventSubscription",
+    "EventTag",
+    "FunctionalEventSubscriber",
+    "LocalBroker",
+    "MessageBroker",
+    "MultiPublisher",
+    "MultiSubscriber",
+    "NormalizedTag",
+    "OwnedEventSubscriber",
+    "PublicationSubscription",
+    "QueueEventSubscriber",
+    "ReportingEventSubscriber",
+    "TagEnum",
+    "TrackingEventSubscriber",
+    "__version__",
+    "format_event_tag",
+    "make_json_safe",
+    "normalize_event_tag",
+]
+
+# name -> (module, distribution). Kept out of __all__: a star import must not
+# fail just because an optional distribution is absent.
+_LAZY = {
+    "EventSerializer": ("eventspype.serializers", "eventspype-serializers"),
+    "JsonEventSerializer": ("eventspype.serializers", "eventspype-serializers"),
+    "MsgpackEventSerializer": ("eventspype.serializers", "eventspype-serializers"),
+    "SerializationError": ("eventspype.serializers", "eventspype-serializers"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    return load_lazy(_LAZY, __name__, name, globals())
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, *_LAZY])

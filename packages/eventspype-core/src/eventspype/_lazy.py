@@ -1,0 +1,38 @@
+"""Names documented under ``eventspype`` that live in optional distributions."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = ["load_lazy"]
+
+
+def load_lazy(
+    table: dict[str, tuple[str, str]],
+    package: str,
+    name: str,
+    namespace: dict[str, Any],
+) -> Any:
+    """Import ``name`` from the module ``table`` names and cache it in ``namespace``.
+
+    ``table`` maps an attribute name to ``(module, distribution)``. A missing
+    distribution raises an ``ImportError`` that says what to install; any other
+    import failure propagates unchanged (it is a real bug, not a missing part).
+    """
+    try:
+        module_name, distribution = table[name]
+    except KeyError:
+        raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name is None or not module_name.startswith(error.name):
+            raise
+        raise ImportError(
+            f"{name} is provided by {distribution}: pip install {distribution}",
+            name=module_name,
+        ) from error
+    value = getattr(module, name)
+    namespace[name] = value
+    return value

@@ -1,0 +1,36 @@
+"""Brokers: the transports between publishers and subscribers.
+
+``MessageBroker`` and ``LocalBroker`` come with eventspype-core; ``RedisBroker``
+and the serializers are loaded on first access from their distributions.
+"""
+
+# Siblings (eventspype-serializers, eventspype-redis) add modules to this package
+# from their own directories; extend_path merges them and must run first.
+__path__ = __import__("pkgutil").extend_path(__path__, __name__)
+
+from typing import TYPE_CHECKING, Any
+
+from eventspype._lazy import load_lazy
+from eventspype.broker.broker import MessageBroker
+from eventspype.broker.local import LocalBroker
+
+if TYPE_CHECKING:
+    from eventspype.broker.redis import RedisBroker as RedisBroker
+    from eventspype.serializers import EventSerializer as EventSerializer
+    from eventspype.serializers import JsonEventSerializer as JsonEventSerializer
+
+__all__ = ["LocalBroker", "MessageBroker"]
+
+_LAZY = {
+    "RedisBroker": ("eventspype.broker.redis", "eventspype-redis"),
+    "EventSerializer": ("eventspype.serializers", "eventspype-serializers"),
+    "JsonEventSerializer": ("eventspype.serializers", "eventspype-serializers"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    return load_lazy(_LAZY, __name__, name, globals())
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, *_LAZY])

@@ -1,0 +1,90 @@
+"""The in-process broker."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from eventspype._subscribers import WeakSubscriberList, log_subscriber_error
+from eventspype.broker.broker import MessageBroker
+from eventspype.event import NormalizedTag
+
+if TYPE_CHECKING:
+    from eventspype.sub.subscriber import EventSubscriber
+
+__all__ = ["LocalBroker"]
+
+_logger = logging.getLogger(__name__)
+
+
+class LocalBroker(MessageBroker):
+    """Delivers events in-process, synchronously, in the publishing thread.
+
+    Publishing through a ``LocalBroker`` behaves exactly like a publisher with
+    no broker: subscribers are held by weak reference and called in the order
+    they subscribed; one that raises is logged (with the channel and tag),
+    counted in :attr:`subscriber_errors`, and the others still get the event.
+    Subscribing, unsubscribing and publishing are safe from any thread.
+
+    Other brokers can compose one for their local fan-out (``RedisBroker``
+    does): :meth:`subscriber_count` and :meth:`channels` tell them which
+    channels still have live subscribers.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._channels: dict[str, WeakSubscriberList] = {}
+        #: How many subscriber calls raised since the broker was created.
+        self.subscriber_errors = 0
+
+    def publish(
+        self, channel: str, event: Any, event_tag: NormalizedTag, caller: Any
+    ) -> None:
+        subscribers = self._channels.get(channel)
+        if subscribers is None:
+            return
+        if subscribers.pending:
+            subscribers.reconcile()
+        # Hot path: kept inline (no helper call per event), mirrors
+        # EventPublisher.publish.
+        for ref in subscribers.snapshot:
+            subscriber = ref()
+            if subscriber is not None:
+                try:
+                    subscriber.call(event, event_tag, caller)
+                except Exception:
+                    self.subscriber_errors += 1
+                    log_subscriber_error(_logger, subscriber, event, event_tag)
+
+    def subscribe(self, channel: str, subscriber: EventSubscriber) -> None:
+        """Add ``subscriber`` to ``channel``; subscribing twice has no effect."""
+        with self._lock:
+            subscribers = self._channels.get(channel)
+            if subscribers is None:
+                subscribers = self._channels[channel] = WeakSubscriberList()
+            subscribers.add(subscriber)
+
+    def unsubscribe(self, channel: str, subscriber: EventSubscriber) -> None:
+        with self._lock:
+            subscribers = self._channels.get(channel)
+            if subscribers is None:
+                return
+            subscribers.discard(subscriber)
+            if not subscribers:
+                del self._channels[channel]
+
+    def subscriber_count(self, channel: str) -> int:
+        """How many live subscribers ``channel`` has."""
+        subscribers = self._channels.get(channel)
+        return 0 if subscribers is None else len(subscribers)
+
+    def channels(self) -> list[str]:
+        """The channels that have at least one live subscriber.
+
+        Also forgets channels whose subscribers have all been collected.
+        """
+        with self._lock:
+            for channel in [c for c, subs in self._channels.items() if not subs]:
+                del self._channels[channel]
+            return list(self._channels)

@@ -1,0 +1,1 @@
+"""Publishers: EventPublication, EventPublisher and MultiPublisher."""

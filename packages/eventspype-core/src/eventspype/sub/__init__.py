@@ -1,0 +1,1 @@
+"""Subscribers: the EventSubscriber interface and ready-made subscribers."""
