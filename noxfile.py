@@ -167,7 +167,8 @@ def tests(session: nox.Session, package: str) -> None:
 def tests_all(session: nox.Session) -> None:
     """Every distribution plus the meta-package: the whole suite."""
     extras = [e for t in TEST_EXTRAS.values() for e in t]
-    _install_wheels(session, DISTRIBUTIONS, *TEST_TOOLS, *extras)
+    # uv: the packaging guard builds wheels and makes throwaway venvs.
+    _install_wheels(session, DISTRIBUTIONS, *TEST_TOOLS, *extras, "uv")
     _pytest(session, "tests")
 
 

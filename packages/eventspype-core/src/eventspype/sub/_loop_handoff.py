@@ -13,7 +13,7 @@ if sys.version_info >= (3, 11):
     WaitTimeout = TimeoutError
 else:  # pragma: no cover - Python 3.10 only
 
-    class WaitTimeout(asyncio.TimeoutError, TimeoutError):  # type: ignore[misc]
+    class WaitTimeout(asyncio.TimeoutError, TimeoutError):
         """On 3.10 ``asyncio.TimeoutError`` and ``TimeoutError`` differ: catch both."""
 
 
