@@ -13,7 +13,7 @@ __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 from typing import TYPE_CHECKING, Any
 
 from eventspype._json_safe import make_json_safe
-from eventspype._lazy import load_lazy
+from eventspype._lazy import available, load_lazy
 from eventspype._version import __version__
 from eventspype.broker.broker import MessageBroker
 from eventspype.broker.local import LocalBroker
@@ -84,4 +84,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*__all__, *_LAZY])
+    return sorted([*__all__, *available(_LAZY)])

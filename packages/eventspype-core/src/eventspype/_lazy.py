@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
-__all__ = ["load_lazy"]
+__all__ = ["available", "load_lazy"]
 
 
 def load_lazy(
@@ -36,3 +37,20 @@ def load_lazy(
     value = getattr(module, name)
     namespace[name] = value
     return value
+
+
+def available(table: dict[str, tuple[str, str]]) -> list[str]:
+    """The names of ``table`` whose module can be imported, for ``__dir__``.
+
+    Listing a name whose distribution is missing would make ``help()`` and
+    ``inspect.getmembers`` fail on the ``ImportError``.
+    """
+    names = []
+    for name, (module_name, _) in table.items():
+        try:
+            found = importlib.util.find_spec(module_name) is not None
+        except ModuleNotFoundError:
+            found = False
+        if found:
+            names.append(name)
+    return names

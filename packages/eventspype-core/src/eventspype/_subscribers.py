@@ -110,16 +110,22 @@ class WeakSubscriberList:
 
 
 def log_subscriber_error(
-    logger: logging.Logger, subscriber: object, event: object, event_tag: object
+    logger: logging.Logger,
+    subscriber: object,
+    event: object,
+    event_tag: object,
+    channel: str | None = None,
 ) -> None:
     """Log the exception being handled, raised by ``subscriber`` for ``event``.
 
     Call it from an ``except`` block: the traceback is attached.
     """
+    where = "" if channel is None else f" on channel {channel!r}"
     logger.exception(
-        "Subscriber %r raised while handling %s event with tag %r; "
+        "Subscriber %r raised while handling %s event with tag %r%s; "
         "the other subscribers still receive it",
         subscriber,
         type(event).__qualname__,
         event_tag,
+        where,
     )

@@ -44,9 +44,7 @@ class LocalBroker(MessageBroker):
         subscribers = self._channels.get(channel)
         if subscribers is None:
             return
-        if subscribers.pending:
-            subscribers.reconcile()
-        # Hot path: kept inline (no helper call per event), mirrors
+        # Hot path, kept inline (no helper call per event); mirrors
         # EventPublisher.publish.
         for ref in subscribers.snapshot:
             subscriber = ref()
@@ -55,7 +53,9 @@ class LocalBroker(MessageBroker):
                     subscriber.call(event, event_tag, caller)
                 except Exception:
                     self.subscriber_errors += 1
-                    log_subscriber_error(_logger, subscriber, event, event_tag)
+                    log_subscriber_error(_logger, subscriber, event, event_tag, channel)
+            else:
+                subscribers.reconcile()  # collected: drop the dead entry now
 
     def subscribe(self, channel: str, subscriber: EventSubscriber) -> None:
         """Add ``subscriber`` to ``channel``; subscribing twice has no effect."""

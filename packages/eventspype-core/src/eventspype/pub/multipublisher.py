@@ -95,7 +95,7 @@ class MultiPublisher:
         Raises:
             ValueError: it is not and ``raise_error`` is true.
         """
-        if any(p is publication for p in cls.get_event_definitions().values()):
+        if cls._publications_by_tag().get(publication.event_tag) is publication:
             return True
         if raise_error:
             raise ValueError(f"{publication!r} is not declared on {cls.__name__}")
@@ -107,7 +107,13 @@ class MultiPublisher:
     ) -> EventPublication:
         """The declared publication for ``event_tag`` (raw or already normalized)."""
         by_tag = cls._publications_by_tag()
-        if not isinstance(event_tag, Enum) and event_tag in by_tag:
+        # An already-normalized tag is a key as is; bools and floats would
+        # match int keys (True == 1) although they are not valid tags.
+        if (
+            isinstance(event_tag, (int, str))
+            and not isinstance(event_tag, (bool, Enum))
+            and event_tag in by_tag
+        ):
             return by_tag[event_tag]
         publication = by_tag.get(normalize_event_tag(event_tag))
         if publication is None:

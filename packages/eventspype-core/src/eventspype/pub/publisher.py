@@ -37,6 +37,7 @@ class EventPublisher:
         "__weakref__",
         "_broker",
         "_channel",
+        "_direct",
         "_event_class",
         "_event_tag",
         "_lock",
@@ -61,6 +62,11 @@ class EventPublisher:
         # Serializes broker swaps against add/remove so none is lost mid-migration.
         self._lock = threading.RLock()
         self._subscribers = WeakSubscriberList()
+        # The list publish() dispatches to directly, or None when a broker
+        # delivers: one attribute read decides the route on the hot path.
+        self._direct: WeakSubscriberList | None = (
+            self._subscribers if broker is None else None
+        )
         self.subscriber_errors = 0
 
     @property
@@ -85,6 +91,10 @@ class EventPublisher:
         Assigning moves every live subscriber: each is unsubscribed from the old
         broker and subscribed to the new one; ``None`` returns to direct
         in-process dispatch.
+
+        Swap brokers while no other thread publishes on this publisher: an
+        event published at the very moment of the swap may go through the old
+        broker after the subscribers have left it, and reach nobody.
         """
         return self._broker
 
@@ -98,9 +108,17 @@ class EventPublisher:
             for subscriber in subscribers:
                 if broker is not None:
                     broker.subscribe(self._channel, subscriber)
-            # Switch only once the new broker knows everyone: a publish racing
-            # this setter reaches every subscriber through one route or the other.
-            self._broker = broker
+            # Switch only once the new broker knows everyone. publish() reads
+            # _direct first and, when it is None, _broker: so _broker is set
+            # before _direct is cleared, and _direct is restored before
+            # _broker is cleared. A publish that already read the old broker
+            # may still reach it after the unsubscribes below (documented).
+            if broker is None:
+                self._direct = self._subscribers
+                self._broker = None
+            else:
+                self._broker = broker
+                self._direct = None
             if old is not None:
                 for subscriber in subscribers:
                     old.unsubscribe(self._channel, subscriber)
@@ -111,15 +129,17 @@ class EventPublisher:
         Adding a subscriber twice has no effect.
         """
         with self._lock:
-            self._subscribers.add(subscriber)
-            if self._broker is not None:
+            # Only a new subscriber concerns the broker: a repeated add must
+            # not subscribe twice on a broker that does not deduplicate.
+            if self._subscribers.add(subscriber) and self._broker is not None:
                 self._broker.subscribe(self._channel, subscriber)
 
     def remove_subscriber(self, subscriber: EventSubscriber) -> None:
         """Stop delivering events to ``subscriber``; unknown subscribers are ignored."""
         with self._lock:
-            self._subscribers.discard(subscriber)
-            if self._broker is not None:
+            # Only one of ours: on a shared broker, another publisher's
+            # subscriber on the same channel must stay subscribed.
+            if self._subscribers.discard(subscriber) and self._broker is not None:
                 self._broker.unsubscribe(self._channel, subscriber)
 
     def get_subscribers(self) -> list[EventSubscriber]:
@@ -137,20 +157,19 @@ class EventPublisher:
         Raises:
             ValueError: ``event`` is not an instance of the publication's class.
         """
-        event_class = self._event_class
-        if type(event) is not event_class and not isinstance(event, event_class):
+        if not isinstance(event, self._event_class):
             raise self._publication._wrong_type_error(event)
         if caller is None:
             caller = self
-        broker = self._broker
-        if broker is not None:
-            broker.publish(self._channel, event, self._event_tag, caller)
+        subscribers = self._direct
+        if subscribers is None:
+            # A broker is set (_broker is assigned before _direct is cleared).
+            self._broker.publish(  # type: ignore[union-attr]
+                self._channel, event, self._event_tag, caller
+            )
             return
-        subscribers = self._subscribers
-        if subscribers.pending:
-            subscribers.reconcile()
         event_tag = self._event_tag
-        # Hot path: kept inline (no helper call per event), mirrors
+        # Hot path, kept inline (no helper call per event); mirrors
         # LocalBroker.publish.
         for ref in subscribers.snapshot:
             subscriber = ref()
@@ -160,6 +179,10 @@ class EventPublisher:
                 except Exception:
                     self.subscriber_errors += 1
                     log_subscriber_error(_logger, subscriber, event, event_tag)
+            else:
+                # Collected since the snapshot was taken: drop it now, so a
+                # publish-only publisher does not keep dead entries around.
+                subscribers.reconcile()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._publication!r}, broker={self._broker!r})"
