@@ -1,0 +1,400 @@
+"""RedisBroker: events between processes over Redis Pub/Sub."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from eventspype.broker.broker import MessageBroker
+from eventspype.broker.local import LocalBroker
+from eventspype.broker.redis import _envelope
+from eventspype.broker.redis._batch import Batch, BatchBuffer
+from eventspype.broker.redis._envelope import EnvelopeError
+from eventspype.broker.redis._inbound import ClassRegistry, Inbound
+from eventspype.broker.redis._listener import Listener
+from eventspype.broker.redis._stats import Counters, RedisBrokerStats
+from eventspype.broker.redis._transport import Transport
+from eventspype.event import NormalizedTag
+from eventspype.serializers import EventSerializer, JsonEventSerializer
+from eventspype.sub.subscriber import EventSubscriber
+
+__all__ = ["RedisBroker"]
+
+_logger = logging.getLogger("eventspype.broker.redis")
+
+_B = TypeVar("_B", bound="RedisBroker")
+
+#: How long ``close()`` waits for the listener thread.
+_CLOSE_TIMEOUT = 5.0
+#: The listener's longest uninterrupted wait on an idle connection.
+_IDLE_TIMEOUT = 1.0
+
+
+class RedisBroker(MessageBroker):
+    """Routes events through Redis Pub/Sub, so every process subscribed gets them.
+
+    ``publish()`` serializes the event, wraps it in the JSON envelope of
+    eventspype 1.4.2 and PUBLISHes it on ``<channel_prefix><channel>``,
+    synchronously: it returns once Redis has accepted the message and raises
+    ``redis.exceptions.ConnectionError`` (or ``TimeoutError``) when Redis is
+    unreachable. Delivery is Redis Pub/Sub's: at most once, to the processes
+    subscribed at that moment; nothing is stored or retried.
+
+    Every process subscribed to a channel receives each event once, the
+    publishing process included, with the tag it was published with, from one
+    daemon listener thread per broker (started by the first ``subscribe()``);
+    the caller subscribers see is the broker. Subscribers are held by weak
+    reference and isolated from each other, as with ``LocalBroker``;
+    ``TrackingEventSubscriber`` and ``QueueEventSubscriber`` cross to their
+    event loop's thread themselves.
+
+    Only classes registered with :meth:`register_event_class` are rebuilt: a
+    message naming another class is dropped and nothing is imported for it,
+    unless ``allow_unregistered_classes=True`` (anyone who can publish on the
+    server could then make this process import any module). Undecodable
+    messages are logged with channel and reason, counted in :meth:`stats` and
+    dropped. When the connection drops, the listener logs it, reconnects with
+    backoff and jitter and subscribes every channel again by itself; events
+    published in between are lost (that is Pub/Sub).
+
+    Args:
+        redis_client: A ``redis.Redis`` (or ``fakeredis.FakeRedis``). Give it
+            ``socket_timeout`` and ``socket_connect_timeout`` (as
+            :meth:`from_url` does) so that a hung server cannot block
+            ``publish()``. The broker publishes on a connection it borrows
+            from the client's pool and opens one more for Pub/Sub.
+        serializer: Any :class:`~eventspype.serializers.EventSerializer`;
+            :class:`~eventspype.serializers.JsonEventSerializer` by default.
+            Binary output (MessagePack) travels base64-encoded.
+        channel_prefix: Prepended to every channel name on the server.
+        allow_unregistered_classes: Import classes that were not registered.
+        max_message_bytes: Larger messages are dropped unread.
+        max_nesting_depth: Text payloads whose ``[``/``{`` nest deeper are
+            dropped before the serializer sees them.
+        subscribe_timeout: How long ``subscribe()`` waits for Redis to confirm
+            a new channel, so that an event published right after it returns
+            is received. It does not wait while Redis is known to be down: the
+            channel is subscribed as soon as the connection is back.
+        reconnect_delay: ``(first, longest)`` wait in seconds between
+            reconnection attempts; it doubles after each failure.
+        health_check_interval: After this many idle seconds the listener
+            PINGs the server; no answer means a dead connection.
+
+    Raises:
+        ValueError: an option is out of range.
+    """
+
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        serializer: EventSerializer | None = None,
+        channel_prefix: str = "eventspype:",
+        allow_unregistered_classes: bool = False,
+        *,
+        max_message_bytes: int = 1 << 20,
+        max_nesting_depth: int = 64,
+        subscribe_timeout: float = 5.0,
+        reconnect_delay: tuple[float, float] = (0.05, 5.0),
+        health_check_interval: float = 30.0,
+    ) -> None:
+        self._redis = redis_client
+        self._serializer: EventSerializer = (
+            serializer if serializer is not None else JsonEventSerializer()
+        )
+        self._channel_prefix = channel_prefix
+        self._encoding: str = redis_client.connection_pool.connection_kwargs.get(
+            "encoding", "utf-8"
+        )
+        self._subscribe_timeout = max(0.0, subscribe_timeout)
+        self._classes = ClassRegistry(allow_unregistered_classes)
+        self._inbound = Inbound(
+            self._serializer,
+            self._classes,
+            max_bytes=max_message_bytes,
+            max_depth=max_nesting_depth,
+        )
+        self._counters = Counters()
+        self._local = LocalBroker()
+        self._transport = Transport(redis_client)
+        self._batch_buffer = BatchBuffer()
+        self._listener = Listener(
+            redis_client,
+            self._on_message,
+            self._counters,
+            idle_timeout=_IDLE_TIMEOUT,
+            health_check_interval=health_check_interval,
+            reconnect_delay=reconnect_delay,
+        )
+        self._lock = threading.Lock()
+        self._closed = False
+        self._owns_client = False
+        # Channel names: local -> on the wire, and back (copy-on-write, so the
+        # listener reads without the lock).
+        self._wire_names: dict[str, bytes] = {}
+        self._subscribed: dict[str, str] = {}
+        self._by_wire: dict[bytes | str, str] = {}
+        # A broker dropped without close() still stops its thread and
+        # returns its connection.
+        self._finalizer = weakref.finalize(
+            self, _shutdown, self._listener, self._transport
+        )
+
+    @classmethod
+    def from_url(
+        cls: type[_B],
+        url: str,
+        serializer: EventSerializer | None = None,
+        channel_prefix: str = "eventspype:",
+        allow_unregistered_classes: bool = False,
+        *,
+        socket_timeout: float = 5.0,
+        socket_connect_timeout: float = 2.0,
+        client_options: Mapping[str, Any] | None = None,
+        **broker_options: Any,
+    ) -> _B:
+        """A broker on a new client for ``url`` (``redis://``, ``rediss://``, ``unix://``).
+
+        The client gets timeouts, so ``publish()`` raises instead of hanging
+        when the server is down or stuck, TCP keepalive, and no retries with
+        backoff of its own (the broker reconnects its listener itself).
+        ``client_options`` go to ``redis.Redis.from_url`` (and win over these
+        defaults); ``broker_options`` are the keyword-only options of the
+        constructor (``reconnect_delay``, ``max_message_bytes``, ...). The
+        broker owns the client: :meth:`close` closes it.
+        """
+        options: dict[str, Any] = {
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": socket_connect_timeout,
+            "socket_keepalive": True,
+            "retry": Retry(NoBackoff(), 1),
+            **(client_options or {}),
+        }
+        client = redis.Redis.from_url(url, **options)
+        try:
+            broker = cls(
+                client,
+                serializer,
+                channel_prefix,
+                allow_unregistered_classes,
+                **broker_options,
+            )
+        except BaseException:
+            client.close()
+            raise
+        broker._owns_client = True
+        return broker
+
+    # -- configuration ----------------------------------------------------
+
+    def register_event_class(self, event_class: type) -> None:
+        """Accept ``event_class`` in received messages (see the class docs)."""
+        self._classes.register(event_class)
+
+    def register_event_classes(self, *event_classes: type) -> None:
+        """:meth:`register_event_class` for each class."""
+        for event_class in event_classes:
+            self._classes.register(event_class)
+
+    @property
+    def channel_prefix(self) -> str:
+        """The prefix of every channel name on the server."""
+        return self._channel_prefix
+
+    @property
+    def serializer(self) -> EventSerializer:
+        """The serializer of event payloads."""
+        return self._serializer
+
+    # -- MessageBroker ----------------------------------------------------
+
+    def publish(
+        self, channel: str, event: Any, event_tag: NormalizedTag, caller: Any
+    ) -> None:
+        """PUBLISH ``event`` on ``<prefix><channel>``; see the class docs.
+
+        Inside a :meth:`batch` block the event is held and sent when the block
+        ends. ``caller`` does not travel: receivers see the broker as caller.
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis cannot be reached.
+            redis.exceptions.TimeoutError: Redis did not answer in time.
+            eventspype.serializers.SerializationError: the serializer cannot
+                encode ``event`` (nothing is sent).
+            RuntimeError: the broker is closed.
+        """
+        if self._closed:
+            raise RuntimeError("RedisBroker is closed")
+        message = _envelope.encode(
+            event_tag, type(event), self._serializer.serialize(event)
+        )
+        wire = self._wire_names.get(channel) or self._wire_name(channel)
+        held = self._batch_buffer.messages
+        if held is not None:
+            held.append((wire, message))
+            return
+        try:
+            self._transport.publish(wire, message)
+        except Exception:
+            self._counters.add_publish_error()
+            raise
+        self._counters.add_published(1)
+
+    def subscribe(self, channel: str, subscriber: EventSubscriber) -> None:
+        """Deliver events of ``channel``, from any process, to ``subscriber``.
+
+        The first subscriber of a channel subscribes it on Redis and waits (up
+        to ``subscribe_timeout``) for the confirmation, unless Redis is down:
+        then the listener subscribes it once the connection is back, and a
+        warning says so. ``subscriber`` is held by weak reference.
+
+        Raises:
+            RuntimeError: the broker is closed.
+        """
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("RedisBroker is closed")
+            self._local.subscribe(channel, subscriber)
+            if channel in self._subscribed:
+                return
+            wire = self._channel_prefix + channel
+            self._subscribed = {**self._subscribed, channel: wire}
+            self._by_wire = {
+                **self._by_wire,
+                wire: channel,
+                wire.encode(self._encoding): channel,
+            }
+            pending = self._listener.add(wire)
+        if pending is None or self._listener.on_listener_thread:
+            return
+        if not pending.wait(self._subscribe_timeout):
+            _logger.warning(
+                "Redis has not confirmed the subscription to %r yet; events "
+                "published before it does are not received",
+                wire,
+            )
+
+    def unsubscribe(self, channel: str, subscriber: EventSubscriber) -> None:
+        """Stop delivering ``channel`` to ``subscriber``.
+
+        The Redis subscription ends with the channel's last subscriber; one
+        left by subscribers that were garbage-collected ends at its next message.
+        """
+        with self._lock:
+            self._local.unsubscribe(channel, subscriber)
+            self._forget_if_unused(channel)
+
+    # -- lifecycle --------------------------------------------------------
+
+    def batch(self) -> Batch:
+        """``with broker.batch():`` sends this thread's publishes in one round trip.
+
+        They go out, pipelined, when the block ends; the block raises the
+        connection error if sending fails, and if the block itself raises its
+        events are not sent. See :class:`Batch`.
+        """
+        return Batch(self._batch_buffer, self._send_batch)
+
+    def stats(self) -> RedisBrokerStats:
+        """A snapshot of the counters (published, delivered, dropped, ...)."""
+        return self._counters.snapshot(self._local.subscriber_errors)
+
+    def close(self) -> None:
+        """Stop and join the listener thread and release the connections.
+
+        Idempotent. Afterwards ``publish()`` and ``subscribe()`` raise
+        ``RuntimeError``. The client passed in stays open (it is yours); one
+        made by :meth:`from_url` is closed.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._finalizer.detach()
+        self._listener.request_stop()
+        if not self._listener.join(_CLOSE_TIMEOUT):
+            _logger.warning(
+                "Redis listener thread still running %.0f s after close()",
+                _CLOSE_TIMEOUT,
+            )
+        self._transport.close()
+        if self._owns_client:
+            self._redis.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def __enter__(self: _B) -> _B:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self._subscribed)} channel(s)"
+        return f"<{type(self).__name__} prefix={self._channel_prefix!r} {state}>"
+
+    # -- internals --------------------------------------------------------
+
+    def _wire_name(self, channel: str) -> bytes:
+        wire = (self._channel_prefix + channel).encode(self._encoding)
+        if len(self._wire_names) < 4096:  # bounded: tags may be generated
+            self._wire_names = {**self._wire_names, channel: wire}
+        return wire
+
+    def _send_batch(self, messages: list[tuple[bytes, bytes]]) -> None:
+        if self._closed:
+            raise RuntimeError("RedisBroker is closed")
+        try:
+            self._transport.publish_many(messages)
+        except Exception:
+            self._counters.add_publish_error()
+            raise
+        self._counters.add_published(len(messages))
+
+    def _forget_if_unused(self, channel: str) -> None:
+        # Caller holds self._lock.
+        wire = self._subscribed.get(channel)
+        if wire is None or self._local.subscriber_count(channel):
+            return
+        self._subscribed = {c: w for c, w in self._subscribed.items() if c != channel}
+        self._by_wire = {k: c for k, c in self._by_wire.items() if c != channel}
+        if not self._closed:
+            self._listener.remove(wire)
+
+    def _on_message(self, wire_channel: bytes | str, data: bytes | str) -> None:
+        """Decode one Pub/Sub message and deliver it (listener thread)."""
+        channel = self._by_wire.get(wire_channel)
+        if channel is None:  # unsubscribed while the message was in flight
+            return
+        if not self._local.subscriber_count(channel):
+            # Every subscriber was garbage-collected: end the subscription.
+            with self._lock:
+                self._forget_if_unused(channel)
+            return
+        try:
+            event, event_tag = self._inbound.decode(data)
+        except EnvelopeError as error:
+            self._counters.drop(error.reason, self._channel_prefix + channel, error)
+            return
+        self._counters.delivered += 1
+        self._local.publish(channel, event, event_tag, self)
+
+
+def _shutdown(listener: Listener, transport: Transport) -> None:
+    listener.request_stop()
+    transport.close()

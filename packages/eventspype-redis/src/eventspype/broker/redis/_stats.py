@@ -1,0 +1,149 @@
+"""Counters of a RedisBroker, the snapshot users read, and drop logging."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final, Literal
+
+__all__ = ["DROP_REASONS", "Counters", "DropReason", "RedisBrokerStats"]
+
+_logger = logging.getLogger("eventspype.broker.redis")
+
+#: At most one drop warning per reason per this many seconds: a hostile or
+#: broken publisher must not flood the log (the counters stay exact).
+_DROP_LOG_INTERVAL = 1.0
+
+#: Why the listener dropped a message instead of delivering it.
+DropReason = Literal[
+    "oversized",
+    "invalid_json",
+    "invalid_envelope",
+    "too_deep",
+    "unregistered_class",
+    "invalid_payload",
+]
+
+#: Every drop reason, in the order a message is checked.
+DROP_REASONS: Final[tuple[DropReason, ...]] = (
+    "oversized",
+    "invalid_json",
+    "invalid_envelope",
+    "too_deep",
+    "unregistered_class",
+    "invalid_payload",
+)
+
+
+@dataclass(frozen=True)
+class RedisBrokerStats:
+    """A consistent-enough snapshot of a broker's counters (see ``RedisBroker.stats``).
+
+    Counts start at zero when the broker is created and only grow.
+
+    Attributes:
+        published: Events Redis acknowledged (a batch counts once it is sent).
+        publish_errors: ``publish()`` calls (or batches) that raised because
+            Redis could not be reached or refused the command.
+        delivered: Messages decoded and handed to this process's subscribers.
+        dropped: Messages dropped by the listener, by reason (every reason is
+            present, possibly with 0).
+        subscriber_errors: Subscriber calls that raised while handling a
+            delivered event (each is logged and isolated).
+        reconnects: Times the listener re-established its Pub/Sub connection
+            and re-subscribed after losing it.
+    """
+
+    published: int = 0
+    publish_errors: int = 0
+    delivered: int = 0
+    dropped: Mapping[str, int] = field(
+        default_factory=lambda: MappingProxyType(dict.fromkeys(DROP_REASONS, 0))
+    )
+    subscriber_errors: int = 0
+    reconnects: int = 0
+
+    @property
+    def dropped_total(self) -> int:
+        """All dropped messages, whatever the reason."""
+        return sum(self.dropped.values())
+
+
+class Counters:
+    """The live counters behind :class:`RedisBrokerStats`.
+
+    The listener thread is the only writer of ``delivered``, ``dropped`` and
+    ``reconnects``, so those need no lock; publish counters are written by any
+    thread that publishes, so they go through :meth:`add_published`, which
+    takes a lock (``+=`` on an attribute is not atomic across threads).
+    """
+
+    __slots__ = (
+        "_last_logged",
+        "_lock",
+        "_suppressed",
+        "delivered",
+        "dropped",
+        "publish_errors",
+        "published",
+        "reconnects",
+    )
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.published = 0
+        self.publish_errors = 0
+        self.delivered = 0
+        self.reconnects = 0
+        self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+        self._last_logged: dict[str, float] = {}
+        self._suppressed: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+
+    def drop(self, reason: DropReason, channel: str, detail: object) -> None:
+        """Count a dropped message and log it with its channel and reason.
+
+        Called by the listener thread only. Repeats of one reason within a
+        second are counted but not logged; the next warning says how many.
+        """
+        self.dropped[reason] += 1
+        now = time.monotonic()
+        last = self._last_logged.get(reason)
+        if last is not None and now - last < _DROP_LOG_INTERVAL:
+            self._suppressed[reason] += 1
+            return
+        self._last_logged[reason] = now
+        suppressed, self._suppressed[reason] = self._suppressed[reason], 0
+        _logger.warning(
+            "Dropped a message on channel %r (%s): %s%s",
+            channel,
+            reason,
+            detail,
+            f" [{suppressed} more {reason} drop(s) not logged]" if suppressed else "",
+        )
+
+    def add_published(self, count: int) -> None:
+        """Count ``count`` events acknowledged by Redis."""
+        with self._lock:
+            self.published += count
+
+    def add_publish_error(self) -> None:
+        """Count one failed publish (or batch)."""
+        with self._lock:
+            self.publish_errors += 1
+
+    def snapshot(self, subscriber_errors: int) -> RedisBrokerStats:
+        """Copy the counters into an immutable :class:`RedisBrokerStats`."""
+        with self._lock:
+            published, publish_errors = self.published, self.publish_errors
+        return RedisBrokerStats(
+            published=published,
+            publish_errors=publish_errors,
+            delivered=self.delivered,
+            dropped=MappingProxyType(dict(self.dropped)),
+            subscriber_errors=subscriber_errors,
+            reconnects=self.reconnects,
+        )

@@ -1,0 +1,58 @@
+"""Two real processes exchange events through the shared Redis, both ways."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+_SUPPORT = str(Path(__file__).resolve().parent / "redis_support")
+if _SUPPORT not in sys.path:
+    sys.path.insert(0, _SUPPORT)
+
+from redis_helpers import (  # noqa: E402
+    receive_here,
+    send_from_here,
+    shared_redis_url,
+    unique_prefix,
+)
+from redis_peer_events import make_event  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return shared_redis_url()
+
+
+COUNT = 50
+
+
+@pytest.mark.parametrize(("tag", "expected_tag"), [("shipped", "SHIPPED"), (7, 7)])
+def test_a_peer_publishes_this_process_receives(
+    redis_url: str, tag: str | int, expected_tag: str | int
+) -> None:
+    received = receive_here(redis_url, unique_prefix(), tag, COUNT)
+    assert [event for event, _, _ in received] == [make_event(i) for i in range(COUNT)]
+    assert {event_tag for _, event_tag, _ in received} == {expected_tag}
+
+
+@pytest.mark.parametrize(("tag", "expected_tag"), [("shipped", "SHIPPED"), (7, 7)])
+def test_this_process_publishes_a_peer_receives(
+    redis_url: str, tag: str | int, expected_tag: str | int
+) -> None:
+    lines, err = send_from_here(redis_url, unique_prefix(), tag, COUNT)
+    assert err == ""
+    assert [line["event"] for line in lines] == [
+        {
+            "order_id": e.order_id,
+            "weight": e.weight,
+            "note": e.note,
+            "items": e.items,
+        }
+        for e in (make_event(i) for i in range(COUNT))
+    ]
+    assert {line["tag"] for line in lines} == {expected_tag}
+    assert {line["caller"] for line in lines} == {"RedisBroker"}

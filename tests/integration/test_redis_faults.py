@@ -1,0 +1,209 @@
+"""Fault injection on a private redis-server: restarts, killed connections, stalls.
+
+Never the shared server: each test starts its own on a free loopback port and
+kills, pauses or restarts it by pid.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_SUPPORT = str(Path(__file__).resolve().parent / "redis_support")
+if _SUPPORT not in sys.path:
+    sys.path.insert(0, _SUPPORT)
+
+import redis  # noqa: E402
+from redis_helpers import PrivateRedis, private_redis, wait_until  # noqa: E402
+
+from eventspype import (  # noqa: E402
+    EventPublication,
+    EventPublisher,
+    FunctionalEventSubscriber,
+)
+from eventspype.broker.redis import RedisBroker  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Ping:
+    n: int
+
+
+@pytest.fixture
+def server() -> Iterator[PrivateRedis]:
+    with private_redis() as started:
+        yield started
+
+
+@pytest.fixture
+def broker(server: PrivateRedis) -> Iterator[RedisBroker]:
+    made = RedisBroker.from_url(
+        server.url, channel_prefix="faults:", reconnect_delay=(0.05, 0.5)
+    )
+    made.register_event_class(Ping)
+    yield made
+    made.close()
+
+
+class Receiver:
+    """Subscribes to ``tags`` on ``broker`` and records the ``n`` it receives."""
+
+    def __init__(self, broker: RedisBroker, tags: list[str]) -> None:
+        self.received: dict[str, list[int]] = {tag.upper(): [] for tag in tags}
+        self.subscriber = FunctionalEventSubscriber(self._record)
+        self.publishers = {
+            tag: EventPublisher(EventPublication(tag, Ping), broker=broker)
+            for tag in tags
+        }
+        for publisher in self.publishers.values():
+            publisher.add_subscriber(self.subscriber)
+
+    def _record(self, event: Ping, tag: Any, caller: Any) -> None:
+        self.received[tag].append(event.n)
+
+    def publish_all(self, numbers: range) -> None:
+        for n in numbers:
+            for publisher in self.publishers.values():
+                publisher.publish(Ping(n))
+
+    def wait_for(self, numbers: range) -> None:
+        expected = list(numbers)
+        wait_until(
+            lambda: all(
+                got[-len(expected) :] == expected for got in self.received.values()
+            )
+        )
+
+
+def test_server_restart_reconnects_resubscribes_and_delivers_everything(
+    server: PrivateRedis,
+    broker: RedisBroker,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="eventspype.broker.redis")
+    receiver = Receiver(broker, ["alpha", "beta", "gamma"])
+    receiver.publish_all(range(5))
+    receiver.wait_for(range(5))
+
+    server.kill()
+    # Publishing while the server is down raises at once, never hangs.
+    with pytest.raises(redis.ConnectionError):
+        receiver.publish_all(range(1))
+    assert broker.stats().publish_errors == 1
+    wait_until(lambda: "connection lost" in caplog.text)
+
+    server.start()
+    wait_until(lambda: broker.stats().reconnects == 1)
+    # No new subscribe() call: the listener restored all three channels.
+    receiver.publish_all(range(100, 200))
+    receiver.wait_for(range(100, 200))
+    for got in receiver.received.values():
+        assert got == [*range(5), *range(100, 200)]
+    assert "back after" in caplog.text
+    assert "re-subscribed 3 channel(s)" in caplog.text
+    assert broker.stats().delivered == 3 * 105
+
+
+def test_a_killed_pubsub_connection_is_restored(
+    server: PrivateRedis, broker: RedisBroker
+) -> None:
+    receiver = Receiver(broker, ["alpha", "beta"])
+    receiver.publish_all(range(3))
+    receiver.wait_for(range(3))
+
+    admin = server.client()
+    try:
+        assert admin.client_kill_filter(_type="pubsub") == 1
+    finally:
+        admin.close()
+    wait_until(lambda: broker.stats().reconnects == 1)
+    receiver.publish_all(range(10, 60))
+    receiver.wait_for(range(10, 60))
+
+
+def test_a_stalled_server_makes_publish_time_out(server: PrivateRedis) -> None:
+    broker = RedisBroker.from_url(
+        server.url, channel_prefix="stall:", socket_timeout=0.5
+    )
+    publisher = EventPublisher(EventPublication("stall", Ping), broker=broker)
+    try:
+        publisher.publish(Ping(1))
+        server.pause()
+        try:
+            with pytest.raises(redis.TimeoutError):
+                publisher.publish(Ping(2))
+        finally:
+            server.resume()
+        publisher.publish(Ping(3))  # and it recovers
+        assert broker.stats().published == 2
+        assert broker.stats().publish_errors == 1
+    finally:
+        broker.close()
+
+
+def test_a_broker_started_while_redis_is_down_catches_up(
+    server: PrivateRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="eventspype.broker.redis")
+    server.kill()
+    broker = RedisBroker.from_url(
+        server.url, channel_prefix="late:", reconnect_delay=(0.05, 0.5)
+    )
+    broker.register_event_class(Ping)
+    try:
+        receiver = Receiver(broker, ["alpha"])  # subscribe() does not block
+        assert "Cannot reach Redis" in caplog.text
+        server.start()
+        wait_until(lambda: "Redis reachable after" in caplog.text)
+        receiver.publish_all(range(20))
+        receiver.wait_for(range(20))
+        assert broker.stats().reconnects == 0
+    finally:
+        broker.close()
+
+
+def test_a_silent_connection_is_found_by_the_health_check(
+    server: PrivateRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    # SIGSTOP: the socket stays open and nothing answers, as with a half-open
+    # TCP connection. Only the PING that gets no PONG can tell.
+    caplog.set_level(logging.WARNING, logger="eventspype.broker.redis")
+    broker = RedisBroker.from_url(
+        server.url,
+        channel_prefix="silent:",
+        socket_timeout=1.0,
+        health_check_interval=0.5,
+        reconnect_delay=(0.05, 0.2),
+    )
+    broker.register_event_class(Ping)
+    try:
+        receiver = Receiver(broker, ["alpha"])
+        server.pause()
+        try:
+            wait_until(lambda: "no reply to PING" in caplog.text)
+        finally:
+            server.resume()
+        wait_until(lambda: broker.stats().reconnects == 1)
+        receiver.publish_all(range(10))
+        receiver.wait_for(range(10))
+    finally:
+        broker.close()
+
+
+def test_close_while_the_server_is_down(
+    server: PrivateRedis, broker: RedisBroker
+) -> None:
+    Receiver(broker, ["alpha"])
+    thread = broker._listener._thread
+    assert thread is not None
+    server.kill()
+    broker.close()
+    assert not thread.is_alive()

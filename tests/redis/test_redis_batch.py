@@ -1,0 +1,141 @@
+"""``with broker.batch():`` and the publish counters."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+import redis
+from _redis_support import Inbox, OrderPlaced, publish_in_batch, publisher_for
+
+from eventspype.broker.redis import RedisBroker
+
+
+@pytest.fixture
+def orders(broker: RedisBroker) -> tuple[Any, Inbox]:
+    publisher = publisher_for(broker, "orders", OrderPlaced)
+    inbox = Inbox()
+    publisher.add_subscriber(inbox.subscriber)
+    return publisher, inbox
+
+
+def test_a_batch_is_sent_at_the_end_in_order(
+    broker: RedisBroker, orders: tuple[Any, Inbox]
+) -> None:
+    publisher, inbox = orders
+    with broker.batch() as batch:
+        for i in range(100):
+            publisher.publish(OrderPlaced(i, float(i)))
+        assert batch.pending == 100
+        assert broker.stats().published == 0
+    assert batch.pending == 0
+    assert broker.stats().published == 100
+    assert inbox.wait_for(100) == [OrderPlaced(i, float(i)) for i in range(100)]
+
+
+def test_a_batch_is_one_round_trip(
+    broker: RedisBroker, orders: tuple[Any, Inbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publisher, inbox = orders
+    sends: list[int] = []
+    original = broker._transport._send
+
+    def counting(packed: bytes, replies: int) -> None:
+        sends.append(replies)
+        original(packed, replies)
+
+    monkeypatch.setattr(broker._transport, "_send", counting)
+    with broker.batch():
+        for i in range(10):
+            publisher.publish(OrderPlaced(i, 0.0))
+    assert sends == [10]
+    inbox.wait_for(10)
+
+
+def test_nested_batches_join_the_outermost(
+    broker: RedisBroker, orders: tuple[Any, Inbox]
+) -> None:
+    publisher, inbox = orders
+    with broker.batch():
+        publisher.publish(OrderPlaced(1, 0.0))
+        with broker.batch():
+            publisher.publish(OrderPlaced(2, 0.0))
+        assert broker.stats().published == 0
+    assert broker.stats().published == 2
+    assert [e.order_id for e in inbox.wait_for(2)] == [1, 2]
+
+
+def test_a_raising_block_sends_nothing(
+    broker: RedisBroker, orders: tuple[Any, Inbox]
+) -> None:
+    publisher, inbox = orders
+
+    def abort() -> None:
+        with broker.batch():
+            publisher.publish(OrderPlaced(1, 0.0))
+            raise KeyError("abort")
+
+    with pytest.raises(KeyError):
+        abort()
+    publisher.publish(OrderPlaced(2, 0.0))
+    assert [e.order_id for e in inbox.wait_for(1)] == [2]
+    assert broker.stats().published == 1
+
+
+def test_an_empty_batch_sends_nothing(broker: RedisBroker) -> None:
+    with broker.batch():
+        pass
+    assert broker.stats().published == 0
+
+
+def test_batches_are_per_thread(broker: RedisBroker, orders: tuple[Any, Inbox]) -> None:
+    publisher, inbox = orders
+    with broker.batch():
+        publisher.publish(OrderPlaced(1, 0.0))
+        worker = threading.Thread(target=publisher.publish, args=(OrderPlaced(2, 0.0),))
+        worker.start()
+        worker.join()
+        # The other thread's event went out at once.
+        assert [e.order_id for e in inbox.wait_for(1)] == [2]
+    assert [e.order_id for e in inbox.wait_for(2)] == [2, 1]
+
+
+def test_concurrent_publishers_all_get_through(
+    broker: RedisBroker, orders: tuple[Any, Inbox]
+) -> None:
+    publisher, inbox = orders
+
+    def work(base: int) -> None:
+        for i in range(50):
+            publisher.publish(OrderPlaced(base + i, 0.0))
+
+    threads = [threading.Thread(target=work, args=(n * 1000,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(e.order_id for e in inbox.wait_for(200)) == sorted(
+        n * 1000 + i for n in range(4) for i in range(50)
+    )
+    assert broker.stats().published == 200
+
+
+def test_a_refused_command_raises_and_is_counted(
+    broker: RedisBroker, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An error reply (not a connection problem) must surface too.
+    monkeypatch.setattr(
+        "eventspype.broker.redis._transport.pack_publish",
+        lambda channel, message: b"*1\r\n$11\r\nNOSUCHCMD42\r\n",
+    )
+    publisher = publisher_for(broker, "orders", OrderPlaced)
+    with pytest.raises(redis.ResponseError):
+        publisher.publish(OrderPlaced(1, 0.0))
+    with pytest.raises(redis.ResponseError):
+        publish_in_batch(broker, publisher, [OrderPlaced(2, 0.0), OrderPlaced(3, 0.0)])
+    assert broker.stats().publish_errors == 2
+    assert broker.stats().published == 0
+    monkeypatch.undo()
+    publisher.publish(OrderPlaced(4, 0.0))  # the connection is still in sync
+    assert broker.stats().published == 1
