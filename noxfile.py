@@ -241,7 +241,7 @@ def wheels(session: nox.Session) -> None:
         if dist == "eventspype-core":
             missing = set(SHARED_FILES) - set(names)
             problems += [f"{wheel.name}: lacks {m}" for m in sorted(missing)]
-        pins = re.findall(r"^Requires-Dist: (eventspype[^;]*)", metadata, re.M)
+        pins = re.findall(r"^Requires-Dist: (eventspype[^;\n]*)", metadata, re.M)
         for requirement in pins:
             if "==" in requirement or "<" not in requirement:
                 problems.append(f"{wheel.name}: pin {requirement!r} is not a range")
