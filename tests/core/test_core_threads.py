@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -200,9 +201,10 @@ def test_weakref_finalizers_do_not_deadlock(route: str) -> None:
     publisher.add_subscriber(keeper)
     stop = threading.Event()
     thresholds = gc.get_threshold()
-    # Collect very often: finalizers then fire in the middle of add/remove,
-    # while the publisher's and the broker's locks are held.
-    gc.set_threshold(10, 2, 2)
+    # Collect young objects very often: finalizers then fire in the middle of
+    # add/remove, while the publisher's and the broker's locks are held.
+    # (Frequent full collections would only slow the whole process down.)
+    gc.set_threshold(10, 5, 100_000)
     try:
 
         def create_and_drop() -> None:
@@ -225,10 +227,15 @@ def test_weakref_finalizers_do_not_deadlock(route: str) -> None:
                 if broker is not None:
                     broker.channels()
                     broker.subscriber_count(publisher.channel)
+                # Busy loops that never block would hold the GIL for whole
+                # switch intervals and turn every lock hand-off between the
+                # other threads into a 5 ms wait: a slow test, not a sharper one.
+                time.sleep(0.0001)
 
         def publish() -> None:
             while not stop.is_set():
                 publisher.publish(Placed(0))
+                time.sleep(0.0001)
 
         workers = Crew()
         workers.add(create_and_drop, 4)

@@ -44,6 +44,7 @@ class LocalBroker(MessageBroker):
         subscribers = self._channels.get(channel)
         if subscribers is None:
             return
+        collected = False
         # Hot path, kept inline (no helper call per event); mirrors
         # EventPublisher.publish.
         for ref in subscribers.snapshot:
@@ -55,7 +56,9 @@ class LocalBroker(MessageBroker):
                     self.subscriber_errors += 1
                     log_subscriber_error(_logger, subscriber, event, event_tag, channel)
             else:
-                subscribers.reconcile()  # collected: drop the dead entry now
+                collected = True
+        if collected:
+            subscribers.reconcile()  # drop collected subscribers, once
 
     def subscribe(self, channel: str, subscriber: EventSubscriber) -> None:
         """Add ``subscriber`` to ``channel``; subscribing twice has no effect."""

@@ -169,6 +169,7 @@ class EventPublisher:
             )
             return
         event_tag = self._event_tag
+        collected = False
         # Hot path, kept inline (no helper call per event); mirrors
         # LocalBroker.publish.
         for ref in subscribers.snapshot:
@@ -180,9 +181,11 @@ class EventPublisher:
                     self.subscriber_errors += 1
                     log_subscriber_error(_logger, subscriber, event, event_tag)
             else:
-                # Collected since the snapshot was taken: drop it now, so a
-                # publish-only publisher does not keep dead entries around.
-                subscribers.reconcile()
+                collected = True
+        if collected:
+            # Drop collected subscribers now (once, however many there were),
+            # so a publish-only publisher does not keep dead entries around.
+            subscribers.reconcile()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._publication!r}, broker={self._broker!r})"
