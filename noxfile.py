@@ -141,7 +141,13 @@ def _declared_siblings(dist: str) -> list[str]:
 
 def _install_wheels(session: nox.Session, dists: list[str], *extra: str) -> None:
     wheels = [str(_wheel(session, d)) for d in dists]
-    session.install(*wheels, *extra)
+    # Rebuilt wheels keep their version number: without a forced reinstall a
+    # reused venv would go on testing the previous build.
+    if session.venv_backend == "uv":
+        session.install(*wheels, *extra, *(f"--reinstall-package={d}" for d in dists))
+    else:
+        session.install(*wheels, *extra)
+        session.install("--force-reinstall", "--no-deps", *wheels)
 
 
 def _pytest(session: nox.Session, *paths: str) -> None:

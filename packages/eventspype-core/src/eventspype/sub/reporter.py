@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from eventspype.event import NormalizedTag
 from eventspype.sub.subscriber import EventSubscriber
 
-__all__ = ["ReportingEventSubscriber"]
+__all__ = ["HasAsDict", "ReportingEventSubscriber"]
+
+
+@runtime_checkable
+class HasAsDict(Protocol):
+    """Anything with a NamedTuple-style ``_asdict()``."""
+
+    def _asdict(self) -> dict[str, Any]: ...
 
 
 class ReportingEventSubscriber(EventSubscriber):
@@ -42,7 +49,7 @@ class ReportingEventSubscriber(EventSubscriber):
         try:
             if dataclasses.is_dataclass(arg) and not isinstance(arg, type):
                 data = dataclasses.asdict(arg)
-            elif isinstance(arg, tuple) and hasattr(arg, "_asdict"):
+            elif isinstance(arg, HasAsDict):
                 data = dict(arg._asdict())
             else:
                 data = {"value": str(arg)}
