@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ if _SUPPORT not in sys.path:
     sys.path.insert(0, _SUPPORT)
 
 import redis  # noqa: E402
-from redis_helpers import PrivateRedis, private_redis, wait_until  # noqa: E402
+from redis.backoff import ExponentialBackoff  # noqa: E402
+from redis.retry import Retry  # noqa: E402
+from redis_helpers import PrivateRedis, numsub, private_redis, wait_until  # noqa: E402
 
 from eventspype import (  # noqa: E402
     EventPublication,
@@ -207,3 +210,94 @@ def test_close_while_the_server_is_down(
     server.kill()
     broker.close()
     assert not thread.is_alive()
+
+
+def _finishes(work: Callable[[], object], within: float = 10.0) -> bool:
+    """Run ``work`` on a thread; whether it returned within ``within`` s."""
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(within)
+    return not thread.is_alive()
+
+
+def test_the_clients_retry_policy_never_blocks_the_listener(
+    server: PrivateRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    # redis-py 6+ retries with seconds of backoff by default. The listener used
+    # to run those retries (reconnecting, under its lock) during an outage:
+    # subscribe(), unsubscribe() and close() each took about 14 s, and close()
+    # could return with the thread still running.
+    caplog.set_level(logging.WARNING, logger="eventspype.broker.redis")
+    client = redis.Redis(
+        host="127.0.0.1",
+        port=server.port,
+        socket_timeout=5,
+        retry=Retry(ExponentialBackoff(cap=10, base=1), 3),
+    )
+    broker = RedisBroker(client, channel_prefix="retry:", reconnect_delay=(0.05, 0.5))
+    broker.register_event_class(Ping)
+    try:
+        receiver = Receiver(broker, ["alpha", "beta"])
+        server.kill()  # and change the subscriptions at once, during the outage
+        late = FunctionalEventSubscriber(print)
+        assert _finishes(lambda: broker.subscribe("GAMMA", late))
+        beta = receiver.publishers["beta"]
+        assert _finishes(lambda: beta.remove_subscriber(receiver.subscriber))
+        wait_until(lambda: "connection lost" in caplog.text, timeout=10)
+
+        server.start()
+        wait_until(lambda: broker.stats().reconnects == 1)
+        receiver.publishers["alpha"].publish(Ping(1))
+        wait_until(lambda: receiver.received["ALPHA"] == [1])
+        admin = server.client()
+        try:
+            assert numsub(admin, "retry:GAMMA") == 1
+            assert numsub(admin, "retry:BETA") == 0
+        finally:
+            admin.close()
+
+        server.kill()  # and close while it reconnects
+        wait_until(lambda: broker._listener._link is None)
+        thread = broker._listener._thread
+        assert thread is not None
+        assert _finishes(broker.close)
+        assert not thread.is_alive()
+    finally:
+        broker.close()
+        client.close()
+
+
+def test_publish_times_out_on_a_stalled_server_without_socket_timeout(
+    server: PrivateRedis,
+) -> None:
+    # redis-py 5's clients have no socket_timeout by default: publish() used
+    # to wait forever for a server that stopped answering.
+    client = redis.Redis(
+        host="127.0.0.1", port=server.port, socket_timeout=None, retry=None
+    )
+    broker = RedisBroker(client, channel_prefix="stall2:", publish_timeout=0.5)
+    publisher = EventPublisher(EventPublication("stall", Ping), broker=broker)
+    outcome: list[object] = []
+
+    def attempt() -> None:
+        try:
+            publisher.publish(Ping(2))
+            outcome.append("returned")
+        except Exception as error:
+            outcome.append(error)
+
+    try:
+        publisher.publish(Ping(1))
+        server.pause()
+        try:
+            finished = _finishes(attempt)
+        finally:
+            server.resume()
+        assert finished
+        [error] = outcome
+        assert isinstance(error, redis.TimeoutError)
+        publisher.publish(Ping(3))  # and it recovers
+        assert (broker.stats().published, broker.stats().publish_errors) == (2, 1)
+    finally:
+        broker.close()
+        client.close()

@@ -104,15 +104,15 @@ def test_an_idle_subscriber_sleeps() -> None:
     result = run(
         """
         import resource
-        import redis.client
+        import redis.connection
 
         reads = 0
-        original = redis.client.PubSub.get_message
+        original = redis.connection.Connection.can_read
         def counting(self, *args, **kwargs):
             global reads
             reads += 1
             return original(self, *args, **kwargs)
-        redis.client.PubSub.get_message = counting
+        redis.connection.Connection.can_read = counting
 
         with RedisBroker.from_url(URL, channel_prefix=PREFIX) as broker:
             subscribers = [FunctionalEventSubscriber(print) for _ in range(3)]
@@ -129,5 +129,5 @@ def test_an_idle_subscriber_sleeps() -> None:
     )
     assert result.returncode == 0, result.stderr
     measured = json.loads(result.stdout)
-    assert measured["reads"] <= 8, measured  # about one a second
+    assert 1 <= measured["reads"] <= 8, measured  # about one a second
     assert measured["cpu"] < 0.03, measured  # under 1% of a core

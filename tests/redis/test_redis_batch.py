@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from typing import Any
 
@@ -98,6 +100,55 @@ def test_batches_are_per_thread(broker: RedisBroker, orders: tuple[Any, Inbox]) 
         worker.join()
         # The other thread's event went out at once.
         assert [e.order_id for e in inbox.wait_for(1)] == [2]
+    assert [e.order_id for e in inbox.wait_for(2)] == [2, 1]
+
+
+def test_batches_are_per_asyncio_task(
+    broker: RedisBroker, orders: tuple[Any, Inbox]
+) -> None:
+    # Tasks interleave on one thread: a plain publish() of another task must
+    # not join this task's batch (and be dropped with it when it raises).
+    publisher, inbox = orders
+
+    async def scenario() -> None:
+        in_batch, other_done = asyncio.Event(), asyncio.Event()
+
+        async def batching() -> None:
+            with contextlib.suppress(KeyError), broker.batch():
+                publisher.publish(OrderPlaced(1, 0.0))
+                in_batch.set()
+                await other_done.wait()
+                raise KeyError("abort")
+
+        async def other() -> None:
+            await in_batch.wait()
+            publisher.publish(OrderPlaced(2, 0.0))
+            other_done.set()
+
+        await asyncio.gather(batching(), other())
+
+    asyncio.run(scenario())
+    assert [e.order_id for e in inbox.wait_for(1)] == [2]
+    assert broker.stats().published == 1
+
+
+def test_a_task_started_in_a_batch_is_not_in_it(
+    broker: RedisBroker, orders: tuple[Any, Inbox]
+) -> None:
+    # It inherits the context, but may outlive the block: its events would
+    # be held by a batch that has already been sent.
+    publisher, inbox = orders
+
+    async def scenario() -> None:
+        async def child() -> None:
+            publisher.publish(OrderPlaced(2, 0.0))
+
+        with broker.batch():
+            publisher.publish(OrderPlaced(1, 0.0))
+            await asyncio.create_task(child())
+            assert broker.stats().published == 1  # the child's, at once
+
+    asyncio.run(scenario())
     assert [e.order_id for e in inbox.wait_for(2)] == [2, 1]
 
 

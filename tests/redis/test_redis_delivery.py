@@ -216,6 +216,24 @@ def test_subscribers_are_held_weakly(
     assert received == [OrderPlaced(1, 1.0)]
 
 
+def test_a_quiet_channel_is_unsubscribed_once_its_subscribers_are_collected(
+    broker: RedisBroker, client: redis.Redis, prefix: str
+) -> None:
+    # No message arrives on the channel to notice it: the subscription must
+    # end anyway (and the broker stop counting the channel).
+    subscriber = FunctionalEventSubscriber(print, with_event_info=False)
+    broker.subscribe("QUIET", subscriber)
+    keeper = FunctionalEventSubscriber(print)
+    broker.subscribe("KEPT", keeper)
+    assert numsub(client, f"{prefix}QUIET") == 1
+    del subscriber
+    gc.collect()
+    wait_until(lambda: numsub(client, f"{prefix}QUIET") == 0)
+    assert "1 channel(s)" in repr(broker)
+    assert numsub(client, f"{prefix}KEPT") == 1
+    del keeper
+
+
 def test_a_raising_subscriber_is_isolated_and_counted(broker: RedisBroker) -> None:
     publisher = publisher_for(broker, "orders", OrderPlaced)
 

@@ -175,6 +175,7 @@ def test_repr(broker: RedisBroker, prefix: str) -> None:
         {"reconnect_delay": (0.0, 1.0)},
         {"reconnect_delay": (2.0, 1.0)},
         {"health_check_interval": 0},
+        {"publish_timeout": 0},
     ],
 )
 def test_options_out_of_range_are_refused(

@@ -1,9 +1,11 @@
-"""Outages simulated with fakeredis (the real server is killed in tests/integration)."""
+"""Outages simulated with fakeredis or injected failures (the real server is
+killed in tests/integration)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import fakeredis
 import pytest
@@ -11,11 +13,14 @@ import redis
 from _redis_support import (
     Inbox,
     OrderPlaced,
+    numsub,
     publish_in_batch,
     publisher_for,
     unique_prefix,
     wait_until,
 )
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from eventspype.broker.redis import RedisBroker
 
@@ -89,7 +94,7 @@ def test_repeated_outages_are_each_counted(
 
     for round_ in range(1, 4):
         server.connected = False
-        wait_until(lambda: broker._listener._pubsub is None)
+        wait_until(lambda: broker._listener._link is None)
         server.connected = True
         wait_until(reconnected(round_))
         publisher.publish(OrderPlaced(round_, 0.0))
@@ -103,8 +108,47 @@ def test_close_during_an_outage_is_prompt(
     server, broker, _ = outage
     broker.subscribe("ORDERS", Inbox().subscriber)
     server.connected = False
-    wait_until(lambda: broker._listener._pubsub is None)
+    wait_until(lambda: broker._listener._link is None)
     thread = broker._listener._thread
     assert thread is not None
     broker.close()
     assert not thread.is_alive()
+
+
+def test_a_subscribe_whose_send_fails_is_not_lost(
+    client_factory: Callable[..., redis.Redis],
+    prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The SUBSCRIBE of a new channel fails to go out (the connection broke
+    # just then). It used to be swallowed while redis-py re-opened the
+    # connection underneath with the *other* channels: this one was lost.
+    client = client_factory(retry=Retry(NoBackoff(), 0))
+    wire = f"{prefix}LATE".encode()
+    original = redis.connection.Connection.send_packed_command
+    injected: list[bool] = []
+
+    def flaky(
+        self: redis.connection.Connection, command: Any, check_health: bool = True
+    ) -> None:
+        chunks = [command] if isinstance(command, (bytes, str)) else command
+        packed = b"".join(c if isinstance(c, bytes) else bytes(c) for c in chunks)
+        if not injected and b"SUBSCRIBE" in packed and wire in packed:
+            injected.append(True)
+            self.disconnect()
+            raise redis.ConnectionError("injected: connection broke while sending")
+        original(self, command, check_health=check_health)
+
+    with RedisBroker(
+        client, channel_prefix=prefix, reconnect_delay=(0.01, 0.1)
+    ) as broker:
+        broker.register_event_class(OrderPlaced)
+        early, late = Inbox(), Inbox()
+        publisher_for(broker, "early", OrderPlaced).add_subscriber(early.subscriber)
+        monkeypatch.setattr(redis.connection.Connection, "send_packed_command", flaky)
+        late_publisher = publisher_for(broker, "late", OrderPlaced)
+        late_publisher.add_subscriber(late.subscriber)
+        assert injected
+        wait_until(lambda: numsub(client, wire.decode()) == 1)
+        late_publisher.publish(OrderPlaced(1, 1.0))
+        assert late.wait_for(1) == [OrderPlaced(1, 1.0)]

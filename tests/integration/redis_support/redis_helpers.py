@@ -86,18 +86,31 @@ def shared_redis_url() -> str:
     return REDIS_URL
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _free_port(*, with_bus: bool = False) -> int:
+    """A free loopback port; ``with_bus``: port + 10000 too (a cluster node's
+    bus port, which must exist: redis-server refuses to start otherwise)."""
+    while True:
+        with socket.socket() as probe, socket.socket() as bus:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+            if not with_bus:
+                return port
+            if port + 10000 > 65535:
+                continue
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+            return port
 
 
 class PrivateRedis:
     """A throwaway ``redis-server`` on 127.0.0.1, controlled by pid."""
 
-    def __init__(self, executable: str) -> None:
+    def __init__(self, executable: str, *extra_args: str) -> None:
         self.executable = executable
-        self.port = _free_port()
+        self.extra_args = extra_args
+        self.port = _free_port(with_bus="--cluster-enabled" in extra_args)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -116,6 +129,7 @@ class PrivateRedis:
                 "--appendonly", "no",
                 "--daemonize", "no",
                 "--loglevel", "warning",
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -144,13 +158,13 @@ class PrivateRedis:
 
 
 @contextlib.contextmanager
-def private_redis() -> Iterator[PrivateRedis]:
-    """A started :class:`PrivateRedis`, killed on exit."""
+def private_redis(*extra_args: str) -> Iterator[PrivateRedis]:
+    """A started :class:`PrivateRedis` (given ``extra_args``), killed on exit."""
     executable = shutil.which("redis-server")
     if executable is None:
         skip_or_fail("redis-server is not installed (needed for fault injection)")
         raise AssertionError  # unreachable; for type checkers
-    server = PrivateRedis(executable)
+    server = PrivateRedis(executable, *extra_args)
     server.start()
     try:
         yield server

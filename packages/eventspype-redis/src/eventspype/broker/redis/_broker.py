@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import weakref
 from collections.abc import Mapping
 from types import TracebackType
@@ -14,14 +13,16 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from eventspype.broker.broker import MessageBroker
-from eventspype.broker.local import LocalBroker
 from eventspype.broker.redis import _envelope
 from eventspype.broker.redis._batch import Batch, BatchBuffer
+from eventspype.broker.redis._connections import client_encoding
 from eventspype.broker.redis._envelope import EnvelopeError
 from eventspype.broker.redis._inbound import ClassRegistry, Inbound
+from eventspype.broker.redis._link import link_factory
 from eventspype.broker.redis._listener import Listener
 from eventspype.broker.redis._stats import Counters, RedisBrokerStats
-from eventspype.broker.redis._transport import Transport
+from eventspype.broker.redis._subscriptions import Subscriptions
+from eventspype.broker.redis._transport import Transport, make_transport
 from eventspype.event import NormalizedTag
 from eventspype.serializers import EventSerializer, JsonEventSerializer
 from eventspype.sub.subscriber import EventSubscriber
@@ -46,15 +47,12 @@ class RedisBroker(MessageBroker):
     synchronously: it returns once Redis has accepted the message and raises
     ``redis.exceptions.ConnectionError`` (or ``TimeoutError``) when Redis is
     unreachable. Delivery is Redis Pub/Sub's: at most once, to the processes
-    subscribed at that moment; nothing is stored or retried.
-
-    Every process subscribed to a channel receives each event once, the
-    publishing process included, with the tag it was published with, from one
-    daemon listener thread per broker (started by the first ``subscribe()``);
-    the caller subscribers see is the broker. Subscribers are held by weak
-    reference and isolated from each other, as with ``LocalBroker``;
-    ``TrackingEventSubscriber`` and ``QueueEventSubscriber`` cross to their
-    event loop's thread themselves.
+    subscribed at that moment (the publishing one included); nothing is
+    stored or retried. Each broker has one daemon listener thread (started by
+    the first ``subscribe()``) that calls the subscribers, with the broker as
+    caller. Subscribers are held by weak reference and isolated from each
+    other, as with ``LocalBroker``; ``TrackingEventSubscriber`` and
+    ``QueueEventSubscriber`` cross to their event loop's thread themselves.
 
     Only classes registered with :meth:`register_event_class` are rebuilt: a
     message naming another class is dropped and nothing is imported for it,
@@ -65,12 +63,24 @@ class RedisBroker(MessageBroker):
     backoff and jitter and subscribes every channel again by itself; events
     published in between are lost (that is Pub/Sub).
 
+    Connections: the listener has one of its own, made like the client's
+    (same class and options: host, TLS, credentials, database, Sentinel, RESP
+    version) but without its retry policy (it reconnects by itself), with a 5 s
+    ``socket_timeout`` if the client has none. A plain ``redis.Redis`` (or
+    ``fakeredis.FakeRedis``) on a plain ``ConnectionPool`` publishes on a fast
+    path: pre-encoded PUBLISH on connections of the broker's own, made the same
+    way and bounded by ``publish_timeout``. Other clients (subclasses, a
+    ``BlockingConnectionPool``, ``RedisCluster``) and ``fast_publish=False`` go
+    through ``client.publish()``, with its retries and instrumentation. After
+    ``os.fork()`` the child's broker has no connection, thread or
+    subscription of the parent's: subscribe again in the child.
+
     Args:
-        redis_client: A ``redis.Redis`` (or ``fakeredis.FakeRedis``). Give it
-            ``socket_timeout`` and ``socket_connect_timeout`` (as
-            :meth:`from_url` does) so that a hung server cannot block
-            ``publish()``. The broker publishes on a connection it borrows
-            from the client's pool and opens one more for Pub/Sub.
+        redis_client: A ``redis.Redis`` (or ``fakeredis.FakeRedis``, or another
+            client such as ``RedisCluster``). Give it ``socket_timeout`` and
+            ``socket_connect_timeout`` (as :meth:`from_url` does): without a
+            timeout, ``publish()`` through the client can hang on a stalled
+            server, and the broker warns (``RuntimeWarning``).
         serializer: Any :class:`~eventspype.serializers.EventSerializer`;
             :class:`~eventspype.serializers.JsonEventSerializer` by default.
             Binary output (MessagePack) travels base64-encoded.
@@ -87,6 +97,11 @@ class RedisBroker(MessageBroker):
             reconnection attempts; it doubles after each failure.
         health_check_interval: After this many idle seconds the listener
             PINGs the server; no answer means a dead connection.
+        fast_publish: Allow the fast path described above; ``False`` sends
+            every PUBLISH through ``client.publish()``.
+        publish_timeout: On the fast path, how long ``publish()`` waits for
+            Redis (seconds; the client's ``socket_timeout`` by default, or 5 s
+            if it has none) before raising ``TimeoutError``.
 
     Raises:
         ValueError: an option is out of range.
@@ -94,7 +109,7 @@ class RedisBroker(MessageBroker):
 
     def __init__(
         self,
-        redis_client: redis.Redis,
+        redis_client: redis.Redis | redis.RedisCluster,
         serializer: EventSerializer | None = None,
         channel_prefix: str = "eventspype:",
         allow_unregistered_classes: bool = False,
@@ -104,15 +119,17 @@ class RedisBroker(MessageBroker):
         subscribe_timeout: float = 5.0,
         reconnect_delay: tuple[float, float] = (0.05, 5.0),
         health_check_interval: float = 30.0,
+        fast_publish: bool = True,
+        publish_timeout: float | None = None,
     ) -> None:
+        if publish_timeout is not None and not publish_timeout > 0:
+            raise ValueError(f"publish_timeout must be > 0, got {publish_timeout}")
         self._redis = redis_client
         self._serializer: EventSerializer = (
             serializer if serializer is not None else JsonEventSerializer()
         )
         self._channel_prefix = channel_prefix
-        self._encoding: str = redis_client.connection_pool.connection_kwargs.get(
-            "encoding", "utf-8"
-        )
+        self._encoding = client_encoding(redis_client)
         self._subscribe_timeout = max(0.0, subscribe_timeout)
         self._classes = ClassRegistry(allow_unregistered_classes)
         self._inbound = Inbound(
@@ -122,27 +139,28 @@ class RedisBroker(MessageBroker):
             max_depth=max_nesting_depth,
         )
         self._counters = Counters()
-        self._local = LocalBroker()
-        self._transport = Transport(redis_client)
         self._batch_buffer = BatchBuffer()
         self._listener = Listener(
-            redis_client,
+            link_factory(redis_client, self._encoding),
             self._on_message,
+            self._tidy,
             self._counters,
             idle_timeout=_IDLE_TIMEOUT,
             health_check_interval=health_check_interval,
             reconnect_delay=reconnect_delay,
         )
-        self._lock = threading.Lock()
+        self._subscriptions = Subscriptions(
+            channel_prefix, self._encoding, self._listener
+        )
+        self._transport = make_transport(
+            redis_client, fast=fast_publish, timeout=publish_timeout
+        )
         self._closed = False
         self._owns_client = False
-        # Channel names: local -> on the wire, and back (copy-on-write, so the
-        # listener reads without the lock).
+        # Channel -> name on the wire, for publish() (copy-on-write, bounded).
         self._wire_names: dict[str, bytes] = {}
-        self._subscribed: dict[str, str] = {}
-        self._by_wire: dict[bytes | str, str] = {}
         # A broker dropped without close() still stops its thread and
-        # returns its connection.
+        # closes its connections.
         self._finalizer = weakref.finalize(
             self, _shutdown, self._listener, self._transport
         )
@@ -162,19 +180,18 @@ class RedisBroker(MessageBroker):
     ) -> _B:
         """A broker on a new client for ``url`` (``redis://``, ``rediss://``, ``unix://``).
 
-        The client gets timeouts, so ``publish()`` raises instead of hanging
-        when the server is down or stuck, TCP keepalive, and no retries with
-        backoff of its own (the broker reconnects its listener itself).
-        ``client_options`` go to ``redis.Redis.from_url`` (and win over these
-        defaults); ``broker_options`` are the keyword-only options of the
-        constructor (``reconnect_delay``, ``max_message_bytes``, ...). The
-        broker owns the client: :meth:`close` closes it.
+        The client gets timeouts (``publish()`` raises instead of hanging when
+        the server is down or stuck), TCP keepalive and no retries (a PUBLISH
+        is never sent twice). ``client_options`` go to ``redis.Redis.from_url``
+        (and win over these defaults); ``broker_options`` are the keyword-only
+        options of the constructor. The broker owns the client: :meth:`close`
+        closes it.
         """
         options: dict[str, Any] = {
             "socket_timeout": socket_timeout,
             "socket_connect_timeout": socket_connect_timeout,
             "socket_keepalive": True,
-            "retry": Retry(NoBackoff(), 1),
+            "retry": Retry(NoBackoff(), 0),
             **(client_options or {}),
         }
         client = redis.Redis.from_url(url, **options)
@@ -222,10 +239,13 @@ class RedisBroker(MessageBroker):
 
         Inside a :meth:`batch` block the event is held and sent when the block
         ends. ``caller`` does not travel: receivers see the broker as caller.
+        Never retried: when it raises, Redis may or may not have the event.
 
         Raises:
             redis.exceptions.ConnectionError: Redis cannot be reached.
             redis.exceptions.TimeoutError: Redis did not answer in time.
+            redis.exceptions.ResponseError: Redis refused the command (an ACL
+                that forbids PUBLISH, for instance).
             eventspype.serializers.SerializationError: the serializer cannot
                 encode ``event`` (nothing is sent).
             RuntimeError: the broker is closed.
@@ -236,9 +256,9 @@ class RedisBroker(MessageBroker):
             event_tag, type(event), self._serializer.serialize(event)
         )
         wire = self._wire_names.get(channel) or self._wire_name(channel)
-        held = self._batch_buffer.messages
+        held = self._batch_buffer.current()
         if held is not None:
-            held.append((wire, message))
+            held.messages.append((wire, message))
             return
         try:
             self._transport.publish(wire, message)
@@ -250,61 +270,47 @@ class RedisBroker(MessageBroker):
     def subscribe(self, channel: str, subscriber: EventSubscriber) -> None:
         """Deliver events of ``channel``, from any process, to ``subscriber``.
 
-        The first subscriber of a channel subscribes it on Redis and waits (up
-        to ``subscribe_timeout``) for the confirmation, unless Redis is down:
-        then the listener subscribes it once the connection is back, and a
-        warning says so. ``subscriber`` is held by weak reference.
+        Until Redis has confirmed the channel, this waits (up to
+        ``subscribe_timeout``) for the confirmation, unless Redis is down: then
+        the listener subscribes it once the connection is back, and a warning
+        says so. ``subscriber`` is held by weak reference.
 
         Raises:
             RuntimeError: the broker is closed.
         """
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("RedisBroker is closed")
-            self._local.subscribe(channel, subscriber)
-            if channel in self._subscribed:
-                return
-            wire = self._channel_prefix + channel
-            self._subscribed = {**self._subscribed, channel: wire}
-            self._by_wire = {
-                **self._by_wire,
-                wire: channel,
-                wire.encode(self._encoding): channel,
-            }
-            pending = self._listener.add(wire)
+        pending = self._subscriptions.add(channel, subscriber)
         if pending is None or self._listener.on_listener_thread:
             return
         if not pending.wait(self._subscribe_timeout):
             _logger.warning(
                 "Redis has not confirmed the subscription to %r yet; events "
                 "published before it does are not received",
-                wire,
+                self._channel_prefix + channel,
             )
 
     def unsubscribe(self, channel: str, subscriber: EventSubscriber) -> None:
         """Stop delivering ``channel`` to ``subscriber``.
 
-        The Redis subscription ends with the channel's last subscriber; one
-        left by subscribers that were garbage-collected ends at its next message.
+        The Redis subscription ends with the channel's last subscriber (within
+        about a second when the last ones were garbage-collected).
         """
-        with self._lock:
-            self._local.unsubscribe(channel, subscriber)
-            self._forget_if_unused(channel)
+        self._subscriptions.discard(channel, subscriber)
 
     # -- lifecycle --------------------------------------------------------
 
     def batch(self) -> Batch:
-        """``with broker.batch():`` sends this thread's publishes in one round trip.
+        """``with broker.batch():`` sends the publishes in it in one round trip.
 
-        They go out, pipelined, when the block ends; the block raises the
-        connection error if sending fails, and if the block itself raises its
-        events are not sent. See :class:`Batch`.
+        Those of the thread, or asyncio task, that opened the block; they go
+        out, pipelined, when the block ends. The block raises the connection
+        error if sending fails, and if the block itself raises its events are
+        not sent. See :class:`Batch`.
         """
         return Batch(self._batch_buffer, self._send_batch)
 
     def stats(self) -> RedisBrokerStats:
         """A snapshot of the counters (published, delivered, dropped, ...)."""
-        return self._counters.snapshot(self._local.subscriber_errors)
+        return self._counters.snapshot(self._subscriptions.local.subscriber_errors)
 
     def close(self) -> None:
         """Stop and join the listener thread and release the connections.
@@ -313,10 +319,9 @@ class RedisBroker(MessageBroker):
         ``RuntimeError``. The client passed in stays open (it is yours); one
         made by :meth:`from_url` is closed.
         """
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
+        if not self._subscriptions.close():
+            return
+        self._closed = True
         self._finalizer.detach()
         self._listener.request_stop()
         if not self._listener.join(_CLOSE_TIMEOUT):
@@ -345,7 +350,8 @@ class RedisBroker(MessageBroker):
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{len(self._subscribed)} channel(s)"
+        count = self._subscriptions.count
+        state = "closed" if self._closed else f"{count} channel(s)"
         return f"<{type(self).__name__} prefix={self._channel_prefix!r} {state}>"
 
     # -- internals --------------------------------------------------------
@@ -366,25 +372,19 @@ class RedisBroker(MessageBroker):
             raise
         self._counters.add_published(len(messages))
 
-    def _forget_if_unused(self, channel: str) -> None:
-        # Caller holds self._lock.
-        wire = self._subscribed.get(channel)
-        if wire is None or self._local.subscriber_count(channel):
-            return
-        self._subscribed = {c: w for c, w in self._subscribed.items() if c != channel}
-        self._by_wire = {k: c for k, c in self._by_wire.items() if c != channel}
-        if not self._closed:
-            self._listener.remove(wire)
+    def _tidy(self) -> None:
+        """End subscriptions whose subscribers were collected (listener thread)."""
+        self._subscriptions.tidy()
 
-    def _on_message(self, wire_channel: bytes | str, data: bytes | str) -> None:
+    def _on_message(self, wire_channel: bytes, data: bytes) -> None:
         """Decode one Pub/Sub message and deliver it (listener thread)."""
-        channel = self._by_wire.get(wire_channel)
+        subscriptions = self._subscriptions
+        channel = subscriptions.channel_of(wire_channel)
         if channel is None:  # unsubscribed while the message was in flight
             return
-        if not self._local.subscriber_count(channel):
+        if not subscriptions.local.subscriber_count(channel):
             # Every subscriber was garbage-collected: end the subscription.
-            with self._lock:
-                self._forget_if_unused(channel)
+            subscriptions.forget_if_unused(channel)
             return
         try:
             event, event_tag = self._inbound.decode(data)
@@ -392,7 +392,7 @@ class RedisBroker(MessageBroker):
             self._counters.drop(error.reason, self._channel_prefix + channel, error)
             return
         self._counters.delivered += 1
-        self._local.publish(channel, event, event_tag, self)
+        subscriptions.local.publish(channel, event, event_tag, self)
 
 
 def _shutdown(listener: Listener, transport: Transport) -> None:

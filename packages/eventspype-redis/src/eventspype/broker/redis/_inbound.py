@@ -9,6 +9,7 @@ from typing import Any
 
 from eventspype.broker.redis import _envelope
 from eventspype.broker.redis._envelope import EnvelopeError
+from eventspype.broker.redis._process import track
 from eventspype.event import NormalizedTag
 from eventspype.serializers import EventSerializer
 
@@ -45,7 +46,7 @@ class Inbound:
         Raises:
             EnvelopeError: the message must be dropped; ``reason`` says why.
         """
-        if isinstance(data, str):  # from a client that decodes responses
+        if isinstance(data, str):  # never from the listener; be lenient
             data = data.encode("utf-8")
         message = _envelope.decode(
             data, max_bytes=self._max_bytes, max_depth=self._max_depth
@@ -74,6 +75,11 @@ class ClassRegistry:
         self._allow_unregistered = allow_unregistered
         self._lock = threading.Lock()
         self._classes: dict[str, type] = {}
+        track(self)
+
+    def _after_fork_in_child(self) -> None:
+        # A parent thread may have held the lock at the fork.
+        self._lock = threading.Lock()
 
     def register(self, event_class: type) -> None:
         """Allow ``event_class`` in received messages.

@@ -2,48 +2,56 @@
 
 Threading rules (why the locks look the way they do):
 
-* Only the listener thread reads the Pub/Sub connection, and only it creates or
-  discards the ``PubSub`` object.
-* Other threads may *send* on it (SUBSCRIBE, UNSUBSCRIBE, the PING that wakes
-  the reader on close), always under ``_lock``, so two commands never interleave
-  on the socket, whatever the redis-py version.
-* ``_lock`` is never held while blocking on the socket or calling back into the
-  broker, so subscribing never waits behind a slow read or a subscriber.
+* Only the listener thread reads the connection (a :class:`~._link.Link`) and
+  only it opens, replaces or discards it.
+* ``_lock`` guards the state (wanted channels, waiters, what was sent) and is
+  never held during I/O. ``_io_lock`` serializes *sending* (SUBSCRIBE,
+  UNSUBSCRIBE, PING) from any thread, so commands never interleave on the
+  socket; a send is bounded by the connection's timeout. ``_io_lock`` is
+  taken before ``_lock``, never after.
+* Callers change what is wanted with :meth:`Listener.add` and
+  :meth:`Listener.remove` (state only: safe under the broker's lock), then call
+  :meth:`Listener.sync` (I/O: never under the broker's lock), which sends the
+  difference between what is wanted and what was sent. Whatever order
+  concurrent callers run in, the last sync sends the final state.
+* Stopping takes no lock: it sets flags and shuts the socket down, which wakes
+  the reader at once.
 
-The reader blocks in ``get_message(timeout=idle_timeout)``: an idle listener
-wakes once per ``idle_timeout`` and does nothing else. When the connection drops
-it logs the gap, reconnects with exponential backoff and jitter, and subscribes
-every channel again itself (it does not rely on redis-py doing so). After
-``health_check_interval`` quiet seconds it PINGs: a connection that died
-silently (half-open TCP, a frozen server) gets no PONG and is replaced.
+The reader waits in ``read(timeout=idle_timeout)``: an idle listener wakes once
+per ``idle_timeout`` and does nothing else. When the connection drops it
+reconnects with backoff (see ``_outage``) and subscribes every channel again.
+After ``health_check_interval`` quiet seconds it PINGs: a connection that died
+silently (half-open TCP, a frozen server) gets no answer and is replaced.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
-import random
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from typing import Any
 
+from eventspype.broker.redis._link import Link, UndecodableMessage
+from eventspype.broker.redis._outage import Outage
+from eventspype.broker.redis._process import stop_at_exit, track
 from eventspype.broker.redis._stats import Counters
-from eventspype.broker.redis._transport import non_decoding
 
 __all__ = ["Listener", "Subscription"]
 
 _logger = logging.getLogger("eventspype.broker.redis")
 
 #: ``deliver(channel, data)``: the broker's handler for one Pub/Sub message.
-Deliver = Callable[[Any, Any], None]
-
-_live_listeners: weakref.WeakSet[Listener] = weakref.WeakSet()
+Deliver = Callable[[bytes, Any], None]
 
 
 class Subscription:
-    """Set once Redis confirms a SUBSCRIBE (``ok``) or gives up on it (not ``ok``)."""
+    """Settled once Redis confirms a SUBSCRIBE, or waiting for it is pointless.
+
+    ``ok`` is ``False`` when the subscription is not in place (the connection
+    failed, the listener stopped), so that the subscriber can be warned.
+    """
 
     __slots__ = ("_done", "ok")
 
@@ -56,110 +64,156 @@ class Subscription:
         self._done.set()
 
     def wait(self, timeout: float) -> bool:
-        """Wait until settled; ``True`` if Redis confirmed the subscription."""
+        """Wait until settled; ``False`` if not settled ``ok`` in time."""
         return self._done.wait(timeout) and self.ok
 
 
 class Listener:
-    """Owns the broker's Pub/Sub connection and the daemon thread reading it."""
+    """Owns the broker's Pub/Sub connection and the daemon thread reading it.
+
+    Channels are the names on the wire, as bytes. ``new_link`` makes an
+    unopened connection; ``deliver`` and ``tidy`` are bound methods of the
+    broker, held weakly (a broker nobody uses can be collected, which stops
+    this thread); ``tidy`` runs on this thread after :meth:`request_tidy`.
+    """
 
     def __init__(
         self,
-        client: Any,
+        new_link: Callable[[], Link],
         deliver: Deliver,
+        tidy: Callable[[], None],
         counters: Counters,
         *,
         idle_timeout: float,
         health_check_interval: float,
         reconnect_delay: tuple[float, float],
     ) -> None:
-        first, longest = reconnect_delay
-        if not 0 < first <= longest or health_check_interval <= 0:
+        if not health_check_interval > 0:
             raise ValueError(
-                "reconnect_delay must be (first, longest) with 0 < first <= "
-                f"longest, and health_check_interval > 0; got {reconnect_delay}, "
-                f"{health_check_interval}"
+                f"health_check_interval must be > 0, got {health_check_interval}"
             )
-        self._client = non_decoding(client)
-        self._owns_client = self._client is not client
-        # A weak reference: a broker nobody uses any more can be collected,
-        # which stops this thread (see RedisBroker.__init__).
-        self._deliver: Callable[[], Deliver | None] = _weak_callable(deliver)
+        self._outage = Outage(counters, reconnect_delay)
+        self._new_link = new_link
+        self._deliver = weakref.WeakMethod(deliver)
+        self._tidy = weakref.WeakMethod(tidy)
         self._counters = counters
         self._idle_timeout = idle_timeout
         self._health_check_interval = health_check_interval
-        self._delay_min, self._delay_max = first, longest
-        self._lock = threading.Lock()
-        self._channels: dict[str, None] = {}  # wanted channels, in order
-        self._waiters: dict[str, list[Subscription]] = {}
-        self._pubsub: Any = None
         self._stopping = False
+        self._start_over()
+        track(self)
+
+    def _start_over(self) -> None:
+        """Fresh locks and no connection, thread or channel (also after a fork)."""
+        self._lock = threading.Lock()
+        self._io_lock = threading.Lock()
         self._stop = threading.Event()
         self._work = threading.Event()  # channels were added while idle
         self._thread: threading.Thread | None = None
+        self._tidy_requested = False
+        # Under _lock (and _io_lock for the link and what was sent on it).
+        self._channels: dict[bytes, None] = {}  # wanted, in order
+        self._waiters: dict[bytes, list[Subscription]] = {}
+        self._link: Link | None = None  # subscribed, read by the thread
+        self._opening: Link | None = None  # being opened, for request_stop
+        self._sent: set[bytes] = set()  # subscribed on _link, as last sent
+        self._unconfirmed: dict[bytes, int] = {}  # commands awaiting a reply
         # Read and written by the listener thread only.
-        self._confirmed: set[str] = set()
-        self._down_since: float | None = None
-        self._ever_connected = False
-        self._failures = 0
+        self._outage.reset()
         self._quiet_since: float | None = None
         self._ping_sent: float | None = None
         self._recovering = False
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's thread does not exist here and its socket is not ours
+        # (dropped, not closed). The broker forgets its subscriptions too.
+        self._start_over()
 
     @property
     def on_listener_thread(self) -> bool:
         """Whether the caller runs on the listener thread (a subscriber callback)."""
         return threading.current_thread() is self._thread
 
-    def add(self, channel: str) -> Subscription | None:
-        """Subscribe ``channel`` (sent now if connected, else on (re)connection).
+    # -- what is wanted (any thread) ----------------------------------------
+
+    def add(self, channel: bytes) -> Subscription | None:
+        """Want ``channel``; call :meth:`sync` next (outside your own locks).
 
         Returns what to wait on for Redis's confirmation, or ``None`` when
-        waiting is pointless: Redis is known to be down, or the listener stopped.
+        waiting is pointless: Redis already confirmed it, Redis is known to be
+        down, or the listener stopped.
         """
         with self._lock:
             if self._stopping:
                 return None
             self._channels[channel] = None
+            if channel in self._sent and not self._unconfirmed.get(channel):
+                return None  # subscribed on the live connection already
             waiter = Subscription()
             self._waiters.setdefault(channel, []).append(waiter)
-            if self._pubsub is not None:
-                self._send(self._pubsub.subscribe, channel)
-            else:
-                self._work.set()
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="eventspype-redis-listener", daemon=True
                 )
                 self._thread.start()
-                _live_listeners.add(self)
-            return None if self._down_since is not None else waiter
+                stop_at_exit(self)
+            self._work.set()
+            return None if self._outage.down else waiter
 
-    def remove(self, channel: str) -> None:
-        """Unsubscribe ``channel``."""
+    def remove(self, channel: bytes) -> None:
+        """Stop wanting ``channel``; call :meth:`sync` next."""
         with self._lock:
-            if channel not in self._channels:
-                return
-            del self._channels[channel]
-            for waiter in self._waiters.pop(channel, ()):
-                waiter.settle(False)
-            if self._pubsub is not None:
-                self._send(self._pubsub.unsubscribe, channel)
+            if channel in self._channels:
+                del self._channels[channel]
+                # Unsubscribed by another thread meanwhile: nothing to wait
+                # for, and nothing to warn about.
+                for waiter in self._waiters.pop(channel, ()):
+                    waiter.settle(True)
+
+    def sync(self) -> None:
+        """Send what :meth:`add` and :meth:`remove` changed, if connected.
+
+        A failed send is not raised: the connection is broken, and the reader
+        replaces it and subscribes every wanted channel on the new one.
+        """
+        with self._io_lock:
+            with self._lock:
+                link = self._link
+                if link is None or self._stopping:
+                    return
+                new = [c for c in self._channels if c not in self._sent]
+                gone = [c for c in self._sent if c not in self._channels]
+                # Counted before sending: the reply may beat the bookkeeping.
+                for channel in (*new, *gone):
+                    self._unconfirmed[channel] = self._unconfirmed.get(channel, 0) + 1
+                self._sent.update(new)
+                self._sent.difference_update(gone)
+            try:
+                if new:
+                    link.send("SUBSCRIBE", *new)
+                if gone:
+                    link.send("UNSUBSCRIBE", *gone)
+            except Exception as error:
+                _logger.debug("Pub/Sub command failed; reconnecting: %s", error)
+                link.interrupt()
+
+    def request_tidy(self) -> None:
+        """Have the thread call ``tidy`` soon (safe from a weakref callback)."""
+        self._tidy_requested = True
+
+    # -- stopping -----------------------------------------------------------
 
     def request_stop(self) -> None:
-        """Ask the thread to stop, without waiting (idempotent)."""
-        with self._lock:
-            self._stopping = True
-            self._stop.set()
-            self._work.set()
-            thread = self._thread
-            if self._pubsub is not None:
-                # The reply wakes the reader out of its blocking read now
-                # rather than at the next idle wake-up.
-                self._send(self._pubsub.ping)
-            self._release_waiters()
-        if thread is None and self._owns_client:
-            self._client.connection_pool.disconnect()
+        """Ask the thread to stop, without waiting (idempotent).
+
+        Takes no lock, so a garbage-collection callback may call it anywhere.
+        """
+        self._stopping = True
+        self._stop.set()
+        self._work.set()
+        for link in (self._link, self._opening):
+            if link is not None and not link.interrupt():
+                self._ping(link)  # a reply wakes the reader as well
 
     def join(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for the thread to end; ``False`` if it did not.
@@ -173,190 +227,162 @@ class Listener:
         thread.join(timeout)
         return not thread.is_alive()
 
-    # -- the thread -------------------------------------------------------
+    # -- the thread ---------------------------------------------------------
 
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                pubsub = self._pubsub
-                if pubsub is not None:
-                    self._read(pubsub)
+                if self._tidy_requested:
+                    self._tidy_requested = False
+                    tidy = self._tidy()
+                    if tidy is not None:
+                        tidy()
+                link = self._link
+                if link is not None:
+                    self._read(link)
                     continue
                 self._work.clear()
                 with self._lock:
                     channels = list(self._channels)
                 if not channels:
                     self._work.wait()
-                elif not self._failures or not self._stop.wait(self._next_delay()):
-                    self._connect(channels)
+                elif not self._outage.failures or not self._stop.wait(
+                    self._outage.next_delay()
+                ):
+                    self._open(channels)
         except Exception:  # a bug: say so once, never die with a traceback
             _logger.exception("Redis listener thread failed; no more deliveries")
         finally:
-            with self._lock:
-                pubsub, self._pubsub = self._pubsub, None
-                self._release_waiters()
-            _close_quietly(pubsub)
-            if self._owns_client:
-                self._client.connection_pool.disconnect()
+            self._drop_link(None)
 
-    def _connect(self, channels: list[str]) -> None:
-        pubsub = self._client.pubsub()
-        try:
-            pubsub.subscribe(*channels)  # opens the connection
-        except Exception as error:
-            _close_quietly(pubsub)
-            self._connection_failed(error)
-            return
+    def _open(self, channels: list[bytes]) -> None:
+        link = self._new_link()
         with self._lock:
             if self._stopping:
-                _close_quietly(pubsub)
                 return
-            # Channels added or removed while we were connecting.
-            missing = [c for c in self._channels if c not in channels]
-            extra = [c for c in channels if c not in self._channels]
-            if missing:
-                self._send(pubsub.subscribe, *missing)
-            if extra:
-                self._send(pubsub.unsubscribe, *extra)
-            self._pubsub = pubsub
-        self._confirmed.clear()
+            self._opening = link
+        try:
+            link.open(channels)
+        except Exception as error:
+            with self._lock:
+                self._opening = None
+            link.close()
+            if not self._stop.is_set():
+                self._outage.failed(error)
+                self._drop_link(None)  # nobody should wait minutes to subscribe
+            return
+        with self._io_lock, self._lock:
+            self._opening = None
+            if not self._stopping:
+                self._link = link
+                self._sent = set(channels)
+                self._unconfirmed = dict.fromkeys(channels, 1)
+        if self._link is not link:  # stopping
+            link.close()
+            return
         self._quiet_since = self._ping_sent = None
-        # Healthy only once Redis confirms a subscription (see _subscribed):
-        # a server that accepts connections but refuses commands (NOAUTH,
+        # Healthy only once Redis confirms a subscription (see _confirmed): a
+        # server that accepts connections but refuses commands (NOAUTH,
         # LOADING) must keep the backoff growing.
         self._recovering = True
+        self.sync()  # channels added or removed while connecting
 
-    def _read(self, pubsub: Any) -> None:
+    def _read(self, link: Link) -> None:
         try:
-            message = pubsub.get_message(timeout=self._idle_timeout)
+            reply = link.read(self._idle_timeout)
         except Exception as error:
             if not self._stop.is_set():
-                self._connection_lost(pubsub, error)
+                if isinstance(error, UndecodableMessage):
+                    self._counters.drop("invalid_json", "(unknown)", error)
+                self._connection_lost(link, error)
             return
-        if message is None:
-            self._idle(pubsub)
+        if reply is None:
+            self._idle(link)
             return
         self._quiet_since = None
-        kind = message["type"]
-        if kind == "message":
+        kind, channel, data = reply
+        if kind == b"message":
             deliver = self._deliver()
             if deliver is None:  # the broker was garbage-collected
                 self._stop.set()
                 return
             try:
-                deliver(message["channel"], message["data"])
+                deliver(channel or b"", data)
             except Exception:  # the broker's handler never raises; be sure
                 _logger.exception("Delivering a Redis message failed")
-        elif kind == "subscribe":
-            self._subscribed(_text(message["channel"]))
-        elif kind == "unsubscribe":
-            self._confirmed.discard(_text(message["channel"]))
-            self._close_if_unused(pubsub)
-        elif kind == "pong":
+        elif kind == b"subscribe":
+            self._confirmed(link, channel or b"", subscribed=True)
+        elif kind == b"unsubscribe":
+            self._confirmed(link, channel or b"", subscribed=False)
+        elif kind == b"pong":
             self._ping_sent = None
 
-    def _subscribed(self, channel: str) -> None:
-        if self._recovering:
-            self._recovered()
-        elif channel in self._confirmed:
-            # A second confirmation: redis-py reconnected underneath us (it
-            # does so inside get_message in some versions) and re-subscribed.
-            self._confirmed.clear()
-            self._counters.reconnects += 1
-            _logger.warning(
-                "Redis Pub/Sub connection was re-established by redis-py and "
-                "its channels re-subscribed; events published in between "
-                "were not delivered"
-            )
-        self._confirmed.add(channel)
-        with self._lock:
-            waiters = self._waiters.pop(channel, ())
-        for waiter in waiters:
-            waiter.settle(True)
-
-    def _recovered(self) -> None:
-        self._recovering = False
-        self._failures = 0
-        if self._down_since is not None:
+    def _confirmed(self, link: Link, channel: bytes, *, subscribed: bool) -> None:
+        if subscribed and self._recovering:
+            # Healthy: the server confirmed a command on this connection.
+            self._recovering = False
             with self._lock:
                 count = len(self._channels)
-            away = time.monotonic() - self._down_since
-            if self._ever_connected:
-                self._counters.reconnects += 1
-                _logger.warning(
-                    "Redis Pub/Sub connection back after %.1f s; re-subscribed "
-                    "%d channel(s). Events published in between were lost.",
-                    away,
-                    count,
-                )
-            else:
-                _logger.warning(
-                    "Redis reachable after %.1f s; subscribed %d channel(s)",
-                    away,
-                    count,
-                )
-            self._down_since = None
-        self._ever_connected = True
+            self._outage.recovered(count)
+        with self._lock:
+            left = self._unconfirmed.get(channel, 0) - 1
+            if left > 0:  # a later command for this channel is in flight
+                self._unconfirmed[channel] = left
+                return
+            self._unconfirmed.pop(channel, None)
+            waiters = self._waiters.pop(channel, ()) if subscribed else ()
+            unused = not (self._channels or self._sent or self._unconfirmed)
+        for waiter in waiters:
+            waiter.settle(True)
+        if unused:
+            # Nothing subscribed any more: give the connection back.
+            self._drop_link(link, release=False)
 
-    def _idle(self, pubsub: Any) -> None:
+    def _idle(self, link: Link) -> None:
         # Nothing for idle_timeout seconds: a silent half-open connection looks
-        # the same as a quiet one, so PING now and then and expect the PONG.
+        # the same as a quiet one, so PING now and then and expect the answer.
         now = time.monotonic()
         if self._quiet_since is None:
             self._quiet_since = now
         elif self._ping_sent is not None:
             if now - self._ping_sent > max(self._health_check_interval, 1.0):
-                self._connection_lost(pubsub, TimeoutError("no reply to PING"))
+                self._connection_lost(link, TimeoutError("no reply to PING"))
         elif now - self._quiet_since >= self._health_check_interval:
-            with self._lock:
-                if self._pubsub is pubsub:
-                    self._send(pubsub.ping)
             self._ping_sent = now
+            self._ping(link, wait=True)
 
-    def _close_if_unused(self, pubsub: Any) -> None:
-        with self._lock:
-            if self._channels or self._pubsub is not pubsub:
-                return
-            self._pubsub = None
-        _close_quietly(pubsub)
+    def _ping(self, link: Link, *, wait: bool = False) -> None:
+        if not self._io_lock.acquire(blocking=wait):
+            return  # another send is under way; its reply wakes the reader
+        try:
+            if self._link is link or self._opening is link:
+                link.send("PING")
+        except Exception as error:  # the reader finds out on its next read
+            _logger.debug("PING failed: %s", error)
+        finally:
+            self._io_lock.release()
 
-    def _connection_lost(self, pubsub: Any, error: BaseException) -> None:
+    def _drop_link(self, link: Link | None, *, release: bool = True) -> None:
+        """Close ``link`` (the current one if ``None``) and forget it if current."""
+        with self._io_lock, self._lock:
+            current = self._link
+            if link is None:
+                link = current
+            if link is not None and link is current:
+                self._link = None
+                self._sent = set()
+                self._unconfirmed = {}
+            if release:
+                # Nobody should wait for a confirmation that may take minutes.
+                self._release_waiters()
+        if link is not None:
+            link.close()
+
+    def _connection_lost(self, link: Link, error: BaseException) -> None:
         with self._lock:
-            if self._pubsub is pubsub:
-                self._pubsub = None
             count = len(self._channels)
-            self._release_waiters()  # see _connection_failed
-        _close_quietly(pubsub)
-        self._failures += 1
-        if self._down_since is None:
-            self._down_since = time.monotonic()
-            _logger.warning(
-                "Redis Pub/Sub connection lost (%s: %s); reconnecting with "
-                "backoff to re-subscribe %d channel(s)",
-                type(error).__name__,
-                error,
-                count,
-            )
-
-    def _connection_failed(self, error: BaseException) -> None:
-        self._failures += 1
-        if self._down_since is None:
-            self._down_since = time.monotonic()
-            _logger.warning(
-                "Cannot reach Redis for Pub/Sub (%s: %s); retrying with backoff",
-                type(error).__name__,
-                error,
-            )
-        else:
-            _logger.debug("Redis still unreachable (%s)", error)
-        with self._lock:
-            # Nobody should wait for a confirmation that may take minutes.
-            self._release_waiters()
-
-    def _next_delay(self) -> float:
-        exponent = min(self._failures - 1, 30)
-        delay = min(self._delay_max, self._delay_min * 2.0**exponent)
-        return delay * random.uniform(0.5, 1.0)  # jitter: no thundering herd
+        self._drop_link(link)
+        self._outage.lost(error, count)
 
     def _release_waiters(self) -> None:
         # Caller holds _lock.
@@ -364,39 +390,3 @@ class Listener:
             for waiter in waiters:
                 waiter.settle(False)
         self._waiters.clear()
-
-    def _send(self, command: Callable[..., Any], *args: str) -> None:
-        # Caller holds _lock. A failed send means a broken connection: the
-        # reader sees the same failure and reconnects, re-subscribing all.
-        try:
-            command(*args)
-        except Exception as error:
-            _logger.debug("Pub/Sub command failed; the reader reconnects: %s", error)
-
-
-def _text(channel: Any) -> str:
-    return channel.decode("utf-8", "replace") if isinstance(channel, bytes) else channel
-
-
-def _close_quietly(pubsub: Any) -> None:
-    if pubsub is None:
-        return
-    try:
-        pubsub.close()
-    except Exception as error:  # the connection is already broken
-        _logger.debug("Closing the Pub/Sub connection failed: %s", error)
-
-
-def _weak_callable(function: Deliver) -> Callable[[], Deliver | None]:
-    return weakref.WeakMethod(function)
-
-
-@atexit.register
-def _stop_all() -> None:
-    # A broker nobody closed: stop its thread before the interpreter tears
-    # down the modules it uses, so exit prints nothing.
-    listeners = list(_live_listeners)
-    for listener in listeners:
-        listener.request_stop()
-    for listener in listeners:
-        listener.join(1.0)

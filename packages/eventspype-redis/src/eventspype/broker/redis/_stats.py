@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
 
+from eventspype.broker.redis._process import track
+
 __all__ = ["DROP_REASONS", "Counters", "DropReason", "RedisBrokerStats"]
 
 _logger = logging.getLogger("eventspype.broker.redis")
@@ -43,7 +45,8 @@ DROP_REASONS: Final[tuple[DropReason, ...]] = (
 class RedisBrokerStats:
     """A consistent-enough snapshot of a broker's counters (see ``RedisBroker.stats``).
 
-    Counts start at zero when the broker is created and only grow.
+    Counts start at zero when the broker is created (or, in a forked child,
+    at the fork) and only grow.
 
     Attributes:
         published: Events Redis acknowledged (a batch counts once it is sent).
@@ -83,6 +86,7 @@ class Counters:
     """
 
     __slots__ = (
+        "__weakref__",  # for _process.track
         "_last_logged",
         "_lock",
         "_suppressed",
@@ -94,6 +98,10 @@ class Counters:
     )
 
     def __init__(self) -> None:
+        self._reset()
+        track(self)
+
+    def _reset(self) -> None:
         self._lock = threading.Lock()
         self.published = 0
         self.publish_errors = 0
@@ -102,6 +110,11 @@ class Counters:
         self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         self._last_logged: dict[str, float] = {}
         self._suppressed: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+
+    def _after_fork_in_child(self) -> None:
+        # A forked child is a new process: its counts start at zero (and the
+        # lock may have been held by a parent thread at the fork).
+        self._reset()
 
     def drop(self, reason: DropReason, channel: str, detail: object) -> None:
         """Count a dropped message and log it with its channel and reason.

@@ -1,29 +1,43 @@
-"""How the broker uses the client's connections.
+"""How PUBLISH commands reach Redis: the fast path, or the client's own ``publish()``.
 
-PUBLISH goes on a connection of the client's pool, without the client's overhead.
-
-``redis.Redis.publish`` goes through retries, observability hooks and a pool
-check-out per command: about a third of a loopback round trip. This transport
-keeps one pooled connection for the broker, sends pre-encoded RESP, and checks
-the connection only when it matters (a closed or dirty socket is replaced before
-the command is sent, so nothing is sent twice). Failures are never retried:
-``publish()`` must raise promptly during an outage, not hang in backoff.
-
-Pub/Sub needs replies as bytes: :func:`non_decoding` gives the listener a twin
-of a client that decodes responses.
+``redis.Redis.publish`` goes through the client's retries, observability hooks
+and a pool check-out per command: about a third of a loopback round trip. For a
+plain ``redis.Redis`` on a plain ``ConnectionPool`` (see
+:func:`~eventspype.broker.redis._connections.fast_path_client`) the broker
+instead keeps a connection of its own, with the client's settings, and sends
+pre-encoded RESP on it (:class:`FastTransport`). That connection has no retry
+policy: a failed PUBLISH raises at once rather than being retried with backoff
+(redis-py's own policy would also resend a command Redis may have executed).
+Every other client, and ``fast_publish=False``, goes through ``client.publish()``
+and ``client.pipeline()`` (:class:`ClientTransport`), with whatever the client
+does around commands.
 """
 
 from __future__ import annotations
 
-import os
 import threading
+import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
 import redis
 from redis.exceptions import ResponseError
 
-__all__ = ["Transport", "non_decoding", "pack_publish"]
+from eventspype.broker.redis._connections import (
+    connection_recipe,
+    fast_path_client,
+    lacks_socket_timeout,
+)
+from eventspype.broker.redis._process import track
+
+__all__ = [
+    "ClientTransport",
+    "FastTransport",
+    "Transport",
+    "make_transport",
+    "pack_publish",
+]
 
 _PUBLISH_HEAD = b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%b\r\n$%d\r\n"
 
@@ -35,62 +49,130 @@ def pack_publish(channel: bytes, message: bytes) -> bytes:
     )
 
 
-class Transport:
+class Transport(ABC):
     """Sends PUBLISH commands, one at a time or many in one round trip.
 
-    Thread-safe. The broker's own connection serves one thread at a time; a
-    thread that finds it busy borrows another connection from the pool rather
-    than waiting, so concurrent publishers still run in parallel.
+    Thread-safe. Errors: ``redis.exceptions.ConnectionError`` (Redis cannot be
+    reached), ``TimeoutError`` (it did not answer in time), ``ResponseError``
+    (it refused the command); :meth:`publish_many` raises the first error once
+    every reply was read.
     """
 
-    def __init__(self, client: redis.Redis) -> None:
-        self._pool: Any = client.connection_pool
+    #: Whether PUBLISH skips ``client.publish()`` (for tests and ``repr``).
+    fast = False
+
+    @abstractmethod
+    def publish(self, channel: bytes, message: bytes) -> None:
+        """PUBLISH one message and wait for Redis to acknowledge it."""
+
+    @abstractmethod
+    def publish_many(self, messages: Sequence[tuple[bytes, bytes]]) -> None:
+        """PUBLISH every ``(channel, message)`` in one round trip, in order."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release what the transport holds (never the user's client)."""
+
+
+def make_transport(client: Any, *, fast: bool, timeout: float | None) -> Transport:
+    """The fast path for plain clients when ``fast``, else the client's methods.
+
+    ``timeout`` bounds the fast path's waits (the client's ``socket_timeout``
+    when ``None``, see :func:`~._connections.connection_recipe`). Warns when
+    publishing through a client that has no timeout at all.
+    """
+    recipe = connection_recipe(client, timeout) if fast else None
+    if recipe is not None and fast_path_client(client):
+        return FastTransport(recipe.pool())
+    if lacks_socket_timeout(client):
+        warnings.warn(
+            "the Redis client has no socket_timeout: publish() will wait "
+            "forever for a server that stops answering; give the client "
+            "socket_timeout (RedisBroker.from_url() does)",
+            RuntimeWarning,
+            stacklevel=3,  # RedisBroker(...) in the user's code
+        )
+    return ClientTransport(client)
+
+
+class ClientTransport(Transport):
+    """``client.publish()``, and ``client.pipeline(transaction=False)`` for many.
+
+    A client whose pipelines refuse PUBLISH (``RedisCluster``) publishes a
+    batch one command at a time; the refusal comes before anything is sent.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._pipelined = True
+
+    def publish(self, channel: bytes, message: bytes) -> None:
+        self._client.publish(channel, message)
+
+    def close(self) -> None:
+        pass  # the client and its connections are the user's
+
+    def publish_many(self, messages: Sequence[tuple[bytes, bytes]]) -> None:
+        if not messages:
+            return
+        if self._pipelined:
+            try:
+                pipeline = self._client.pipeline(transaction=False)
+                for channel, message in messages:
+                    pipeline.publish(channel, message)
+            except Exception:  # nothing was sent: building only
+                self._pipelined = False
+            else:
+                pipeline.execute()
+                return
+        for channel, message in messages:
+            self._client.publish(channel, message)
+
+
+class FastTransport(Transport):
+    """Pre-encoded PUBLISH on the broker's own pool (see the module docs).
+
+    The broker's kept connection serves one thread at a time; a thread that
+    finds it busy borrows another from the same pool rather than waiting, so
+    concurrent publishers still run in parallel.
+    """
+
+    fast = True
+
+    def __init__(self, pool: redis.ConnectionPool) -> None:
+        self._pool: Any = pool
         self._lock = threading.Lock()
         self._connection: Any = None
         self._reused = False  # the kept connection completed a round trip
-        self._pid = os.getpid()
+        self._closed = False
+        track(self)
 
     def publish(self, channel: bytes, message: bytes) -> None:
-        """PUBLISH one message and wait for Redis to acknowledge it.
-
-        Raises:
-            redis.exceptions.ConnectionError: Redis cannot be reached.
-            redis.exceptions.TimeoutError: Redis did not answer in
-                ``socket_timeout``.
-            redis.exceptions.ResponseError: Redis refused the command.
-        """
         self._send(pack_publish(channel, message), 1)
 
     def publish_many(self, messages: Sequence[tuple[bytes, bytes]]) -> None:
-        """PUBLISH every ``(channel, message)`` in one round trip, in order.
-
-        Raises the first error, after reading every reply (the connection stays
-        usable); connection errors as in :meth:`publish`.
-        """
         if not messages:
             return
         self._send(b"".join([pack_publish(c, m) for c, m in messages]), len(messages))
 
     def close(self) -> None:
-        """Return the broker's connection to the pool."""
+        """Close every connection; later publishes raise ``RuntimeError``."""
         with self._lock:
-            connection, self._connection = self._connection, None
-        if connection is not None and self._pid == os.getpid():
-            self._pool.release(connection)
+            self._closed = True
+            self._connection = None
+        self._pool.disconnect()
 
     def _send(self, packed: bytes, replies: int) -> None:
         if not self._lock.acquire(blocking=False):
-            connection = self._checkout()
-            try:
-                _round_trip(connection, packed, replies)
-            finally:
-                self._pool.release(connection)
+            self._send_on_borrowed(packed, replies)
             return
         try:
+            # Checked under the lock: a publish racing close() must not open
+            # a connection that nobody would close.
+            if self._closed:
+                raise RuntimeError("RedisBroker is closed")
             connection = self._connection
-            if connection is None or self._pid != os.getpid():
-                # After a fork the inherited socket belongs to the parent.
-                self._pid = os.getpid()
+            if connection is None:
                 self._reused = False
                 connection = self._connection = self._checkout()
             elif self._reused:
@@ -103,11 +185,32 @@ class Transport:
         finally:
             self._lock.release()
 
+    def _send_on_borrowed(self, packed: bytes, replies: int) -> None:
+        if self._closed:
+            raise RuntimeError("RedisBroker is closed")
+        connection = self._checkout()
+        try:
+            _round_trip(connection, packed, replies)
+        finally:
+            self._pool.release(connection)
+            self._disconnect_if_closed(connection)
+
+    def _disconnect_if_closed(self, connection: Any) -> None:
+        if self._closed:  # close() ran meanwhile and missed this connection
+            connection.disconnect()
+
     def _checkout(self) -> Any:
         try:
             return self._pool.get_connection()
         except TypeError:  # redis-py < 5.3 requires a command name
             return self._pool.get_connection("PUBLISH")
+
+    def _after_fork_in_child(self) -> None:
+        # The kept connection's socket is the parent's; the pool notices the
+        # new pid by itself and starts afresh.
+        self._lock = threading.Lock()
+        self._connection = None
+        self._reused = False
 
 
 def _ensure_clean(connection: Any) -> None:
@@ -137,25 +240,3 @@ def _round_trip(connection: Any, packed: bytes, replies: int) -> None:
         raise
     if error is not None:
         raise error
-
-
-def non_decoding(client: Any) -> Any:
-    """``client``, or a twin on the same server whose replies stay bytes.
-
-    With ``decode_responses=True`` redis-py decodes messages while parsing, and
-    a message that is not UTF-8 (garbage on the channel) raises out of
-    ``get_message`` as if the connection were broken. Messages must reach the
-    envelope validation as bytes. Only plain pools are twinned; others are
-    used as they are.
-    """
-    pool = getattr(client, "connection_pool", None)
-    kwargs = getattr(pool, "connection_kwargs", None)
-    if not kwargs or not kwargs.get("decode_responses"):
-        return client
-    if type(pool) not in (redis.ConnectionPool, redis.BlockingConnectionPool):
-        return client
-    twin = redis.ConnectionPool(
-        connection_class=pool.connection_class,  # type: ignore[union-attr]
-        **{**kwargs, "decode_responses": False},
-    )
-    return redis.Redis(connection_pool=twin)

@@ -1,0 +1,159 @@
+"""A broker in a process that forks: the child has its own locks and connections.
+
+Each scenario forks this test process (``os.fork()``; the child never returns
+into pytest: it reports through a pipe and leaves with ``os._exit``), on the
+shared server with a unique prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_SUPPORT = str(Path(__file__).resolve().parent / "redis_support")
+if _SUPPORT not in sys.path:
+    sys.path.insert(0, _SUPPORT)
+
+from redis_helpers import (  # noqa: E402
+    numsub,
+    shared_redis_url,
+    unique_prefix,
+    wait_until,
+)
+
+from eventspype import (  # noqa: E402
+    EventPublication,
+    EventPublisher,
+    FunctionalEventSubscriber,
+)
+from eventspype.broker.redis import RedisBroker  # noqa: E402
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork() (POSIX)"),
+    # Python 3.12+ warns that forking a threaded process may deadlock: that
+    # is exactly what these tests check the broker survives.
+    pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning"),
+]
+
+
+@dataclass
+class Note:
+    n: int
+
+
+NOTE = EventPublication("note", Note)
+
+
+@pytest.fixture
+def broker() -> Iterator[RedisBroker]:
+    made = RedisBroker.from_url(shared_redis_url(), channel_prefix=unique_prefix())
+    made.register_event_class(Note)
+    yield made
+    made.close()
+
+
+def in_child(body: Callable[[], object], timeout: float = 10.0) -> str:
+    """Run ``body`` in a forked child; what it returned (repr) or raised.
+
+    A child still running after ``timeout`` s is killed: ``"hung"``.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os.close(read_end)
+            report = repr(body())
+        except BaseException as error:
+            report = f"{type(error).__name__}: {error}"
+        finally:
+            os.write(write_end, report.encode())
+            os._exit(0)
+    os.close(write_end)
+    deadline = time.monotonic() + timeout
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(read_end)
+            return "hung"
+        time.sleep(0.01)
+    with os.fdopen(read_end, "rb") as pipe:
+        return pipe.read().decode()
+
+
+def receiver(
+    broker: RedisBroker, tag: str
+) -> tuple[EventPublisher, list[Any], FunctionalEventSubscriber]:
+    """A publisher on ``tag``, what its subscriber received, and the subscriber
+    (keep it: subscribers are held weakly)."""
+    got: list[Any] = []
+    publisher = EventPublisher(EventPublication(tag, Note), broker=broker)
+    subscriber = FunctionalEventSubscriber(got.append, with_event_info=False)
+    publisher.add_subscriber(subscriber)
+    return publisher, got, subscriber
+
+
+def test_a_child_publishes_and_closes_whatever_parent_threads_held(
+    broker: RedisBroker,
+) -> None:
+    # Parent threads publish all the time, so at the fork one of them holds
+    # the broker's locks: the child used to deadlock on them in close().
+    publisher = EventPublisher(NOTE, broker=broker)
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            publisher.publish(Note(0))
+
+    threads = [threading.Thread(target=hammer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+
+    def child() -> str:
+        publisher.publish(Note(1))
+        broker.close()
+        return "ok"
+
+    try:
+        wait_until(lambda: broker.stats().published > 100)
+        reports = [in_child(child) for _ in range(5)]
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    assert reports == ["'ok'"] * 5
+    publisher.publish(Note(2))  # the parent's broker is unaffected
+
+
+def test_a_child_subscribes_on_connections_of_its_own(broker: RedisBroker) -> None:
+    parent_publisher, parent_got, _kept = receiver(broker, "parent")
+    parent_publisher.publish(Note(1))
+    wait_until(lambda: parent_got == [Note(1)])
+
+    def child() -> tuple[list[Any], int]:
+        # Before: this SUBSCRIBE went out on the parent's socket, and the
+        # child had no listener thread to read anything.
+        child_publisher, child_got, _child_kept = receiver(broker, "child")
+        child_publisher.publish(Note(2))
+        wait_until(lambda: child_got == [Note(2)], timeout=5)
+        threads = [t for t in threading.enumerate() if "listener" in t.name]
+        broker.close()
+        return child_got, len(threads)
+
+    assert in_child(child) == "([Note(n=2)], 1)"
+    # The parent's connection carried on, untouched by the child.
+    parent_publisher.publish(Note(3))
+    wait_until(lambda: parent_got == [Note(1), Note(3)])
+    admin = broker._redis  # the from_url client, on the shared server
+    assert numsub(admin, f"{broker.channel_prefix}PARENT") == 1
+    wait_until(lambda: numsub(admin, f"{broker.channel_prefix}CHILD") == 0)
