@@ -5,32 +5,26 @@ The cluster is one private ``redis-server`` in cluster mode owning every slot.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-_SUPPORT = str(Path(__file__).resolve().parent / "redis_support")
-if _SUPPORT not in sys.path:
-    sys.path.insert(0, _SUPPORT)
-
-from redis.cluster import RedisCluster  # noqa: E402
-from redis_helpers import (  # noqa: E402
+from redis.cluster import RedisCluster
+from redis_helpers import (
     PrivateRedis,
     private_redis,
     unique_prefix,
     wait_until,
 )
 
-from eventspype import (  # noqa: E402
+from eventspype import (
     EventPublication,
     EventPublisher,
     FunctionalEventSubscriber,
 )
-from eventspype.broker.redis import RedisBroker  # noqa: E402
+from eventspype.broker.redis import RedisBroker
 
 pytestmark = pytest.mark.slow
 

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-_SUPPORT = str(Path(__file__).resolve().parent / "redis_support")
-if _SUPPORT not in sys.path:
-    sys.path.insert(0, _SUPPORT)
-
-from redis_helpers import (  # noqa: E402
+from redis_helpers import (
     receive_here,
     send_from_here,
     shared_redis_url,
     unique_prefix,
 )
-from redis_peer_events import make_event  # noqa: E402
+from redis_peer_events import make_event
 
 pytestmark = pytest.mark.slow
 

@@ -7,30 +7,23 @@ kills, pauses or restarts it by pid.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+from redis_helpers import PrivateRedis, numsub, private_redis, wait_until
 
-_SUPPORT = str(Path(__file__).resolve().parent / "redis_support")
-if _SUPPORT not in sys.path:
-    sys.path.insert(0, _SUPPORT)
-
-import redis  # noqa: E402
-from redis.backoff import ExponentialBackoff  # noqa: E402
-from redis.retry import Retry  # noqa: E402
-from redis_helpers import PrivateRedis, numsub, private_redis, wait_until  # noqa: E402
-
-from eventspype import (  # noqa: E402
+from eventspype import (
     EventPublication,
     EventPublisher,
     FunctionalEventSubscriber,
 )
-from eventspype.broker.redis import RedisBroker  # noqa: E402
+from eventspype.broker.redis import RedisBroker
 
 pytestmark = pytest.mark.slow
 

@@ -9,33 +9,26 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-_SUPPORT = str(Path(__file__).resolve().parent / "redis_support")
-if _SUPPORT not in sys.path:
-    sys.path.insert(0, _SUPPORT)
-
-from redis_helpers import (  # noqa: E402
+from redis_helpers import (
     numsub,
     shared_redis_url,
     unique_prefix,
     wait_until,
 )
 
-from eventspype import (  # noqa: E402
+from eventspype import (
     EventPublication,
     EventPublisher,
     FunctionalEventSubscriber,
 )
-from eventspype.broker.redis import RedisBroker  # noqa: E402
+from eventspype.broker.redis import RedisBroker
 
 pytestmark = [
     pytest.mark.slow,

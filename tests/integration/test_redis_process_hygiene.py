@@ -10,15 +10,9 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
-
-_SUPPORT = str(Path(__file__).resolve().parent / "redis_support")
-if _SUPPORT not in sys.path:
-    sys.path.insert(0, _SUPPORT)
-
-from redis_helpers import shared_redis_url, unique_prefix  # noqa: E402
+from redis_helpers import shared_redis_url, unique_prefix
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 from eventspype.broker.redis._process import track
 
@@ -31,14 +31,7 @@ DropReason = Literal[
 ]
 
 #: Every drop reason, in the order a message is checked.
-DROP_REASONS: Final[tuple[DropReason, ...]] = (
-    "oversized",
-    "invalid_json",
-    "invalid_envelope",
-    "too_deep",
-    "unregistered_class",
-    "invalid_payload",
-)
+DROP_REASONS: Final[tuple[DropReason, ...]] = get_args(DropReason)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,12 @@
+"""Shared set-up of the integration tests: their helper modules' folder."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# The Redis test helpers (redis_helpers, redis_peer, ...) live beside the tests
+# and are also run as scripts by subprocesses, so they are plain modules.
+_REDIS_SUPPORT = str(Path(__file__).resolve().parent / "redis_support")
+if _REDIS_SUPPORT not in sys.path:
+    sys.path.insert(0, _REDIS_SUPPORT)
