@@ -91,7 +91,7 @@ def in_process() -> None:
     try:
         publisher.publish(OrderConfirmed(1, "nobody"))
     except ValueError as error:
-        print(f"  [typed]   rejected: {error}")
+        print(f"  [typed]   wrong class refused, as it should be: {error}")
 
     print("== 2. The same publisher, routed through a LocalBroker ==")
     publisher.broker = LocalBroker()  # the subscribers move to the broker

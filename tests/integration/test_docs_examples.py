@@ -57,7 +57,7 @@ EXPECTED_OUTPUT: dict[str, list[str]] = {
     "demo.py": [
         "[billing] ORDER_PLACED: order 1",
         "[audit]   recorded [1, 2, 3]",
-        "rejected:",
+        "wrong class refused, as it should be:",
     ],
     "local_broker.py": [
         "failed subscriber calls so far: 1",
