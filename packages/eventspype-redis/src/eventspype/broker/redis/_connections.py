@@ -61,6 +61,13 @@ class ConnectionRecipe:
         )
 
 
+def _pool_kwargs(client: Any) -> dict[str, Any] | None:
+    """The options the client's pool opens connections with, if it has a pool."""
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None)
+    return kwargs if isinstance(kwargs, dict) else None
+
+
 def connection_recipe(client: Any, timeout: float | None) -> ConnectionRecipe | None:
     """The client's connection class and options, adjusted (see the module docs).
 
@@ -68,10 +75,11 @@ def connection_recipe(client: Any, timeout: float | None) -> ConnectionRecipe | 
     the client's is kept, or :data:`DEFAULT_TIMEOUT` if it has none. ``None``
     when the client has no pool to copy from (``RedisCluster``, for instance).
     """
-    pool = getattr(client, "connection_pool", None)
-    connection_class = getattr(pool, "connection_class", None)
-    kwargs = getattr(pool, "connection_kwargs", None)
-    if not isinstance(connection_class, type) or not isinstance(kwargs, dict):
+    connection_class = getattr(
+        getattr(client, "connection_pool", None), "connection_class", None
+    )
+    kwargs = _pool_kwargs(client)
+    if not isinstance(connection_class, type) or kwargs is None:
         return None
     socket_timeout = timeout or kwargs.get("socket_timeout") or DEFAULT_TIMEOUT
     connect_timeout = kwargs.get("socket_connect_timeout") or socket_timeout
@@ -112,15 +120,14 @@ def lacks_socket_timeout(client: Any) -> bool:
 
     ``False`` when the client has no pool to tell (its own defaults apply).
     """
-    pool = getattr(client, "connection_pool", None)
-    kwargs = getattr(pool, "connection_kwargs", None)
-    return isinstance(kwargs, dict) and not kwargs.get("socket_timeout")
+    kwargs = _pool_kwargs(client)
+    return kwargs is not None and not kwargs.get("socket_timeout")
 
 
 def client_encoding(client: Any) -> str:
     """The encoding the client uses for channel names (UTF-8 unless set)."""
-    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
-    if isinstance(kwargs, dict) and kwargs.get("encoding"):
+    kwargs = _pool_kwargs(client)
+    if kwargs is not None and kwargs.get("encoding"):
         return str(kwargs["encoding"])
     get_encoder = getattr(client, "get_encoder", None)
     if callable(get_encoder):
