@@ -12,6 +12,7 @@ Provided by the eventspype-redis distribution::
 from eventspype.broker.redis._batch import Batch
 from eventspype.broker.redis._broker import RedisBroker
 from eventspype.broker.redis._stats import DROP_REASONS, DropReason, RedisBrokerStats
+from eventspype.broker.redis._stream_broker import RedisStreamBroker
 from eventspype.broker.redis._version import __version__
 
 __all__ = [
@@ -20,5 +21,6 @@ __all__ = [
     "DropReason",
     "RedisBroker",
     "RedisBrokerStats",
+    "RedisStreamBroker",
     "__version__",
 ]
