@@ -16,6 +16,7 @@ __all__ = [
     "DEAD_SUFFIX",
     "EVENT_FIELD",
     "DeadLetter",
+    "DeadLetterAccess",
     "move_to_dead",
     "read_dead_letters",
     "republish",
@@ -145,3 +146,48 @@ def republish(
     pipeline.xdel(dead, *[letter.id for letter in letters])
     pipeline.execute()
     return len(letters)
+
+
+class DeadLetterAccess:
+    """The dead-letter operations of :class:`RedisStreamBroker` (a mixin).
+
+    Needs ``_commands`` (a client replying bytes), ``_maxlen`` and
+    ``stream_key()`` from the class it is mixed into.
+    """
+
+    _commands: Any
+    _maxlen: int | None
+
+    def stream_key(self, channel: str) -> str:
+        """The Redis key of ``channel``'s stream (its dead letters: ``+ ":dead"``)."""
+        raise NotImplementedError
+
+    def dead_letters(
+        self, channel: str, count: int = 100, after: str = "0"
+    ) -> list[DeadLetter]:
+        """The oldest ``count`` dead letters of ``channel`` with an id above ``after``.
+
+        Page with ``after=letters[-1].id``. Every group's letters are there;
+        :attr:`DeadLetter.group` says whose.
+        """
+        return read_dead_letters(
+            self._commands, self.stream_key(channel).encode(), channel, count, after
+        )
+
+    def republish_dead_letters(
+        self, channel: str, letters: list[DeadLetter] | None = None
+    ) -> int:
+        """Put dead letters back in the stream (all of them, or ``letters``).
+
+        Each goes to the end of the stream as a new entry, so every group
+        receives it again (idempotent handlers make that harmless), and is
+        removed from the dead-letter stream. Returns how many.
+        """
+        stream = self.stream_key(channel).encode()
+        if letters is None:
+            letters = []
+            after = "0"
+            while page := self.dead_letters(channel, 1000, after):
+                letters.extend(page)
+                after = page[-1].id
+        return republish(self._commands, stream, letters, self._maxlen)

@@ -3,37 +3,35 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Mapping
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from eventspype.broker.broker import MessageBroker
 from eventspype.broker.redis import _envelope
 from eventspype.broker.redis._batch import Batch, BatchBuffer
-from eventspype.broker.redis._connections import DEFAULT_TIMEOUT, connection_recipe
-from eventspype.broker.redis._dead_letters import (
-    EVENT_FIELD,
-    DeadLetter,
-    read_dead_letters,
-    republish,
+from eventspype.broker.redis._connections import (
+    DEFAULT_TIMEOUT,
+    ConnectionRecipe,
+    connection_recipe,
 )
-from eventspype.broker.redis._envelope import EnvelopeError
+from eventspype.broker.redis._dead_letters import DeadLetterAccess
 from eventspype.broker.redis._inbound import ClassRegistry, Inbound
-
-# TEMPORARY: becomes the shared fan-out of the inbound path once merged.
-from eventspype.broker.redis._stream_fanout import LocalFanout
-from eventspype.broker.redis._stream_reader import Handled, StreamReader
+from eventspype.broker.redis._stream_reader import StreamReader
+from eventspype.broker.redis._stream_receiving import StreamReceiving
 from eventspype.broker.redis._stream_stats import (
     ChannelBacklog,
     RedisStreamStats,
     StreamCounters,
+    read_backlog,
+)
+from eventspype.broker.redis._stream_writer import (
+    StreamWriter,
+    check_options,
+    default_consumer_name,
+    url_client,
 )
 from eventspype.event import NormalizedTag
 from eventspype.serializers import EventSerializer, JsonEventSerializer
@@ -52,38 +50,24 @@ _B = TypeVar("_B", bound="RedisStreamBroker")
 _CLOSE_TIMEOUT = 10.0
 
 
-def default_consumer_name() -> str:
-    """``<host>:<pid>:<random>``: unique per process, readable in XINFO."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-class RedisStreamBroker(MessageBroker):
+class RedisStreamBroker(DeadLetterAccess, MessageBroker):
     """Durable delivery: every consumer group receives every event at least once.
 
-    Each channel is a Redis stream, ``<channel_prefix><channel>``.
-    ``publish()`` appends the same JSON envelope :class:`RedisBroker` publishes
-    (one field, ``event``) with ``XADD ... MAXLEN ~ maxlen`` and returns once
-    Redis has it; it raises when Redis cannot be reached. The events wait in
-    the stream for readers: a process that subscribes later, or restarts,
-    still gets them.
-
-    Processes that use the same ``group`` share the work (each event goes to
-    one consumer of the group); every group gets every event. A process
-    receives on one reader thread, started by the first ``subscribe()``, which
-    calls the local subscribers of the event's channel (the broker is the
-    caller) and acknowledges the event once all of them returned without
-    raising. An event that was not acknowledged (a subscriber raised, or the
-    process died) is delivered again, to this or another consumer, after
-    ``claim_idle`` seconds; after ``max_deliveries`` deliveries it is moved,
-    with the last error and the count, to the dead-letter stream
-    ``<stream>:dead`` (see :meth:`dead_letters`). So handlers must be
-    idempotent: a crash between handling and acknowledging means the event
-    comes again. Within a stream, one consumer sees events in order.
-
-    The receiver checks of :class:`RedisBroker` apply (size, envelope, class
-    allowlist, typed decoding); an entry that fails them is counted under its
-    reason and dead-lettered at once, so that registering a forgotten class
-    and re-publishing recovers it.
+    Each channel is a stream, ``<channel_prefix><channel>``: ``publish()``
+    XADDs the envelope :class:`RedisBroker` publishes (one field, ``event``,
+    ``MAXLEN ~ maxlen``), returns once Redis has it and raises when Redis
+    cannot be reached. Brokers with the same ``group`` share the work; every
+    group gets every event. One reader thread (from the first
+    ``subscribe()``) calls the local subscribers, with the broker as caller,
+    and acknowledges an event once all of them returned without raising.
+    One that was not (a subscriber raised, the process died) is delivered
+    again, to this or another consumer, after ``claim_idle`` seconds, and
+    after ``max_deliveries`` deliveries moved to ``<stream>:dead`` with the
+    last error (see :meth:`dead_letters`). Handlers must therefore be
+    idempotent. Within a stream, one consumer sees events in order. The
+    receiver checks of :class:`RedisBroker` apply; an entry that fails them
+    is counted under its reason and dead-lettered at once (register the
+    class, then re-publish it).
 
     Args:
         redis_client: A ``redis.Redis`` (or ``fakeredis.FakeRedis``). The
@@ -94,8 +78,8 @@ class RedisStreamBroker(MessageBroker):
             (see :class:`RedisBroker`).
         group: The consumer group of this broker's subscriptions.
         consumer: This consumer's name in the group; unique per process by
-            default (host, pid, random). Give a stable name to have a restarted
-            process take its own unfinished events back at once.
+            default (host, pid, random). Two live processes must never share
+            one: each would acknowledge the other's events.
         maxlen: Trim each stream to about this many entries on publish
             (``MAXLEN ~``); ``None`` never trims. Entries trimmed before a
             group read them are lost to it: size it above the worst backlog.
@@ -136,12 +120,9 @@ class RedisStreamBroker(MessageBroker):
         max_nesting_depth: int = 64,
         reconnect_delay: tuple[float, float] = (0.05, 5.0),
     ) -> None:
-        _check_options(start, claim_idle, max_deliveries, prefetch, maxlen)
-        first, longest = reconnect_delay
-        if not 0 < first <= longest:
-            raise ValueError(
-                f"reconnect_delay must be 0 < first <= longest, got {reconnect_delay}"
-            )
+        check_options(
+            start, claim_idle, max_deliveries, prefetch, maxlen, reconnect_delay
+        )
         self._redis = redis_client
         self._serializer: EventSerializer = serializer or JsonEventSerializer()
         self._channel_prefix = channel_prefix
@@ -149,20 +130,25 @@ class RedisStreamBroker(MessageBroker):
         self._group = group
         self._consumer = consumer or default_consumer_name()
         self._classes = ClassRegistry(allow_unregistered_classes)
-        self._inbound = Inbound(
+        self._counters = StreamCounters()
+        self._batch_buffer = BatchBuffer()
+        self._closed = False
+        self._owns_client = False
+        # Connections of our own, made like the client's: replies as bytes,
+        # no retries (a retried XADD could be added twice).
+        self._commands: Any = redis.Redis(connection_pool=_recipe(redis_client).pool())
+        inbound = Inbound(
             self._serializer,
             self._classes,
             max_bytes=max_message_bytes,
             max_depth=max_nesting_depth,
         )
-        self._fanout = LocalFanout()
-        self._counters = StreamCounters()
-        self._batch_buffer = BatchBuffer()
-        self._closed = False
-        self._owns_client = False
-        self._reader = StreamReader(
+        self._receiving = StreamReceiving(
+            channel_prefix, inbound, self._counters, self._commands, self
+        )
+        self._reader = self._receiving.reader = StreamReader(
             self._reader_client,
-            self._handle,
+            self._receiving.handle,
             self._counters,
             group=group.encode(),
             consumer=self._consumer.encode(),
@@ -174,12 +160,7 @@ class RedisStreamBroker(MessageBroker):
             forget_after=forget_consumers_after,
             reconnect_delay=reconnect_delay,
         )
-        recipe = connection_recipe(redis_client, None)
-        # Commands of our own (publish, groups, stats) get bytes back and
-        # never retry (an XADD retried could be added twice).
-        self._commands: Any = (
-            redis.Redis(connection_pool=recipe.pool()) if recipe else redis_client
-        )
+        self._writer = StreamWriter(self._commands, maxlen)
 
     @classmethod
     def from_url(
@@ -201,14 +182,7 @@ class RedisStreamBroker(MessageBroker):
         (``group``, ``consumer``, ``maxlen``, ``start``, ``claim_idle``,
         ``max_deliveries``, ``prefetch``, ...).
         """
-        options: dict[str, Any] = {
-            "socket_timeout": socket_timeout,
-            "socket_connect_timeout": socket_connect_timeout,
-            "socket_keepalive": True,
-            "retry": Retry(NoBackoff(), 0),
-            **(client_options or {}),
-        }
-        client = redis.Redis.from_url(url, **options)
+        client = url_client(url, socket_timeout, socket_connect_timeout, client_options)
         try:
             broker = cls(
                 client,
@@ -276,18 +250,13 @@ class RedisStreamBroker(MessageBroker):
         message = _envelope.encode(
             event_tag, type(event), self._serializer.serialize(event)
         )
-        key = self._channel_prefix + channel
+        key = (self._channel_prefix + channel).encode()
         held = self._batch_buffer.current()
         if held is not None:
-            held.messages.append((key.encode(), message))
+            held.messages.append((key, message))
             return
         try:
-            if self._maxlen is None:
-                self._commands.execute_command("XADD", key, "*", EVENT_FIELD, message)
-            else:
-                self._commands.execute_command(
-                    "XADD", key, "MAXLEN", "~", self._maxlen, "*", EVENT_FIELD, message
-                )
+            self._writer.add(key, message)
         except Exception:
             self._counters.add_publish_error()
             raise
@@ -304,7 +273,7 @@ class RedisStreamBroker(MessageBroker):
         Raises:
             RuntimeError: the broker is closed.
         """
-        self._add(channel, subscriber, None)
+        self._receiving.add(channel, subscriber, None)
 
     def unsubscribe(self, channel: str, subscriber: EventSubscriber) -> None:
         """Stop delivering ``channel`` to ``subscriber``.
@@ -312,21 +281,20 @@ class RedisStreamBroker(MessageBroker):
         With no subscriber left the reader stops reading the stream; what
         the group has not read stays in it for the other consumers.
         """
-        self._fanout.unsubscribe(channel, subscriber)
-        self._sync_streams()
+        self._receiving.discard(channel, subscriber, None)
 
     def subscribe_publication(
         self, publication: EventPublication, subscriber: EventSubscriber
     ) -> None:
         """Subscribe through ``publication`` (its tag is the channel)."""
-        self._add(str(publication.event_tag), subscriber, publication)
+        self._receiving.add(str(publication.event_tag), subscriber, publication)
 
     def unsubscribe_publication(
         self, publication: EventPublication, subscriber: EventSubscriber
     ) -> None:
         """Undo :meth:`subscribe_publication` for this publication."""
-        self._fanout.unsubscribe(str(publication.event_tag), subscriber, publication)
-        self._sync_streams()
+        channel = str(publication.event_tag)
+        self._receiving.discard(channel, subscriber, publication)
 
     # -- operations ------------------------------------------------------------
 
@@ -337,52 +305,14 @@ class RedisStreamBroker(MessageBroker):
     def stats(self) -> RedisStreamStats:
         """Counters, plus each subscribed channel's backlog (read from Redis)."""
         channels: dict[str, ChannelBacklog] = {}
-        for channel in self._fanout.channels():
-            try:
-                groups = self._commands.xinfo_groups(self.stream_key(channel))
-            except redis.RedisError:
-                continue
-            for info in groups:
-                name = info.get("name")
-                if name in (self._group, self._group.encode()):
-                    lag = info.get("lag")
-                    channels[channel] = ChannelBacklog(
-                        pending=int(info.get("pending", 0)),
-                        lag=None if lag is None else int(lag),
-                    )
+        for channel in self._receiving.channels():
+            key = self.stream_key(channel).encode()
+            backlog = read_backlog(self._commands, key, self._group)
+            if backlog is not None:
+                channels[channel] = backlog
         return self._counters.stream_snapshot(
-            self._fanout.subscriber_errors, MappingProxyType(channels)
+            self._receiving.subscriber_errors, MappingProxyType(channels)
         )
-
-    def dead_letters(
-        self, channel: str, count: int = 100, after: str = "0"
-    ) -> list[DeadLetter]:
-        """The oldest ``count`` dead letters of ``channel`` with an id above ``after``.
-
-        Page with ``after=letters[-1].id``. Every group's letters are there;
-        :attr:`DeadLetter.group` says whose.
-        """
-        return read_dead_letters(
-            self._commands, self.stream_key(channel).encode(), channel, count, after
-        )
-
-    def republish_dead_letters(
-        self, channel: str, letters: list[DeadLetter] | None = None
-    ) -> int:
-        """Put dead letters back in the stream (all of them, or ``letters``).
-
-        Each goes to the end of the stream as a new entry, so every group
-        receives it again (idempotent handlers make that harmless), and is
-        removed from the dead-letter stream. Returns how many.
-        """
-        stream = self.stream_key(channel).encode()
-        if letters is None:
-            letters = []
-            after = "0"
-            while page := self.dead_letters(channel, 1000, after):
-                letters.extend(page)
-                after = page[-1].id
-        return republish(self._commands, stream, letters, self._maxlen)
 
     def close(self) -> None:
         """Stop reading, finish and acknowledge the events in hand, join.
@@ -392,7 +322,7 @@ class RedisStreamBroker(MessageBroker):
         """
         if self._closed:
             return
-        self._closed = True
+        self._closed = self._receiving.closed = True
         self._reader.request_stop()
         self._reader.wake(self._commands)
         if not self._reader.join(_CLOSE_TIMEOUT):
@@ -427,93 +357,27 @@ class RedisStreamBroker(MessageBroker):
 
     # -- internals -----------------------------------------------------------------
 
-    def _add(
-        self,
-        channel: str,
-        subscriber: EventSubscriber,
-        publication: EventPublication | None,
-    ) -> None:
-        if self._closed:
-            raise RuntimeError("RedisStreamBroker is closed")
-        self._fanout.subscribe(channel, subscriber, publication)
-        stream = self.stream_key(channel).encode()
-        if stream not in self._reader.streams:
-            try:
-                self._reader.ensure_group(self._commands, stream)
-            except redis.ConnectionError as error:
-                _logger.warning(
-                    "Cannot create consumer group %r on %r now (%s); the reader "
-                    "creates it once Redis is back",
-                    self._group,
-                    stream.decode(),
-                    error,
-                )
-        self._sync_streams()
-
-    def _sync_streams(self) -> None:
-        wanted = {self.stream_key(c).encode(): c for c in self._fanout.channels()}
-        if wanted != self._reader.streams and not self._closed:
-            self._reader.set_streams(wanted, self._commands)
-
     def _reader_client(self) -> Any:
         """A client on a connection of the reader's own (bytes, no retries)."""
         timeout = self._reader.block_seconds + DEFAULT_TIMEOUT
-        recipe = connection_recipe(self._redis, timeout)
-        if recipe is None:
-            return self._redis
-        return redis.Redis(connection_pool=recipe.pool())
+        return redis.Redis(connection_pool=_recipe(self._redis, timeout).pool())
 
     def _send_batch(self, messages: list[tuple[bytes, bytes]]) -> None:
         if self._closed:
             raise RuntimeError("RedisStreamBroker is closed")
-        pipeline = self._commands.pipeline(transaction=False)
-        for key, message in messages:
-            if self._maxlen is None:
-                pipeline.xadd(key, {EVENT_FIELD: message})
-            else:
-                pipeline.xadd(
-                    key, {EVENT_FIELD: message}, maxlen=self._maxlen, approximate=True
-                )
         try:
-            pipeline.execute()
+            self._writer.add_many(messages)
         except Exception:
             self._counters.add_publish_error()
             raise
         self._counters.add_published(len(messages))
 
-    def _handle(self, channel: str, data: bytes) -> Handled:
-        """Decode one entry and deliver it locally (reader thread)."""
-        if not self._fanout.subscriber_count(channel):
-            return "skip", None
-        try:
-            event, event_tag = self._inbound.decode(data)
-        except EnvelopeError as error:
-            self._counters.drop(error.reason, self.stream_key(channel), error)
-            return "refused", f"{error.reason}: {error}"
-        self._counters.delivered += 1
-        outcome = self._fanout.deliver(channel, event, event_tag, self)
-        if outcome.ok:
-            return "ok", None
-        return "failed", "; ".join(
-            f"{type(error).__name__}: {error}" for _, error in outcome.errors
-        )
 
-
-def _check_options(
-    start: str,
-    claim_idle: float,
-    max_deliveries: int,
-    prefetch: int,
-    maxlen: int | None,
-) -> None:
-    if start not in ("new", "all"):
-        raise ValueError(f"start must be 'new' or 'all', got {start!r}")
-    if not claim_idle > 0:
-        raise ValueError(f"claim_idle must be > 0, got {claim_idle}")
-    if max_deliveries < 1 or prefetch < 1:
-        raise ValueError(
-            f"max_deliveries and prefetch must be at least 1, got {max_deliveries} "
-            f"and {prefetch}"
+def _recipe(client: Any, timeout: float | None = None) -> ConnectionRecipe:
+    recipe = connection_recipe(client, timeout)
+    if recipe is None:
+        raise TypeError(
+            "RedisStreamBroker needs a client with a connection pool, such as "
+            f"redis.Redis; got {type(client).__name__}"
         )
-    if maxlen is not None and maxlen < 1:
-        raise ValueError(f"maxlen must be at least 1 or None, got {maxlen}")
+    return recipe

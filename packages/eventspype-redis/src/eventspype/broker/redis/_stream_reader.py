@@ -267,8 +267,8 @@ class StreamReader:
                 continue
             times = deliveries.get(entry_id, 1)
             if times > self._max_deliveries:  # its consumers kept dying on it
-                why = f"delivered {times - 1} times without being acknowledged"
-                dead.append((entry_id, data, why, times - 1))
+                gave_up = f"delivered {times - 1} times, never acknowledged"
+                dead.append((entry_id, data, gave_up, times - 1))
                 continue
             if times > 1:
                 counters.redelivered += 1
@@ -285,14 +285,14 @@ class StreamReader:
             )
             counters.dead_lettered += len(dead)
             counters.acknowledged += len(dead)
-            for entry_id, _, why, times in dead:
+            for entry_id, _, error, times in dead:
                 _logger.warning(
                     "Moved entry %s of %r to its dead-letter stream after %d "
                     "deliveries: %s",
                     entry_id.decode(errors="replace"),
                     stream.decode(errors="replace"),
                     times,
-                    why,
+                    error,
                 )
         if acks:
             self._client.xack(stream, self.group, *acks)

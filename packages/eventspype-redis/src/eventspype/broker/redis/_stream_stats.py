@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
+
+import redis
 
 from eventspype.broker.redis._process import track
 from eventspype.broker.redis._stats import DROP_REASONS, Counters
 
-__all__ = ["ChannelBacklog", "RedisStreamStats", "StreamCounters"]
+__all__ = ["ChannelBacklog", "RedisStreamStats", "StreamCounters", "read_backlog"]
 
 
 @dataclass(frozen=True)
@@ -122,3 +125,19 @@ class StreamCounters(Counters):
             reconnects=base.reconnects,
             channels=MappingProxyType(dict(channels)),
         )
+
+
+def read_backlog(client: Any, stream: bytes, group: str) -> ChannelBacklog | None:
+    """The group's backlog on ``stream`` (XINFO GROUPS); ``None`` if unknown."""
+    try:
+        groups = client.xinfo_groups(stream)
+    except redis.RedisError:
+        return None
+    for info in groups:
+        if info.get("name") in (group, group.encode()):
+            lag = info.get("lag")
+            return ChannelBacklog(
+                pending=int(info.get("pending", 0)),
+                lag=None if lag is None else int(lag),
+            )
+    return None
