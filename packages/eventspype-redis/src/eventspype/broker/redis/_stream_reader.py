@@ -49,7 +49,7 @@ Handled = tuple[Literal["ok", "failed", "refused", "skip"], "str | None"]
 Entry = tuple[bytes, "dict[bytes, bytes] | None"]
 
 _DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
-#: How often the reader looks for consumers that are gone.
+#: The longest time between two looks for consumers that are gone.
 _CLEANUP_INTERVAL = 60.0
 
 
@@ -84,6 +84,9 @@ class StreamReader:
         self._max_deliveries = max_deliveries
         self._maxlen = maxlen
         self._forget_after_ms = int(forget_after * 1000)
+        self._cleanup_every = min(
+            _CLEANUP_INTERVAL, max(self._claim_every, forget_after / 2)
+        )
         self._delay_min, self._delay_max = reconnect_delay
         #: Stream key -> channel, replaced whole by the broker (copy-on-write).
         self.streams: dict[bytes, str] = {}
@@ -181,7 +184,7 @@ class StreamReader:
             for stream in streams:
                 self._claim(stream, streams[stream])
         if now >= self._next_cleanup:
-            self._next_cleanup = now + _CLEANUP_INTERVAL
+            self._next_cleanup = now + self._cleanup_every
             for stream in streams:
                 self._forget_gone(stream)
         count = max(1, self._prefetch // len(streams))
