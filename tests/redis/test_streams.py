@@ -22,8 +22,7 @@ from _redis_support import (
 )
 
 from eventspype import EventPublication, FunctionalEventSubscriber
-from eventspype.broker.redis import RedisBroker, RedisStreamBroker
-from eventspype.broker.redis import _envelope
+from eventspype.broker.redis import RedisBroker, RedisStreamBroker, _envelope
 from eventspype.serializers import JsonEventSerializer
 
 StreamFactory = Callable[..., RedisStreamBroker]
@@ -137,9 +136,14 @@ def test_batch_sends_every_held_event_and_a_raising_block_none(
         assert batch.pending == 4
         assert client.exists(f"{prefix}ORDERS") == 0
     assert client.xlen(f"{prefix}ORDERS") == 4
-    with pytest.raises(KeyError), broker.batch():
-        publisher.publish(OrderPlaced(9, 0.0))
-        raise KeyError("boom")
+
+    def failing_block() -> None:
+        with broker.batch():
+            publisher.publish(OrderPlaced(9, 0.0))
+            raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        failing_block()
     assert client.xlen(f"{prefix}ORDERS") == 4
     assert broker.stats().published == 4
 
@@ -299,7 +303,7 @@ def test_two_groups_each_receive_every_event(streams: StreamFactory) -> None:
 def test_two_consumers_of_one_group_share_the_events(streams: StreamFactory) -> None:
     inboxes = [Inbox(), Inbox()]
     brokers = [streams(prefetch=5), streams(prefetch=5)]
-    for broker, inbox in zip(brokers, inboxes):
+    for broker, inbox in zip(brokers, inboxes, strict=True):
         broker.subscribe("ORDERS", inbox.subscriber)
     publisher = publisher_for(streams(group="sender"), "orders", OrderPlaced)
     for index in range(200):
@@ -400,18 +404,20 @@ def test_events_a_redis_broker_publishes_do_not_reach_the_stream(
 
 
 @pytest.mark.parametrize(
-    "options",
+    ("options", "message"),
     [
-        {"start": "middle"},
-        {"claim_idle": 0},
-        {"max_deliveries": 0},
-        {"prefetch": 0},
-        {"maxlen": 0},
-        {"reconnect_delay": (2.0, 1.0)},
+        ({"start": "middle"}, "start"),
+        ({"claim_idle": 0}, "claim_idle"),
+        ({"max_deliveries": 0}, "max_deliveries"),
+        ({"prefetch": 0}, "prefetch"),
+        ({"maxlen": 0}, "maxlen"),
+        ({"reconnect_delay": (2.0, 1.0)}, "reconnect_delay"),
     ],
 )
-def test_options_out_of_range_raise(client: redis.Redis, options: Any) -> None:
-    with pytest.raises(ValueError):
+def test_options_out_of_range_raise(
+    client: redis.Redis, options: Any, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
         RedisStreamBroker(client, **options)
 
 
