@@ -358,9 +358,15 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
     # -- internals -----------------------------------------------------------------
 
     def _reader_client(self) -> Any:
-        """A client on a connection of the reader's own (bytes, no retries)."""
+        """A client on one connection of the reader's own (bytes, no retries).
+
+        One connection, held: a pool would silently reconnect a connection
+        the server closed between two commands, and the reader would not know
+        that Redis restarted (nor count it).
+        """
         timeout = self._reader.block_seconds + DEFAULT_TIMEOUT
-        return redis.Redis(connection_pool=_recipe(self._redis, timeout).pool())
+        pool = _recipe(self._redis, timeout).pool()
+        return redis.Redis(connection_pool=pool, single_connection_client=True)
 
     def _send_batch(self, messages: list[tuple[bytes, bytes]]) -> None:
         if self._closed:
