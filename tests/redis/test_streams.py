@@ -428,3 +428,32 @@ def test_repr_names_prefix_and_group(streams: StreamFactory, prefix: str) -> Non
     )
     broker.close()
     assert "closed" in repr(broker)
+
+
+def test_close_lets_the_events_in_hand_finish_and_be_acknowledged(
+    streams: StreamFactory, client: redis.Redis, prefix: str
+) -> None:
+    sender = publisher_for(streams(group="sender"), "orders", OrderPlaced)
+    for index in range(3):
+        sender.publish(OrderPlaced(index, 0.0))
+    broker = streams(prefetch=10, start="all")  # reads the three in one batch
+    entered, release = threading.Event(), threading.Event()
+    handled: list[int] = []
+
+    def slow(event: Any, tag: Any, caller: Any) -> None:
+        entered.set()
+        assert release.wait(10)
+        handled.append(event.order_id)
+
+    subscriber = FunctionalEventSubscriber(slow)
+    broker.subscribe("ORDERS", subscriber)
+    assert entered.wait(10)
+    closing = threading.Thread(target=broker.close)
+    closing.start()
+    release.set()
+    closing.join(20)
+
+    assert not closing.is_alive()
+    assert handled == [0, 1, 2]
+    assert broker.stats().acknowledged == 3
+    assert client.xpending(f"{prefix}ORDERS", "g")["pending"] == 0
