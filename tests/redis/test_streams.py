@@ -224,7 +224,7 @@ def test_an_always_failing_event_is_dead_lettered_then_republished(
 
 
 def test_dead_letters_page_with_after(
-    streams: StreamFactory,
+    streams: StreamFactory, client: redis.Redis, prefix: str
 ) -> None:
     broker = streams(max_deliveries=1)
 
@@ -243,8 +243,12 @@ def test_dead_letters_page_with_after(
     assert len(first) == 2
     assert len(rest) == 3
     assert {letter.deliveries for letter in first + rest} == {1}
+    broker.unsubscribe("ORDERS", subscriber)  # the event would fail again
     assert broker.republish_dead_letters("ORDERS", rest[:1]) == 1
-    assert len(broker.dead_letters("ORDERS")) == 4
+    assert [d.id for d in broker.dead_letters("ORDERS")] == [
+        d.id for d in first + rest[1:]
+    ]
+    assert client.xlen(f"{prefix}ORDERS") == 6
 
 
 def test_an_entry_that_fails_the_receiver_checks_is_dead_lettered_at_once(

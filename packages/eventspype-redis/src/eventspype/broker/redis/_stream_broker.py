@@ -160,7 +160,7 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
             forget_after=forget_consumers_after,
             reconnect_delay=reconnect_delay,
         )
-        self._writer = StreamWriter(self._commands, maxlen)
+        self._writer = StreamWriter(redis_client, maxlen)
 
     @classmethod
     def from_url(
@@ -327,8 +327,8 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
         self._reader.wake(self._commands)
         if not self._reader.join(_CLOSE_TIMEOUT):
             _logger.warning("Redis stream reader still running after close()")
-        if self._commands is not self._redis:
-            self._commands.connection_pool.disconnect()
+        self._commands.connection_pool.disconnect()
+        self._writer.close()
         if self._owns_client:
             self._redis.close()
 

@@ -16,7 +16,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from eventspype.broker.redis._connections import connection_recipe, fast_path_client
 from eventspype.broker.redis._dead_letters import EVENT_FIELD
+from eventspype.broker.redis._transport import FastTransport
 
 __all__ = ["StreamWriter", "check_options", "default_consumer_name", "url_client"]
 
@@ -24,33 +26,65 @@ _FIELD = EVENT_FIELD
 
 
 class StreamWriter:
-    """XADD ``{event: envelope}`` with ``MAXLEN ~ maxlen`` on the broker's client.
+    """XADD ``{event: envelope}`` with ``MAXLEN ~ maxlen``.
 
-    Thread-safe (the client's pool is). Errors are the client's: a
-    ``ConnectionError`` or ``TimeoutError`` when Redis cannot be reached,
-    ``ResponseError`` when it refuses (an ACL, a key of another type).
+    For a plain ``redis.Redis`` the commands are pre-encoded and sent on the
+    broker's own connection (RedisBroker's fast path, see ``_transport``);
+    other clients go through ``execute_command`` and ``pipeline()``.
+    Thread-safe. Errors are the client's: ``ConnectionError`` or
+    ``TimeoutError`` when Redis cannot be reached, ``ResponseError`` when it
+    refuses (an ACL, a key of another type).
     """
 
-    __slots__ = ("_client", "_trim")
+    __slots__ = ("_client", "_fast", "_heads", "_trim")
 
     def __init__(self, client: Any, maxlen: int | None) -> None:
         self._client = client
         self._trim: tuple[Any, ...] = () if maxlen is None else ("MAXLEN", "~", maxlen)
+        # Stream key -> the RESP of the command up to the message (bounded).
+        self._heads: dict[bytes, bytes] = {}
+        recipe = connection_recipe(client, None)
+        self._fast: FastTransport | None = (
+            FastTransport(recipe.pool())
+            if recipe is not None and fast_path_client(client)
+            else None
+        )
 
     def add(self, key: bytes, message: bytes) -> None:
         """Append one entry and wait for Redis to have it."""
-        self._client.execute_command(
-            "XADD", key, *self._trim, "*", EVENT_FIELD, message
-        )
+        if self._fast is not None:
+            self._fast._send(self._pack(key, message), 1)
+        else:
+            self._client.execute_command("XADD", key, *self._trim, "*", _FIELD, message)
 
     def add_many(self, messages: list[tuple[bytes, bytes]]) -> None:
         """Append every ``(key, message)`` in one round trip, in order."""
+        if self._fast is not None:
+            packed = b"".join([self._pack(k, m) for k, m in messages])
+            self._fast._send(packed, len(messages))
+            return
         pipeline = self._client.pipeline(transaction=False)
         for key, message in messages:
-            pipeline.execute_command(
-                "XADD", key, *self._trim, "*", EVENT_FIELD, message
-            )
+            pipeline.execute_command("XADD", key, *self._trim, "*", _FIELD, message)
         pipeline.execute()
+
+    def close(self) -> None:
+        """Close the fast path's connections (never the client's)."""
+        if self._fast is not None:
+            self._fast.close()
+
+    def _pack(self, key: bytes, message: bytes) -> bytes:
+        """``XADD key [MAXLEN ~ n] * event message`` in RESP."""
+        head = self._heads.get(key)
+        if head is None:
+            parts = [b"XADD", key, *[str(a).encode() for a in self._trim], b"*"]
+            parts.append(_FIELD)
+            head = b"*%d\r\n" % (len(parts) + 1) + b"".join(
+                b"$%d\r\n%b\r\n" % (len(part), part) for part in parts
+            )
+            if len(self._heads) < 4096:  # bounded: channels may be generated
+                self._heads[key] = head
+        return b"%b$%d\r\n%b\r\n" % (head, len(message), message)
 
 
 def default_consumer_name() -> str:
