@@ -152,6 +152,7 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
             self._counters,
             group=group.encode(),
             consumer=self._consumer.encode(),
+            rename=None if consumer else lambda: default_consumer_name().encode(),
             start=start,
             prefetch=prefetch,
             claim_idle=claim_idle,
@@ -220,8 +221,9 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
 
     @property
     def consumer(self) -> str:
-        """This broker's consumer name in the group."""
-        return self._consumer
+        """This broker's consumer name in the group (new in a forked child
+        when it was generated)."""
+        return self._reader.consumer.decode()
 
     def stream_key(self, channel: str) -> str:
         """The Redis key of ``channel``'s stream (its dead letters: ``+ ":dead"``)."""

@@ -35,7 +35,7 @@ from typing import Any, Literal
 import redis
 
 from eventspype.broker.redis._dead_letters import EVENT_FIELD, move_to_dead
-from eventspype.broker.redis._process import stop_at_exit
+from eventspype.broker.redis._process import stop_at_exit, track
 from eventspype.broker.redis._stream_stats import StreamCounters
 
 __all__ = ["Handled", "StreamReader"]
@@ -64,6 +64,7 @@ class StreamReader:
         *,
         group: bytes,
         consumer: bytes,
+        rename: Callable[[], bytes] | None,
         start: Literal["new", "all"],
         prefetch: int,
         claim_idle: float,
@@ -91,15 +92,33 @@ class StreamReader:
         #: Stream key -> channel, replaced whole by the broker (copy-on-write).
         self.streams: dict[bytes, str] = {}
         self._ready: set[bytes] = set()  # streams whose group is known to exist
-        self._created: set[bytes] = set()  # streams whose group we saw once
         self._client: Any = None
         self._client_id: int | None = None
+        self._created: set[bytes] = set()  # streams whose group we saw once
+        self._rename = rename
+        self._start_over()
+        track(self)
+
+    def _start_over(self) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_claim = 0.0
         self._next_cleanup = 0.0
         self._failures = 0
         self._down_since: float | None = None
+
+    def _after_fork_in_child(self) -> None:
+        # The child has no reader thread; the connection is the parent's
+        # (forget it, do not close it). Subscriptions start afresh (see
+        # StreamReceiving), and a generated consumer name gets a new value:
+        # parent and child are two consumers.
+        self.streams = {}
+        self._client = None
+        self._client_id = None
+        self._ready = set()
+        if self._rename is not None:
+            self.consumer = self._rename()
+        self._start_over()
 
     # -- control (any thread) -------------------------------------------------
 

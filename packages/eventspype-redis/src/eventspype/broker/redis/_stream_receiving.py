@@ -15,6 +15,7 @@ import redis
 
 from eventspype.broker.redis._envelope import EnvelopeError
 from eventspype.broker.redis._inbound import Inbound
+from eventspype.broker.redis._process import track
 
 # TEMPORARY: becomes the shared fan-out of the inbound path once merged.
 from eventspype.broker.redis._stream_fanout import LocalFanout
@@ -53,6 +54,12 @@ class StreamReceiving:
         self.fanout = LocalFanout()
         self.reader: StreamReader | None = None
         self.closed = False
+        track(self)
+
+    def _after_fork_in_child(self) -> None:
+        # The child starts with no subscription: the parent's subscribers
+        # (copies in the child) would otherwise handle every event twice.
+        self.fanout = LocalFanout()
 
     def add(
         self,
