@@ -7,6 +7,7 @@ redelivery happens within the tests' generous waits.
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -461,3 +462,23 @@ def test_close_lets_the_events_in_hand_finish_and_be_acknowledged(
     assert handled == [0, 1, 2]
     assert broker.stats().acknowledged == 3
     assert client.xpending(f"{prefix}ORDERS", "g")["pending"] == 0
+
+
+def test_a_collected_subscriber_leaves_its_events_to_the_group(
+    streams: StreamFactory, client: redis.Redis, prefix: str
+) -> None:
+    broker = streams(max_deliveries=2)
+    inbox = Inbox()
+    broker.subscribe("ORDERS", inbox.subscriber)
+    del inbox
+    gc.collect()
+    publisher = publisher_for(streams(group="sender"), "orders", OrderPlaced)
+    publisher.publish(OrderPlaced(1, 0.0))
+
+    wait_until(lambda: not broker._reader.streams)
+    later = streams(consumer="later")
+    late_inbox = Inbox()
+    later.subscribe("ORDERS", late_inbox.subscriber)  # claims it after claim_idle
+
+    assert late_inbox.wait_for(1) == [OrderPlaced(1, 0.0)]
+    assert broker.dead_letters("ORDERS") == []

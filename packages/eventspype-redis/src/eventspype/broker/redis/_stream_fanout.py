@@ -118,9 +118,11 @@ class LocalFanout:
         subscribers = self._channels.get(channel)
         if subscribers is None:
             return outcome
+        collected = False
         for ref in subscribers.snapshot:
             subscriber = ref()
             if subscriber is None:
+                collected = True
                 continue
             try:
                 subscriber.call(event, event_tag, caller)
@@ -130,5 +132,6 @@ class LocalFanout:
                 log_subscriber_error(_logger, subscriber, event, event_tag, channel)
             else:
                 outcome.handled += 1
-        subscribers.reconcile()
+        if collected:
+            subscribers.reconcile()  # drop collected subscribers, once
         return outcome

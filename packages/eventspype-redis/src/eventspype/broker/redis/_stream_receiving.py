@@ -120,6 +120,9 @@ class StreamReceiving:
         """Decode one entry and deliver it locally (reader thread)."""
         fanout = self.fanout
         if not fanout.subscriber_count(channel):
+            # Its subscribers were garbage-collected: stop reading the stream
+            # (and claiming its entries); the group keeps what is pending.
+            self._sync()
             return "skip", None
         try:
             event, event_tag = self._inbound.decode(data)
