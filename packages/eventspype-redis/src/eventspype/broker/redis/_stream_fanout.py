@@ -4,9 +4,10 @@ The Streams broker acknowledges an entry only when every local subscriber of
 its channel handled it. The shared inbound path of the hardening work (issue
 8, branch ``wip-redis``) provides a fan-out that does this *and* applies the
 per-subscriber publication checks (``tag_mismatch``, ``class_mismatch``).
-Until it is merged, this adapter stands in for it with the same shape:
-``subscribe``/``unsubscribe`` (optionally with the publication the subscriber
-came through) and ``deliver() -> Outcome``. It applies no check of its own
+Until it is merged, this adapter stands in for it with the same shape as on
+that branch: ``add``/``remove`` (optionally with the publication the
+subscriber came through) and ``deliver() -> Delivery`` (``handled``,
+``failed``, ``complete``). It applies no check of its own
 (checks belong to the shared path); it only remembers the publications so that
 switching to the shared fan-out is a change of one import in
 ``_stream_broker``. Delete this module then.
@@ -26,27 +27,27 @@ if TYPE_CHECKING:
     from eventspype.pub.publication import EventPublication
     from eventspype.sub.subscriber import EventSubscriber
 
-__all__ = ["LocalFanout", "Outcome"]
+__all__ = ["Delivery", "LocalFanout"]
 
 _logger = logging.getLogger("eventspype.broker.redis")
 
 
 @dataclass
-class Outcome:
+class Delivery:
     """What happened to one event in the local fan-out.
 
     Attributes:
         handled: Subscribers that returned normally.
-        errors: ``(subscriber, exception)`` for each subscriber that raised.
+        failed: ``(subscriber, exception)`` for each subscriber that raised.
     """
 
     handled: int = 0
-    errors: list[tuple[object, BaseException]] = field(default_factory=list)
+    failed: list[tuple[object, BaseException]] = field(default_factory=list)
 
     @property
-    def ok(self) -> bool:
-        """Whether no subscriber raised."""
-        return not self.errors
+    def complete(self) -> bool:
+        """Whether no subscriber raised (the entry may be acknowledged)."""
+        return not self.failed
 
 
 class LocalFanout:
@@ -61,7 +62,7 @@ class LocalFanout:
         #: Subscriber calls that raised.
         self.subscriber_errors = 0
 
-    def subscribe(
+    def add(
         self,
         channel: str,
         subscriber: EventSubscriber,
@@ -78,7 +79,7 @@ class LocalFanout:
                 if all(p is not publication for p in known):
                     known.append(publication)
 
-    def unsubscribe(
+    def remove(
         self,
         channel: str,
         subscriber: EventSubscriber,
@@ -112,9 +113,9 @@ class LocalFanout:
 
     def deliver(
         self, channel: str, event: Any, event_tag: NormalizedTag, caller: Any
-    ) -> Outcome:
+    ) -> Delivery:
         """Call every live subscriber of ``channel``; report who raised."""
-        outcome = Outcome()
+        outcome = Delivery()
         subscribers = self._channels.get(channel)
         if subscribers is None:
             return outcome
@@ -128,7 +129,7 @@ class LocalFanout:
                 subscriber.call(event, event_tag, caller)
             except Exception as error:
                 self.subscriber_errors += 1
-                outcome.errors.append((subscriber, error))
+                outcome.failed.append((subscriber, error))
                 log_subscriber_error(_logger, subscriber, event, event_tag, channel)
             else:
                 outcome.handled += 1

@@ -75,7 +75,7 @@ class StreamReceiving:
         if self.closed:
             raise RuntimeError("RedisStreamBroker is closed")
         assert self.reader is not None
-        self.fanout.subscribe(channel, subscriber, publication)
+        self.fanout.add(channel, subscriber, publication)
         stream = (self._prefix + channel).encode()
         if stream not in self.reader.streams:
             try:
@@ -97,7 +97,7 @@ class StreamReceiving:
         publication: EventPublication | None,
     ) -> None:
         """Unsubscribe; the reader stops reading a stream nobody wants."""
-        self.fanout.unsubscribe(channel, subscriber, publication)
+        self.fanout.remove(channel, subscriber, publication)
         self._sync()
 
     def channels(self) -> list[str]:
@@ -130,9 +130,9 @@ class StreamReceiving:
             self._counters.drop(error.reason, self._prefix + channel, error)
             return "refused", f"{error.reason}: {error}"
         self._counters.delivered += 1
-        outcome = fanout.deliver(channel, event, event_tag, self._caller)
-        if outcome.ok:
+        delivery = fanout.deliver(channel, event, event_tag, self._caller)
+        if delivery.complete:
             return "ok", None
         return "failed", "; ".join(
-            f"{type(error).__name__}: {error}" for _, error in outcome.errors
+            f"{type(error).__name__}: {error}" for _, error in delivery.failed
         )
