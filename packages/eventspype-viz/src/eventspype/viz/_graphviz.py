@@ -45,9 +45,7 @@ def build_digraph(view: SystemView, name: str, graph_format: str) -> graphviz.Di
         graph.edge(
             edge.source,
             edge.target,
-            # Literal text: a string tag may hold backslashes or look like
-            # an HTML-like label.
-            label=graphviz.escape(edge.label),
+            label=f"<{_literal(edge.label)}>",
             color="#4CAF50",
             penwidth="2",
             fontsize="10",
@@ -57,10 +55,20 @@ def build_digraph(view: SystemView, name: str, graph_format: str) -> graphviz.Di
 
 def _label(node: Node) -> str:
     """An HTML-like label; class names and tags are escaped into it."""
-    parts = [f"<b>{escape(node.name, quote=False)}</b>", f"<i>{node.role}</i>", ""]
+    parts = [f"<b>{_literal(node.name)}</b>", f"<i>{node.role}</i>", ""]
     if node.lines:
         parts.append(f"<b>{_HEADING[node.role]}</b>")
-        parts += [f"• {escape(line, quote=False)}" for line in node.lines]
+        parts += [f"• {_literal(line)}" for line in node.lines]
     else:
         parts.append(f"<i>{_EMPTY[node.role]}</i>")
     return "<" + "<br/>".join(parts) + ">"
+
+
+def _literal(text: str) -> str:
+    """``text`` shown as is in an HTML-like label.
+
+    Graphviz reads markup and entities there, then backslash escapes
+    (``\\N`` is the node's name, ``\\\\`` one backslash), so a string tag
+    could otherwise change what is drawn or break the DOT source.
+    """
+    return escape(text, quote=False).replace("\\", "\\\\")
