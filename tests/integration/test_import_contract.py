@@ -72,4 +72,3 @@ def test_names_reexported_from_eventspype_are_the_defining_objects() -> None:
     assert eventspype.JsonEventSerializer is JsonEventSerializer
     assert eventspype.EventSerializer is EventSerializer
     assert eventspype.broker.RedisBroker is RedisBroker
-
