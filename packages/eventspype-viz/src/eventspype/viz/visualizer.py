@@ -23,8 +23,9 @@ class EventVisualizer:
 
     Add :class:`MultiPublisher` and :class:`MultiSubscriber` subclasses; the
     drawing has one box per class, listing its publications or subscriptions,
-    and one arrow per event tag from a publisher class to each subscriber
-    class with a subscription to it (to that class or one of its bases).
+    and one arrow, labelled with the tag, for each subscription that receives
+    a publication: the subscription names the publisher's class (or a base of
+    it) and one of its tags is the publication's tag.
 
     ::
 
