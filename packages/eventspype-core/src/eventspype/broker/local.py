@@ -6,6 +6,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
+from eventspype._fork import register_for_fork
 from eventspype._subscribers import WeakSubscriberList, log_subscriber_error
 from eventspype.broker.broker import MessageBroker
 from eventspype.event import NormalizedTag
@@ -37,6 +38,10 @@ class LocalBroker(MessageBroker):
         self._channels: dict[str, WeakSubscriberList] = {}
         #: How many subscriber calls raised since the broker was created.
         self.subscriber_errors = 0
+        register_for_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
 
     def publish(
         self, channel: str, event: Any, event_tag: NormalizedTag, caller: Any

@@ -6,6 +6,7 @@ import threading
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from eventspype._fork import register_for_fork
 from eventspype.event import EventTag, NormalizedTag, normalize_event_tag
 from eventspype.pub.publication import EventPublication
 from eventspype.pub.publisher import EventPublisher
@@ -47,6 +48,10 @@ class MultiPublisher:
             tuple[EventPublication, Any], FunctionalEventSubscriber
         ] = {}
         self._broker = broker
+        register_for_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.RLock()
 
     @property
     def name(self) -> str:

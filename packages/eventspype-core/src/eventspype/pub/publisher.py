@@ -6,7 +6,9 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
+from eventspype._fork import register_for_fork
 from eventspype._subscribers import WeakSubscriberList, log_subscriber_error
+from eventspype.broker.broker import _subscribe_through, _unsubscribe_through
 from eventspype.pub.publication import EventPublication
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ class EventPublisher:
         "_event_tag",
         "_lock",
         "_publication",
+        "_stale",
         "_subscribers",
         "subscriber_errors",
     )
@@ -68,6 +71,18 @@ class EventPublisher:
             self._subscribers if broker is None else None
         )
         self.subscriber_errors = 0
+        # Ids of subscribers the broker may have forgotten at a fork (see
+        # _after_fork_in_child): re-adding one subscribes it again.
+        self._stale: set[int] = set()
+        register_for_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.RLock()
+        if self._broker is not None:
+            # A broker may drop the parent's subscriptions in the child
+            # (RedisBroker does: they are copies there). The documented way to
+            # resume is add_subscriber() again, which must then subscribe.
+            self._stale = {id(s) for s in self._subscribers.live()}
 
     @property
     def name(self) -> str:
@@ -107,7 +122,7 @@ class EventPublisher:
             subscribers = self._subscribers.live()
             for subscriber in subscribers:
                 if broker is not None:
-                    broker.subscribe(self._channel, subscriber)
+                    _subscribe_through(broker, self._publication, subscriber)
             # Switch only once the new broker knows everyone. publish() reads
             # _direct first and, when it is None, _broker: so _broker is set
             # before _direct is cleared, and _direct is restored before
@@ -119,28 +134,40 @@ class EventPublisher:
             else:
                 self._broker = broker
                 self._direct = None
+            self._stale = set()
             if old is not None:
                 for subscriber in subscribers:
-                    old.unsubscribe(self._channel, subscriber)
+                    _unsubscribe_through(old, self._publication, subscriber)
 
     def add_subscriber(self, subscriber: EventSubscriber) -> None:
         """Start delivering events to ``subscriber``, held weakly.
 
-        Adding a subscriber twice has no effect.
+        Adding a subscriber twice has no effect, except in the child of a
+        ``fork()``: there, adding again a subscriber that was added before the
+        fork subscribes it on the broker again (a broker such as RedisBroker
+        forgets the parent's subscriptions in the child), once.
         """
         with self._lock:
             # Only a new subscriber concerns the broker: a repeated add must
             # not subscribe twice on a broker that does not deduplicate.
-            if self._subscribers.add(subscriber) and self._broker is not None:
-                self._broker.subscribe(self._channel, subscriber)
+            added = self._subscribers.add(subscriber)
+            if self._broker is None:
+                return
+            if self._stale:
+                stale = id(subscriber) in self._stale
+                self._stale.discard(id(subscriber))
+                added = added or stale
+            if added:
+                _subscribe_through(self._broker, self._publication, subscriber)
 
     def remove_subscriber(self, subscriber: EventSubscriber) -> None:
         """Stop delivering events to ``subscriber``; unknown subscribers are ignored."""
         with self._lock:
             # Only one of ours: on a shared broker, another publisher's
             # subscriber on the same channel must stay subscribed.
+            self._stale.discard(id(subscriber))
             if self._subscribers.discard(subscriber) and self._broker is not None:
-                self._broker.unsubscribe(self._channel, subscriber)
+                _unsubscribe_through(self._broker, self._publication, subscriber)
 
     def get_subscribers(self) -> list[EventSubscriber]:
         """The live subscribers, in subscription order."""
