@@ -6,6 +6,7 @@ import threading
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from eventspype._declarations import declared_attributes
 from eventspype._fork import register_for_fork
 from eventspype.event import EventTag, NormalizedTag, normalize_event_tag
 from eventspype.pub.publication import EventPublication
@@ -63,15 +64,9 @@ class MultiPublisher:
     @classmethod
     def get_event_definitions(cls) -> dict[str, EventPublication]:
         """All publications of this class and its bases, by attribute name."""
-        cached = MultiPublisher._definitions_cache.get(cls)
-        if cached is None:
-            cached = {}
-            for klass in cls.__mro__:
-                for name, value in vars(klass).items():
-                    if isinstance(value, EventPublication) and name not in cached:
-                        cached[name] = value
-            MultiPublisher._definitions_cache[cls] = cached
-        return cached
+        return declared_attributes(
+            cls, EventPublication, MultiPublisher._definitions_cache
+        )
 
     @classmethod
     def _publications_by_tag(cls) -> dict[NormalizedTag, EventPublication]:

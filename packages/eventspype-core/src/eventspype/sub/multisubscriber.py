@@ -8,6 +8,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, ClassVar
 
+from eventspype._declarations import declared_attributes
 from eventspype._fork import register_for_fork
 from eventspype.pub.multipublisher import MultiPublisher
 from eventspype.pub.publisher import EventPublisher
@@ -49,15 +50,9 @@ class MultiSubscriber:
     @classmethod
     def get_event_definitions(cls) -> dict[str, EventSubscription]:
         """All subscriptions of this class and its bases, by attribute name."""
-        cached = MultiSubscriber._definitions_cache.get(cls)
-        if cached is None:
-            cached = {}
-            for klass in cls.__mro__:
-                for name, value in vars(klass).items():
-                    if isinstance(value, EventSubscription) and name not in cached:
-                        cached[name] = value
-            MultiSubscriber._definitions_cache[cls] = cached
-        return cached
+        return declared_attributes(
+            cls, EventSubscription, MultiSubscriber._definitions_cache
+        )
 
     @property
     def subscribers(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -157,10 +158,8 @@ class QueueEventSubscriber(EventSubscriber):
     @staticmethod
     def _put_end(queue: _Queue) -> None:
         # A full queue needs no marker: its reader checks `closed` when empty.
-        try:
+        with contextlib.suppress(asyncio.QueueFull):
             queue.put_nowait(_CLOSED)
-        except asyncio.QueueFull:
-            pass
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._iterate()
