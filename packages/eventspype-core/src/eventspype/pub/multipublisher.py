@@ -224,3 +224,25 @@ class MultiPublisher:
             with self._lock:
                 publisher = self._publisher_for(publication)
         publisher.publish(event, self if caller is None else caller)
+
+    async def publish_async(
+        self, publication: EventPublication, event: Any, caller: Any | None = None
+    ) -> None:
+        """Publish like :meth:`publish` and return once it has been delivered.
+
+        See :meth:`EventPublisher.publish_async
+        <eventspype.pub.publisher.EventPublisher.publish_async>`.
+
+        Raises:
+            ValueError: as :meth:`publish`.
+        """
+        publisher = self._publishers.get(publication)
+        if publisher is None:
+            self.is_publication_valid(publication)
+            if self._broker is None:
+                if not isinstance(event, publication.event_class):
+                    raise publication._wrong_type_error(event)
+                return
+            with self._lock:
+                publisher = self._publisher_for(publication)
+        await publisher.publish_async(event, self if caller is None else caller)

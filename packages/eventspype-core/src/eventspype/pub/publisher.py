@@ -6,6 +6,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
+from eventspype._deliver_async import broker_publish_async, deliver_async
 from eventspype._fork import register_for_fork
 from eventspype._subscribers import WeakSubscriberList, log_subscriber_error
 from eventspype.broker.broker import _subscribe_through, _unsubscribe_through
@@ -212,6 +213,39 @@ class EventPublisher:
         if collected:
             # Drop collected subscribers now (once, however many there were),
             # so a publish-only publisher does not keep dead entries around.
+            subscribers.reconcile()
+
+    async def publish_async(self, event: Any, caller: Any | None = None) -> None:
+        """Publish ``event`` and return once it has been delivered.
+
+        Without a broker, every subscriber gets it in subscription order:
+        synchronous ones are called, coroutine subscribers
+        (:class:`~eventspype.sub.asynchronous.AsyncEventSubscriber`) are
+        awaited, so when this returns every subscriber has handled it. With a
+        broker, its coroutine ``publish_async(channel, event, tag, caller)`` is
+        awaited (a ``LocalBroker`` delivers as above; a remote broker returns
+        once the transport has the event); a broker without one gets the
+        synchronous ``publish``. The type check and the error isolation are
+        those of :meth:`publish`.
+
+        Raises:
+            ValueError: ``event`` is not an instance of the publication's class.
+        """
+        if not isinstance(event, self._event_class):
+            raise self._publication._wrong_type_error(event)
+        if caller is None:
+            caller = self
+        subscribers = self._direct
+        if subscribers is None:
+            await broker_publish_async(
+                self._broker, self._channel, event, self._event_tag, caller
+            )
+            return
+        errors, collected = await deliver_async(
+            subscribers.snapshot, event, self._event_tag, caller, _logger
+        )
+        self.subscriber_errors += errors
+        if collected:
             subscribers.reconcile()
 
     def __repr__(self) -> str:
