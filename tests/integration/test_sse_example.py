@@ -90,7 +90,7 @@ def test_every_client_gets_every_event_in_order() -> None:
 
 
 # Starlette 1.x suggests httpx2 for its TestClient; httpx still works.
-@pytest.mark.filterwarnings("ignore:Using .httpx. with:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:Using .httpx. with")
 def test_closing_the_feed_ends_open_streams_and_shutdown_closes_it() -> None:
     from starlette.testclient import TestClient
 
@@ -110,7 +110,7 @@ def test_closing_the_feed_ends_open_streams_and_shutdown_closes_it() -> None:
     assert sse.feed.consumer_count == 0
 
 
-@pytest.mark.filterwarnings("ignore:Using .httpx. with:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:Using .httpx. with")
 def test_the_lifespan_closes_the_feed_at_shutdown() -> None:
     from starlette.testclient import TestClient
 
