@@ -190,6 +190,8 @@ def test_loop_shutdown_with_events_pending_reports_them(
     # Delivering after the loop is closed: counted and logged, never raises.
     collector.call(Placed(9), "ORDER_PLACED", None)
     assert collector.abandoned == 4
+    with pytest.raises(RuntimeError, match="closed"):
+        asyncio.run(collector.call_async(Placed(10), "ORDER_PLACED", None))
 
 
 def test_loop_closed_before_the_workers_ever_ran(

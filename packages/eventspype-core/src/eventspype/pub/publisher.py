@@ -83,7 +83,9 @@ class EventPublisher:
             # A broker may drop the parent's subscriptions in the child
             # (RedisBroker does: they are copies there). The documented way to
             # resume is add_subscriber() again, which must then subscribe.
-            self._stale = {id(s) for s in self._subscribers.live()}
+            # The keys are the subscribers' ids; read without the list's lock,
+            # whose own fork hook may not have run yet.
+            self._stale = set(self._subscribers._refs)
 
     @property
     def name(self) -> str:

@@ -224,6 +224,8 @@ class AsyncEventSubscriber(EventSubscriber):
         :attr:`errors`: the caller isolates it). Awaitable from any loop.
         """
         running = asyncio.get_running_loop()
+        if self._loop.is_closed():
+            raise RuntimeError(f"{self!r}: its event loop is closed")
         if running is not self._loop:
             future = asyncio.run_coroutine_threadsafe(
                 self.call_async(arg, current_event_tag, current_event_caller),
