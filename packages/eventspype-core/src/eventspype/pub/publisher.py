@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventspype._subscribers import WeakSubscriberList, log_subscriber_error
 from eventspype.pub.publication import EventPublication
+from eventspype.sub.subscriber import require_subscriber
 
 if TYPE_CHECKING:
     from eventspype.broker.broker import MessageBroker
@@ -61,7 +62,10 @@ class EventPublisher:
         self._broker = broker
         # Serializes broker swaps against add/remove so none is lost mid-migration.
         self._lock = threading.RLock()
-        self._subscribers = WeakSubscriberList()
+        # Watched only while this list is the one publish() dispatches to.
+        self._subscribers = WeakSubscriberList(
+            repr(publication) if broker is None else None
+        )
         # The list publish() dispatches to directly, or None when a broker
         # delivers: one attribute read decides the route on the hot path.
         self._direct: WeakSubscriberList | None = (
@@ -73,6 +77,14 @@ class EventPublisher:
     def name(self) -> str:
         """The class name, used by subscribers that report who published."""
         return type(self).__name__
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The ``logging.Logger`` of this module, where subscriber errors go.
+
+        The same object every time (as in eventspype 1.4.2).
+        """
+        return _logger
 
     @property
     def publication(self) -> EventPublication:
@@ -119,6 +131,9 @@ class EventPublisher:
             else:
                 self._broker = broker
                 self._direct = None
+            self._subscribers.set_watch(
+                repr(self._publication) if broker is None else None
+            )
             if old is not None:
                 for subscriber in subscribers:
                     old.unsubscribe(self._channel, subscriber)
@@ -127,7 +142,12 @@ class EventPublisher:
         """Start delivering events to ``subscriber``, held weakly.
 
         Adding a subscriber twice has no effect.
+
+        Raises:
+            TypeError: ``subscriber`` has no ``call`` method (a plain function:
+                wrap it in :class:`~eventspype.FunctionalEventSubscriber`).
         """
+        require_subscriber(subscriber, "add_subscriber")
         with self._lock:
             # Only a new subscriber concerns the broker: a repeated add must
             # not subscribe twice on a broker that does not deduplicate.

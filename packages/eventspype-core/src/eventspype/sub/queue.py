@@ -40,6 +40,11 @@ class QueueEventSubscriber(EventSubscriber):
         #: Events dropped because a consumer's queue was full.
         self.dropped = 0
 
+    @property
+    def logger(self) -> logging.Logger:
+        """The ``logging.Logger`` of this module, where dropped events are logged."""
+        return _logger
+
     def subscribe_consumer(self) -> _Queue:
         """Create a consumer queue. Call it from the loop that will read the queue.
 
