@@ -55,7 +55,11 @@ if TYPE_CHECKING:
         MsgpackEventSerializer as MsgpackEventSerializer,
     )
     from eventspype.serializers import SerializationError as SerializationError
-    from eventspype.viz.visualizer import EventVisualizer as EventVisualizer
+
+    # eventspype-viz may be absent from the tree mypy checks.
+    from eventspype.viz.visualizer import (  # type: ignore[import-not-found,import-untyped,unused-ignore]
+        EventVisualizer as EventVisualizer,
+    )
 
 __all__ = [
     "Event",

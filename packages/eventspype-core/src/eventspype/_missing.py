@@ -60,4 +60,4 @@ def install() -> None:
         getattr(finder, "__name__", None) == MissingDistributionFinder.__name__
         for finder in sys.meta_path
     ):
-        sys.meta_path.append(MissingDistributionFinder)  # type: ignore[arg-type]
+        sys.meta_path.append(MissingDistributionFinder)

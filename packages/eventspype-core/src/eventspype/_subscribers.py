@@ -167,11 +167,11 @@ class _Unconfirmed(WeakSubscriberList):
 
     __slots__ = ()
 
-    @property  # type: ignore[override]
+    @property
     def snapshot(self) -> tuple[_Ref, ...]:
         with self._lock:
             if self.__class__ is _Unconfirmed:
-                self.__class__ = WeakSubscriberList
+                self.__class__ = WeakSubscriberList  # type: ignore[assignment]
                 self._unconfirmed.clear()
             return _SNAPSHOT.__get__(self, WeakSubscriberList)  # type: ignore[no-any-return]
 
