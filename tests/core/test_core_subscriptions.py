@@ -273,11 +273,11 @@ def test_subscription_properties() -> None:
 def test_subscription_validates_publisher_class_and_tags() -> None:
     with pytest.raises(
         ValueError,
-        match="^Publisher class must be a subclass of EventPublisher or MultiPublisher",
+        match=r"^Publisher class must be a subclass of EventPublisher or Multi",
     ):
         EventSubscription(object, "x", print)  # type: ignore[arg-type]
     with pytest.raises(
-        ValueError, match="^Publisher class must be a subclass of MultiPublisher"
+        ValueError, match=r"^Publisher class must be a subclass of MultiPublisher"
     ):
         PublicationSubscription(EventPublisher, PLACED, print)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="tag"):
