@@ -586,6 +586,8 @@ def test_subscription_with_a_plain_callback() -> None:
     assert collector.calls == ["one"]
     again = subscription.subscribe(publisher, None)
     assert len(again) == 1
+    publisher.publish("three")
+    assert collector.calls == ["one", "three"]
 
 
 def test_subscription_to_several_tags_of_one_publisher() -> None:
