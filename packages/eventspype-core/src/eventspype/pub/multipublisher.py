@@ -80,8 +80,9 @@ class MultiPublisher:
                     and cached[publication.event_tag] is not publication
                 ):
                     raise ValueError(
-                        f"{cls.__name__}: publication {name!r} reuses the tag "
-                        f"{publication.event_tag!r} of another publication"
+                        f"Duplicate normalized event_tag {publication.event_tag!r}: "
+                        f"publication {name!r} of {cls.__name__} reuses the tag of "
+                        "another publication"
                     )
                 cached[publication.event_tag] = publication
             MultiPublisher._tags_cache[cls] = cached
