@@ -11,6 +11,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import threading
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +23,7 @@ import eventspype
 from eventspype import (
     EventPublication,
     EventPublisher,
+    EventSubscriber,
     FunctionalEventSubscriber,
     LocalBroker,
     MultiPublisher,
@@ -337,6 +339,49 @@ def test_broker_swap_moves_the_watch_to_the_dispatched_list(
     publisher.broker = None
     del subscriber
     gc.collect()
+    assert _lost_messages(lost) == []
+
+
+def test_no_false_warning_while_other_threads_publish(
+    lost: list[warnings.WarningMessage],
+) -> None:
+    # Subscribers added while another thread publishes: each one is dropped
+    # only after it received an event, so none may be reported.
+    publisher = EventPublisher(PLACED)
+    stop = threading.Event()
+
+    def publish() -> None:
+        while not stop.is_set():
+            publisher.publish(Placed(0))
+
+    class Waiter(EventSubscriber):
+        def __init__(self) -> None:
+            self.received = threading.Event()
+
+        def call(self, arg: Any, tag: Any, caller: Any) -> None:
+            self.received.set()
+
+    unreceived = []
+
+    def subscribe_and_drop() -> None:
+        for _ in range(200):
+            subscriber = Waiter()
+            publisher.add_subscriber(subscriber)
+            if not subscriber.received.wait(30):
+                unreceived.append(subscriber)
+            del subscriber
+
+    publishers = [threading.Thread(target=publish) for _ in range(2)]
+    adders = [threading.Thread(target=subscribe_and_drop) for _ in range(3)]
+    for thread in publishers + adders:
+        thread.start()
+    for thread in adders:
+        thread.join(60)
+    stop.set()
+    for thread in publishers:
+        thread.join(60)
+    gc.collect()
+    assert unreceived == []
     assert _lost_messages(lost) == []
 
 

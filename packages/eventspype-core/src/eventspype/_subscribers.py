@@ -73,9 +73,8 @@ class WeakSubscriberList:
                 return False
             self._refs[key] = ref
             if self.watch is not None:
+                # Entry, class, then snapshot: see _Unconfirmed.snapshot.
                 self._unconfirmed[key] = (ref, _lost_message(subscriber, self.watch))
-                # Before the snapshot changes: a dispatch that sees the new
-                # subscriber goes through _Unconfirmed.snapshot and confirms it.
                 self.__class__ = _Unconfirmed
             self.snapshot = tuple(self._refs.values())
             return True
@@ -169,11 +168,14 @@ class _Unconfirmed(WeakSubscriberList):
 
     @property
     def snapshot(self) -> tuple[_Ref, ...]:
-        with self._lock:
-            if self.__class__ is _Unconfirmed:
-                self.__class__ = WeakSubscriberList  # type: ignore[assignment]
-                self._unconfirmed.clear()
-            return _SNAPSHOT.__get__(self, WeakSubscriberList)  # type: ignore[no-any-return]
+        # No lock: a weakref callback may warn, and a warning hook may publish.
+        # The order makes every race harmless against add() (entry, then
+        # class, then snapshot): a subscriber added meanwhile either keeps its
+        # entry and the class that confirms it at the next dispatch, or loses
+        # its entry (a warning missed, never a false one).
+        self.__class__ = WeakSubscriberList  # type: ignore[assignment]
+        self._unconfirmed.clear()
+        return _SNAPSHOT.__get__(self, WeakSubscriberList)  # type: ignore[no-any-return]
 
     @snapshot.setter
     def snapshot(self, value: tuple[_Ref, ...]) -> None:
