@@ -17,6 +17,18 @@ Threading rules (why the locks look the way they do):
 * Stopping takes no lock: it sets flags and shuts the socket down, which wakes
   the reader at once.
 
+Commands are answered in the order they were sent: every SUBSCRIBE names one
+channel, and ``_pending`` lists what was sent and awaits an answer, so an error
+reply (an ACL that forbids a channel: ``-NOPERM``) is known to concern that one
+channel. It is a refusal of that channel, reported to whoever waits for it and
+counted, never a lost connection: the other channels go on delivering.
+
+Nothing ends delivery: an exception of any kind raised while handling a
+message is logged with its traceback and counted, and the loop goes on; one
+raised by the loop itself (a bug of ours) makes it start over on a new
+connection; a thread that died anyway is replaced by the next :meth:`Listener.add`
+(or :meth:`Listener.ensure_running`).
+
 The reader waits in ``read(timeout=idle_timeout)``: an idle listener wakes once
 per ``idle_timeout`` and does nothing else. When the connection drops it
 reconnects with backoff (see ``_outage``) and subscribes every channel again.
@@ -30,15 +42,18 @@ import logging
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from typing import Any
+
+import redis
 
 from eventspype.broker.redis._link import Link, UndecodableMessage
 from eventspype.broker.redis._outage import Outage
 from eventspype.broker.redis._process import stop_at_exit, track
-from eventspype.broker.redis._stats import Counters
+from eventspype.broker.redis._stats import ConnectionState, Counters
 
-__all__ = ["Listener", "Subscription"]
+__all__ = ["Listener", "Subscription", "SubscriptionRefused"]
 
 _logger = logging.getLogger("eventspype.broker.redis")
 
@@ -46,21 +61,38 @@ _logger = logging.getLogger("eventspype.broker.redis")
 Deliver = Callable[[bytes, Any], None]
 
 
+class SubscriptionRefused(redis.exceptions.ResponseError):
+    """Redis refused to SUBSCRIBE a channel (an ACL that forbids it, say).
+
+    Concerns that channel only: the connection and the other channels are
+    unaffected. ``channel`` is the name on the server, ``reason`` the
+    server's error message.
+    """
+
+    def __init__(self, channel: str, reason: str) -> None:
+        super().__init__(f"Redis refused to subscribe to {channel!r}: {reason}")
+        self.channel = channel
+        self.reason = reason
+
+
 class Subscription:
     """Settled once Redis confirms a SUBSCRIBE, or waiting for it is pointless.
 
     ``ok`` is ``False`` when the subscription is not in place (the connection
-    failed, the listener stopped), so that the subscriber can be warned.
+    failed, the listener stopped), so that the subscriber can be warned;
+    ``refused`` is set when Redis refused it.
     """
 
-    __slots__ = ("_done", "ok")
+    __slots__ = ("_done", "ok", "refused")
 
     def __init__(self) -> None:
         self._done = threading.Event()
         self.ok = False
+        self.refused: SubscriptionRefused | None = None
 
-    def settle(self, ok: bool) -> None:
+    def settle(self, ok: bool, refused: SubscriptionRefused | None = None) -> None:
         self.ok = ok
+        self.refused = refused
         self._done.set()
 
     def wait(self, timeout: float) -> bool:
@@ -87,12 +119,14 @@ class Listener:
         idle_timeout: float,
         health_check_interval: float,
         reconnect_delay: tuple[float, float],
+        encoding: str = "utf-8",
     ) -> None:
         if not health_check_interval > 0:
             raise ValueError(
                 f"health_check_interval must be > 0, got {health_check_interval}"
             )
         self._outage = Outage(counters, reconnect_delay)
+        self._encoding = encoding
         self._new_link = new_link
         self._deliver = weakref.WeakMethod(deliver)
         self._tidy = weakref.WeakMethod(tidy)
@@ -118,6 +152,13 @@ class Listener:
         self._opening: Link | None = None  # being opened, for request_stop
         self._sent: set[bytes] = set()  # subscribed on _link, as last sent
         self._unconfirmed: dict[bytes, int] = {}  # commands awaiting a reply
+        # (kind, channel) of every command sent on _link and not yet answered,
+        # in order: Redis answers in order, so an error is the first one's.
+        self._pending: deque[tuple[bytes, bytes | None]] = deque()
+        self._refused: dict[bytes, str] = {}  # channel -> Redis's reason
+        self._progress = threading.Event()  # set on every confirmation or failure
+        self._connected = False
+        self._state_since: float | None = None  # time.time() of the last change
         # Read and written by the listener thread only.
         self._outage.reset()
         self._quiet_since: float | None = None
@@ -149,16 +190,36 @@ class Listener:
             self._channels[channel] = None
             if channel in self._sent and not self._unconfirmed.get(channel):
                 return None  # subscribed on the live connection already
+            self._refused.pop(channel, None)
             waiter = Subscription()
             self._waiters.setdefault(channel, []).append(waiter)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="eventspype-redis-listener", daemon=True
-                )
-                self._thread.start()
-                stop_at_exit(self)
+            self._start_thread()
             self._work.set()
             return None if self._outage.down else waiter
+
+    def ensure_running(self) -> None:
+        """Start a new thread if channels are wanted and the thread died."""
+        with self._lock:
+            if self._channels and not self._stopping:
+                self._start_thread()
+
+    def _start_thread(self) -> None:
+        # Caller holds _lock.
+        thread = self._thread
+        if thread is not None and (thread.is_alive() or self._stopping):
+            return
+        if thread is not None:  # died: nothing should, but never stay dead
+            self._counters.listener_restarts += 1
+            _logger.error("Redis listener thread had died; starting a new one")
+            self._link = None
+            self._sent = set()
+            self._unconfirmed = {}
+            self._pending.clear()
+        self._thread = threading.Thread(
+            target=self._run, name="eventspype-redis-listener", daemon=True
+        )
+        self._thread.start()
+        stop_at_exit(self)
 
     def remove(self, channel: bytes) -> None:
         """Stop wanting ``channel``; call :meth:`sync` next."""
@@ -183,19 +244,91 @@ class Listener:
                     return
                 new = [c for c in self._channels if c not in self._sent]
                 gone = [c for c in self._sent if c not in self._channels]
-                # Counted before sending: the reply may beat the bookkeeping.
-                for channel in (*new, *gone):
-                    self._unconfirmed[channel] = self._unconfirmed.get(channel, 0) + 1
+                # Recorded before sending: the reply may beat the bookkeeping.
+                commands = self._expect(b"subscribe", new)
+                commands += self._expect(b"unsubscribe", gone)
                 self._sent.update(new)
                 self._sent.difference_update(gone)
+            if not commands:
+                return
             try:
-                if new:
-                    link.send("SUBSCRIBE", *new)
-                if gone:
-                    link.send("UNSUBSCRIBE", *gone)
+                link.send(commands)
             except Exception as error:
                 _logger.debug("Pub/Sub command failed; reconnecting: %s", error)
                 link.interrupt()
+
+    def _expect(self, kind: bytes, channels: list[bytes]) -> list[tuple[Any, ...]]:
+        # Caller holds _lock (and _io_lock): one command per channel, so that
+        # an error reply names its channel by its place in _pending.
+        command = "SUBSCRIBE" if kind == b"subscribe" else "UNSUBSCRIBE"
+        for channel in channels:
+            self._unconfirmed[channel] = self._unconfirmed.get(channel, 0) + 1
+            self._pending.append((kind, channel))
+        return [(command, channel) for channel in channels]
+
+    # -- what is true now (any thread) ----------------------------------------
+
+    def state(self) -> ConnectionState:
+        """Connected or not, since when, the last error, what is subscribed."""
+        with self._lock:
+            subscribed = sum(
+                1
+                for c in self._sent
+                if c in self._channels and not self._unconfirmed.get(c)
+            )
+            refused = {
+                c.decode(self._encoding, "replace"): r for c, r in self._refused.items()
+            }
+            return ConnectionState(
+                connected=self._connected,
+                since=self._state_since,
+                last_error=self._outage.last_error,
+                subscribed=subscribed if self._connected else 0,
+                refused=refused,
+            )
+
+    def wait_until_subscribed(self, timeout: float) -> None:
+        """Wait until Redis has confirmed every wanted channel on a live connection.
+
+        Returns at once when no channel is wanted.
+
+        Raises:
+            SubscriptionRefused: Redis refused a channel (the first one).
+            TimeoutError: not done within ``timeout`` seconds; the message
+                names the channels still waiting and the last connection error.
+        """
+        self.ensure_running()
+        deadline = time.monotonic() + timeout
+        while True:
+            self._progress.clear()
+            with self._lock:
+                refused = next(iter(self._refused.items()), None)
+                missing = [
+                    c
+                    for c in self._channels
+                    if c not in self._sent or self._unconfirmed.get(c)
+                ]
+                if self._link is None and self._channels:
+                    missing = list(self._channels)
+            if refused is not None:
+                channel, reason = refused
+                raise SubscriptionRefused(
+                    channel.decode(self._encoding, "replace"), reason
+                )
+            if not missing:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                names = ", ".join(
+                    repr(c.decode(self._encoding, "replace")) for c in missing[:5]
+                )
+                more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+                raise TimeoutError(
+                    f"Redis has not confirmed the subscription to {names}{more} "
+                    f"within {timeout} s (last connection error: "
+                    f"{self._outage.last_error or 'none'})"
+                )
+            self._progress.wait(min(left, 0.1))
 
     def request_tidy(self) -> None:
         """Have the thread call ``tidy`` soon (safe from a weakref callback)."""
@@ -232,28 +365,42 @@ class Listener:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                if self._tidy_requested:
-                    self._tidy_requested = False
-                    tidy = self._tidy()
-                    if tidy is not None:
-                        tidy()
-                link = self._link
-                if link is not None:
-                    self._read(link)
-                    continue
-                self._work.clear()
-                with self._lock:
-                    channels = list(self._channels)
-                if not channels:
-                    self._work.wait()
-                elif not self._outage.failures or not self._stop.wait(
-                    self._outage.next_delay()
-                ):
-                    self._open(channels)
-        except Exception:  # a bug: say so once, never die with a traceback
-            _logger.exception("Redis listener thread failed; no more deliveries")
+                try:
+                    self._loop()
+                except BaseException as error:
+                    if self._stop.is_set():
+                        break
+                    # A bug of ours: start over on a new connection, after a
+                    # pause that grows if it happens again and again.
+                    self._counters.listener_errors += 1
+                    self._counters.listener_restarts += 1
+                    _logger.exception("Redis listener failed; starting over")
+                    self._drop_link(None)
+                    self._outage.failed(error)
+                    self._stop.wait(self._outage.next_delay())
         finally:
             self._drop_link(None)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if self._tidy_requested:
+                self._tidy_requested = False
+                tidy = self._tidy()
+                if tidy is not None:
+                    tidy()
+            link = self._link
+            if link is not None:
+                self._read(link)
+                continue
+            self._work.clear()
+            with self._lock:
+                channels = list(self._channels)
+            if not channels:
+                self._work.wait()
+            elif not self._outage.failures or not self._stop.wait(
+                self._outage.next_delay()
+            ):
+                self._open(channels)
 
     def _open(self, channels: list[bytes]) -> None:
         link = self._new_link()
@@ -262,7 +409,7 @@ class Listener:
                 return
             self._opening = link
         try:
-            link.open(channels)
+            link.open()
         except Exception as error:
             with self._lock:
                 self._opening = None
@@ -275,8 +422,9 @@ class Listener:
             self._opening = None
             if not self._stopping:
                 self._link = link
-                self._sent = set(channels)
-                self._unconfirmed = dict.fromkeys(channels, 1)
+                self._sent = set()
+                self._unconfirmed = {}
+                self._pending.clear()
         if self._link is not link:  # stopping
             link.close()
             return
@@ -285,7 +433,7 @@ class Listener:
         # server that accepts connections but refuses commands (NOAUTH,
         # LOADING) must keep the backoff growing.
         self._recovering = True
-        self.sync()  # channels added or removed while connecting
+        self.sync()  # SUBSCRIBE every wanted channel, one command each
 
     def _read(self, link: Link) -> None:
         try:
@@ -296,6 +444,9 @@ class Listener:
                     self._counters.drop("invalid_json", "(unknown)", error)
                 self._connection_lost(link, error)
             return
+        except BaseException as error:
+            self._connection_lost(link, error)
+            raise
         if reply is None:
             self._idle(link)
             return
@@ -308,22 +459,94 @@ class Listener:
                 return
             try:
                 deliver(channel or b"", data)
-            except Exception:  # the broker's handler never raises; be sure
-                _logger.exception("Delivering a Redis message failed")
+            except BaseException:
+                self._counters.listener_errors += 1
+                _logger.exception(
+                    "Handling a Redis message on %r failed; going on", channel
+                )
         elif kind == b"subscribe":
+            self._answered(kind, channel)
             self._confirmed(link, channel or b"", subscribed=True)
         elif kind == b"unsubscribe":
+            self._answered(kind, channel)
             self._confirmed(link, channel or b"", subscribed=False)
         elif kind == b"pong":
+            self._answered(b"ping", None)
             self._ping_sent = None
+        elif kind == b"error":
+            self._error_reply(link, data)
 
-    def _confirmed(self, link: Link, channel: bytes, *, subscribed: bool) -> None:
-        if subscribed and self._recovering:
-            # Healthy: the server confirmed a command on this connection.
+    def _answered(self, kind: bytes, channel: bytes | None) -> None:
+        """Take the command this reply answers off ``_pending``."""
+        with self._lock:
+            pending = self._pending
+            if pending and pending[0] == (kind, channel):
+                pending.popleft()
+                return
+            # Not the first: a reply Redis sent by itself (an UNSUBSCRIBE after
+            # an ACL change), or a PING sent outside sync(). Take the first of
+            # its kind, if any, so the order stays right for the rest.
+            for index, entry in enumerate(pending):
+                if entry == (kind, channel):
+                    del pending[index]
+                    break
+
+    def _error_reply(self, link: Link, error: Any) -> None:
+        # Redis answered the oldest pending command with an error.
+        with self._lock:
+            kind, channel = self._pending.popleft() if self._pending else (b"", None)
+        reason = str(error)
+        if kind == b"subscribe" and channel is not None:
+            self._refuse(link, channel, reason)
+        elif kind == b"ping":
+            self._ping_sent = None  # refused, but answered: the server is alive
+        else:
+            _logger.error(
+                "Redis refused a Pub/Sub command (%s %r): %s",
+                kind.decode() or "unknown",
+                channel,
+                reason,
+            )
+
+    def _refuse(self, link: Link, channel: bytes, reason: str) -> None:
+        name = channel.decode(self._encoding, "replace")
+        refusal = SubscriptionRefused(name, reason)
+        with self._lock:
+            left = self._unconfirmed.get(channel, 0) - 1
+            if left > 0:
+                self._unconfirmed[channel] = left
+            else:
+                self._unconfirmed.pop(channel, None)
+            self._sent.discard(channel)
+            # No longer wanted: a later subscribe() asks again.
+            self._channels.pop(channel, None)
+            self._refused[channel] = reason
+            waiters = self._waiters.pop(channel, ())
+        self._counters.subscribe_refusals += 1
+        self._healthy()  # the server answered
+        for waiter in waiters:
+            waiter.settle(False, refusal)
+        self._progress.set()
+        _logger.error(
+            "Redis refused to subscribe to %r: %s; the other channels are not affected",
+            name,
+            reason,
+        )
+
+    def _healthy(self) -> None:
+        if self._recovering:
+            # Healthy: the server answered a command on this connection.
             self._recovering = False
             with self._lock:
                 count = len(self._channels)
+                self._connected = True
+                self._state_since = time.time()
             self._outage.recovered(count)
+
+    def _confirmed(self, link: Link, channel: bytes, *, subscribed: bool) -> None:
+        if subscribed:
+            self._healthy()
+        self._progress.set()
         with self._lock:
             left = self._unconfirmed.get(channel, 0) - 1
             if left > 0:  # a later command for this channel is in flight
@@ -355,8 +578,12 @@ class Listener:
         if not self._io_lock.acquire(blocking=wait):
             return  # another send is under way; its reply wakes the reader
         try:
-            if self._link is link or self._opening is link:
-                link.send("PING")
+            with self._lock:
+                current = self._link is link
+                if current:
+                    self._pending.append((b"ping", None))
+            if current or self._opening is link:
+                link.send([("PING",)])
         except Exception as error:  # the reader finds out on its next read
             _logger.debug("PING failed: %s", error)
         finally:
@@ -372,9 +599,14 @@ class Listener:
                 self._link = None
                 self._sent = set()
                 self._unconfirmed = {}
+                self._pending.clear()
+                if self._connected or self._state_since is None:
+                    self._connected = False
+                    self._state_since = time.time()
             if release:
                 # Nobody should wait for a confirmation that may take minutes.
                 self._release_waiters()
+        self._progress.set()
         if link is not None:
             link.close()
 
