@@ -495,7 +495,8 @@ class Listener:
         # Redis answered the oldest pending command with an error.
         with self._lock:
             kind, channel = self._pending.popleft() if self._pending else (b"", None)
-        reason = str(error)
+        # redis-py maps the error code to the class (NOPERM: NoPermissionError).
+        reason = f"{type(error).__name__}: {error}"
         if kind == b"subscribe" and channel is not None:
             self._refuse(link, channel, reason)
         elif kind == b"ping":
