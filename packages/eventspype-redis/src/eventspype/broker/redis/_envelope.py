@@ -97,7 +97,8 @@ def decode(data: bytes, *, max_bytes: int) -> Decoded:
         ) from None
     except RecursionError:
         raise EnvelopeError("too_deep", "JSON nests too deeply") from None
-    except ValueError as error:  # msgspec.DecodeError, UnicodeDecodeError
+    # DecodeError is a ValueError since msgspec 0.19 only; UnicodeDecodeError.
+    except (msgspec.DecodeError, ValueError) as error:
         raise EnvelopeError("invalid_json", f"not valid JSON: {error}") from None
     tag = envelope.event_tag
     if isinstance(tag, str) and not tag:

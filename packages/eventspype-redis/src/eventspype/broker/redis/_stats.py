@@ -156,21 +156,24 @@ class Counters:
         Called by the listener thread only. Repeats of one reason within a
         second are counted but not logged; the next warning says how many.
         """
-        self.dropped[reason] += 1
         now = time.monotonic()
         last = self._last_logged.get(reason)
         if last is not None and now - last < _DROP_LOG_INTERVAL:
             self._suppressed[reason] += 1
-            return
-        self._last_logged[reason] = now
-        suppressed, self._suppressed[reason] = self._suppressed[reason], 0
-        _logger.warning(
-            "Dropped a message on channel %r (%s): %s%s",
-            channel,
-            reason,
-            detail,
-            f" [{suppressed} more {reason} drop(s) not logged]" if suppressed else "",
-        )
+        else:
+            self._last_logged[reason] = now
+            suppressed, self._suppressed[reason] = self._suppressed[reason], 0
+            _logger.warning(
+                "Dropped a message on channel %r (%s): %s%s",
+                channel,
+                reason,
+                detail,
+                f" [{suppressed} more {reason} drop(s) not logged]"
+                if suppressed
+                else "",
+            )
+        # Counted after the warning: whoever sees the count sees the log line.
+        self.dropped[reason] += 1
 
     def add_published(self, count: int) -> None:
         """Count ``count`` events acknowledged by Redis."""
