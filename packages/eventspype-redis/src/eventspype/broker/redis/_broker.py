@@ -18,10 +18,10 @@ from eventspype.broker.redis import _envelope
 from eventspype.broker.redis._batch import Batch, BatchBuffer
 from eventspype.broker.redis._channels import ChannelNames
 from eventspype.broker.redis._connections import client_encoding
-from eventspype.broker.redis._envelope import EnvelopeError
 from eventspype.broker.redis._inbound import Inbound
 from eventspype.broker.redis._link import link_factory
 from eventspype.broker.redis._listener import Listener
+from eventspype.broker.redis._receive import receive
 from eventspype.broker.redis._registry import ClassRegistry
 from eventspype.broker.redis._stats import Counters, RedisBrokerStats
 from eventspype.broker.redis._subscriptions import Subscriptions
@@ -466,16 +466,16 @@ class RedisBroker(MessageBroker):
         channel = subscriptions.channel_of(wire_channel)
         if channel is None:  # unsubscribed while the message was in flight
             return
-        try:
-            event, event_tag = self._inbound.decode(channel, data)
-        except EnvelopeError as error:
-            self._counters.drop(error.reason, self._channel_prefix + channel, error)
-            return
-        delivery = subscriptions.local.deliver(channel, event, event_tag, self)
-        if delivery.handled or delivery.failed:
-            self._counters.delivered += 1
-        for reason, detail in delivery.refused:
-            self._counters.drop(reason, self._channel_prefix + channel, detail)
+        local = subscriptions.local
+        delivery = receive(
+            self._inbound,
+            local,
+            self._counters,
+            channel,
+            data,
+            self,
+            self._channel_prefix + channel,
+        )
         if not (delivery.handled or delivery.failed or delivery.refused):
             # Every subscriber was garbage-collected: end the subscription.
             subscriptions.forget_if_unused(channel)
