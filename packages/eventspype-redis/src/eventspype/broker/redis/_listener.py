@@ -17,11 +17,10 @@ Threading rules (why the locks look the way they do):
 * Stopping takes no lock: it sets flags and shuts the socket down, which wakes
   the reader at once.
 
-Commands are answered in the order they were sent: every SUBSCRIBE names one
-channel, and ``_pending`` lists what was sent and awaits an answer, so an error
-reply (an ACL that forbids a channel: ``-NOPERM``) is known to concern that one
-channel. It is a refusal of that channel, reported to whoever waits for it and
-counted, never a lost connection: the other channels go on delivering.
+What to send and what each reply means is the :class:`~._channel_book.ChannelBook`'s
+(no I/O): an error reply to a SUBSCRIBE (an ACL that forbids the channel) is a
+refusal of that channel, reported to whoever waits for it and counted, never a
+lost connection: the other channels go on delivering.
 
 Nothing ends delivery: an exception of any kind raised while handling a
 message is logged with its traceback and counted, and the loop goes on; one
@@ -42,62 +41,24 @@ import logging
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import redis
-
+from eventspype.broker.redis._channel_book import (
+    ChannelBook,
+    Subscription,
+)
 from eventspype.broker.redis._link import Link, UndecodableMessage
 from eventspype.broker.redis._outage import Outage
 from eventspype.broker.redis._process import stop_at_exit, track
 from eventspype.broker.redis._stats import ConnectionState, Counters
 
-__all__ = ["Listener", "Subscription", "SubscriptionRefused"]
+__all__ = ["Listener"]
 
 _logger = logging.getLogger("eventspype.broker.redis")
 
 #: ``deliver(channel, data)``: the broker's handler for one Pub/Sub message.
 Deliver = Callable[[bytes, Any], None]
-
-
-class SubscriptionRefused(redis.exceptions.ResponseError):
-    """Redis refused to SUBSCRIBE a channel (an ACL that forbids it, say).
-
-    Concerns that channel only: the connection and the other channels are
-    unaffected. ``channel`` is the name on the server, ``reason`` the
-    server's error message.
-    """
-
-    def __init__(self, channel: str, reason: str) -> None:
-        super().__init__(f"Redis refused to subscribe to {channel!r}: {reason}")
-        self.channel = channel
-        self.reason = reason
-
-
-class Subscription:
-    """Settled once Redis confirms a SUBSCRIBE, or waiting for it is pointless.
-
-    ``ok`` is ``False`` when the subscription is not in place (the connection
-    failed, the listener stopped), so that the subscriber can be warned;
-    ``refused`` is set when Redis refused it.
-    """
-
-    __slots__ = ("_done", "ok", "refused")
-
-    def __init__(self) -> None:
-        self._done = threading.Event()
-        self.ok = False
-        self.refused: SubscriptionRefused | None = None
-
-    def settle(self, ok: bool, refused: SubscriptionRefused | None = None) -> None:
-        self.ok = ok
-        self.refused = refused
-        self._done.set()
-
-    def wait(self, timeout: float) -> bool:
-        """Wait until settled; ``False`` if not settled ``ok`` in time."""
-        return self._done.wait(timeout) and self.ok
 
 
 class Listener:
@@ -146,16 +107,9 @@ class Listener:
         self._thread: threading.Thread | None = None
         self._tidy_requested = False
         # Under _lock (and _io_lock for the link and what was sent on it).
-        self._channels: dict[bytes, None] = {}  # wanted, in order
-        self._waiters: dict[bytes, list[Subscription]] = {}
+        self._book = ChannelBook(self._encoding)  # what _link is asked and answered
         self._link: Link | None = None  # subscribed, read by the thread
         self._opening: Link | None = None  # being opened, for request_stop
-        self._sent: set[bytes] = set()  # subscribed on _link, as last sent
-        self._unconfirmed: dict[bytes, int] = {}  # commands awaiting a reply
-        # (kind, channel) of every command sent on _link and not yet answered,
-        # in order: Redis answers in order, so an error is the first one's.
-        self._pending: deque[tuple[bytes, bytes | None]] = deque()
-        self._refused: dict[bytes, str] = {}  # channel -> Redis's reason
         self._progress = threading.Event()  # set on every confirmation or failure
         self._connected = False
         self._state_since: float | None = None  # time.time() of the last change
@@ -187,12 +141,9 @@ class Listener:
         with self._lock:
             if self._stopping:
                 return None
-            self._channels[channel] = None
-            if channel in self._sent and not self._unconfirmed.get(channel):
+            waiter = self._book.want(channel)
+            if waiter is None:
                 return None  # subscribed on the live connection already
-            self._refused.pop(channel, None)
-            waiter = Subscription()
-            self._waiters.setdefault(channel, []).append(waiter)
             self._start_thread()
             self._work.set()
             return None if self._outage.down else waiter
@@ -200,7 +151,7 @@ class Listener:
     def ensure_running(self) -> None:
         """Start a new thread if channels are wanted and the thread died."""
         with self._lock:
-            if self._channels and not self._stopping:
+            if self._book.wanted and not self._stopping:
                 self._start_thread()
 
     def _start_thread(self) -> None:
@@ -212,9 +163,7 @@ class Listener:
             self._counters.listener_restarts += 1
             _logger.error("Redis listener thread had died; starting a new one")
             self._link = None
-            self._sent = set()
-            self._unconfirmed = {}
-            self._pending.clear()
+            self._book.new_connection()
         self._thread = threading.Thread(
             target=self._run, name="eventspype-redis-listener", daemon=True
         )
@@ -224,12 +173,7 @@ class Listener:
     def remove(self, channel: bytes) -> None:
         """Stop wanting ``channel``; call :meth:`sync` next."""
         with self._lock:
-            if channel in self._channels:
-                del self._channels[channel]
-                # Unsubscribed by another thread meanwhile: nothing to wait
-                # for, and nothing to warn about.
-                for waiter in self._waiters.pop(channel, ()):
-                    waiter.settle(True)
+            self._book.unwant(channel)
 
     def sync(self) -> None:
         """Send what :meth:`add` and :meth:`remove` changed, if connected.
@@ -242,13 +186,8 @@ class Listener:
                 link = self._link
                 if link is None or self._stopping:
                     return
-                new = [c for c in self._channels if c not in self._sent]
-                gone = [c for c in self._sent if c not in self._channels]
                 # Recorded before sending: the reply may beat the bookkeeping.
-                commands = self._expect(b"subscribe", new)
-                commands += self._expect(b"unsubscribe", gone)
-                self._sent.update(new)
-                self._sent.difference_update(gone)
+                commands = self._book.commands()
             if not commands:
                 return
             try:
@@ -257,34 +196,18 @@ class Listener:
                 _logger.debug("Pub/Sub command failed; reconnecting: %s", error)
                 link.interrupt()
 
-    def _expect(self, kind: bytes, channels: list[bytes]) -> list[tuple[Any, ...]]:
-        # Caller holds _lock (and _io_lock): one command per channel, so that
-        # an error reply names its channel by its place in _pending.
-        command = "SUBSCRIBE" if kind == b"subscribe" else "UNSUBSCRIBE"
-        for channel in channels:
-            self._unconfirmed[channel] = self._unconfirmed.get(channel, 0) + 1
-            self._pending.append((kind, channel))
-        return [(command, channel) for channel in channels]
-
     # -- what is true now (any thread) ----------------------------------------
 
     def state(self) -> ConnectionState:
         """Connected or not, since when, the last error, what is subscribed."""
         with self._lock:
-            subscribed = sum(
-                1
-                for c in self._sent
-                if c in self._channels and not self._unconfirmed.get(c)
-            )
-            refused = {
-                c.decode(self._encoding, "replace"): r for c, r in self._refused.items()
-            }
+            book = self._book
             return ConnectionState(
                 connected=self._connected,
                 since=self._state_since,
                 last_error=self._outage.last_error,
-                subscribed=subscribed if self._connected else 0,
-                refused=refused,
+                subscribed=book.subscribed() if self._connected else 0,
+                refused={book.name(c): r for c, r in book.refused.items()},
             )
 
     def wait_until_subscribed(self, timeout: float) -> None:
@@ -302,26 +225,16 @@ class Listener:
         while True:
             self._progress.clear()
             with self._lock:
-                refused = next(iter(self._refused.items()), None)
-                missing = [
-                    c
-                    for c in self._channels
-                    if c not in self._sent or self._unconfirmed.get(c)
-                ]
-                if self._link is None and self._channels:
-                    missing = list(self._channels)
+                book = self._book
+                refused = next(iter(book.refused), None)
+                missing = book.missing() if self._link else list(book.wanted)
             if refused is not None:
-                channel, reason = refused
-                raise SubscriptionRefused(
-                    channel.decode(self._encoding, "replace"), reason
-                )
+                raise book.refusal(refused)
             if not missing:
                 return
             left = deadline - time.monotonic()
             if left <= 0:
-                names = ", ".join(
-                    repr(c.decode(self._encoding, "replace")) for c in missing[:5]
-                )
+                names = ", ".join(repr(book.name(c)) for c in missing[:5])
                 more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
                 raise TimeoutError(
                     f"Redis has not confirmed the subscription to {names}{more} "
@@ -394,7 +307,7 @@ class Listener:
                 continue
             self._work.clear()
             with self._lock:
-                channels = list(self._channels)
+                channels = list(self._book.wanted)
             if not channels:
                 self._work.wait()
             elif not self._outage.failures or not self._stop.wait(
@@ -422,9 +335,7 @@ class Listener:
             self._opening = None
             if not self._stopping:
                 self._link = link
-                self._sent = set()
-                self._unconfirmed = {}
-                self._pending.clear()
+                self._book.new_connection()
         if self._link is not link:  # stopping
             link.close()
             return
@@ -464,103 +375,59 @@ class Listener:
                 _logger.exception(
                     "Handling a Redis message on %r failed; going on", channel
                 )
-        elif kind == b"subscribe":
-            self._answered(kind, channel)
-            self._confirmed(link, channel or b"", subscribed=True)
-        elif kind == b"unsubscribe":
-            self._answered(kind, channel)
-            self._confirmed(link, channel or b"", subscribed=False)
-        elif kind == b"pong":
-            self._answered(b"ping", None)
-            self._ping_sent = None
         elif kind == b"error":
-            self._error_reply(link, data)
+            self._error_reply(data)
+        else:
+            self._answered(link, kind, channel)
 
-    def _answered(self, kind: bytes, channel: bytes | None) -> None:
-        """Take the command this reply answers off ``_pending``."""
+    def _answered(self, link: Link, kind: bytes, channel: bytes | None) -> None:
+        if kind == b"pong":
+            self._ping_sent = None
+        elif kind == b"subscribe":
+            self._healthy()
         with self._lock:
-            pending = self._pending
-            if pending and pending[0] == (kind, channel):
-                pending.popleft()
-                return
-            # Not the first: a reply Redis sent by itself (an UNSUBSCRIBE after
-            # an ACL change), or a PING sent outside sync(). Take the first of
-            # its kind, if any, so the order stays right for the rest.
-            for index, entry in enumerate(pending):
-                if entry == (kind, channel):
-                    del pending[index]
-                    break
+            waiters = self._book.answered(kind, channel)
+            unused = kind == b"unsubscribe" and self._book.idle
+        for waiter in waiters:
+            waiter.settle(True)
+        self._progress.set()
+        if unused:
+            # Nothing subscribed any more: give the connection back.
+            self._drop_link(link, release=False)
 
-    def _error_reply(self, link: Link, error: Any) -> None:
-        # Redis answered the oldest pending command with an error.
+    def _error_reply(self, error: Any) -> None:
         with self._lock:
-            kind, channel = self._pending.popleft() if self._pending else (b"", None)
-        # redis-py maps the error code to the class (NOPERM: NoPermissionError).
-        reason = f"{type(error).__name__}: {error}"
-        if kind == b"subscribe" and channel is not None:
-            self._refuse(link, channel, reason)
-        elif kind == b"ping":
+            kind, channel, _ = self._book.error_reply(error)
+        self._healthy()  # the server answered
+        self._progress.set()
+        if kind == b"ping":
             self._ping_sent = None  # refused, but answered: the server is alive
+        elif kind == b"subscribe" and channel is not None:
+            self._counters.subscribe_refusals += 1
+            _logger.error(
+                "Redis refused to subscribe to %r: %s; the other channels are "
+                "not affected",
+                self._book.name(channel),
+                self._book.refused.get(channel),
+            )
         else:
             _logger.error(
-                "Redis refused a Pub/Sub command (%s %r): %s",
+                "Redis refused a Pub/Sub command (%s %r): %s: %s",
                 kind.decode() or "unknown",
                 channel,
-                reason,
+                type(error).__name__,
+                error,
             )
-
-    def _refuse(self, link: Link, channel: bytes, reason: str) -> None:
-        name = channel.decode(self._encoding, "replace")
-        refusal = SubscriptionRefused(name, reason)
-        with self._lock:
-            left = self._unconfirmed.get(channel, 0) - 1
-            if left > 0:
-                self._unconfirmed[channel] = left
-            else:
-                self._unconfirmed.pop(channel, None)
-            self._sent.discard(channel)
-            # No longer wanted: a later subscribe() asks again.
-            self._channels.pop(channel, None)
-            self._refused[channel] = reason
-            waiters = self._waiters.pop(channel, ())
-        self._counters.subscribe_refusals += 1
-        self._healthy()  # the server answered
-        for waiter in waiters:
-            waiter.settle(False, refusal)
-        self._progress.set()
-        _logger.error(
-            "Redis refused to subscribe to %r: %s; the other channels are not affected",
-            name,
-            reason,
-        )
 
     def _healthy(self) -> None:
         if self._recovering:
             # Healthy: the server answered a command on this connection.
             self._recovering = False
             with self._lock:
-                count = len(self._channels)
+                count = len(self._book.wanted)
                 self._connected = True
                 self._state_since = time.time()
             self._outage.recovered(count)
-
-    def _confirmed(self, link: Link, channel: bytes, *, subscribed: bool) -> None:
-        if subscribed:
-            self._healthy()
-        self._progress.set()
-        with self._lock:
-            left = self._unconfirmed.get(channel, 0) - 1
-            if left > 0:  # a later command for this channel is in flight
-                self._unconfirmed[channel] = left
-                return
-            self._unconfirmed.pop(channel, None)
-            waiters = self._waiters.pop(channel, ()) if subscribed else ()
-            unused = not (self._channels or self._sent or self._unconfirmed)
-        for waiter in waiters:
-            waiter.settle(True)
-        if unused:
-            # Nothing subscribed any more: give the connection back.
-            self._drop_link(link, release=False)
 
     def _idle(self, link: Link) -> None:
         # Nothing for idle_timeout seconds: a silent half-open connection looks
@@ -581,10 +448,9 @@ class Listener:
         try:
             with self._lock:
                 current = self._link is link
-                if current:
-                    self._pending.append((b"ping", None))
+                ping = self._book.ping() if current else ("PING",)
             if current or self._opening is link:
-                link.send([("PING",)])
+                link.send([ping])
         except Exception as error:  # the reader finds out on its next read
             _logger.debug("PING failed: %s", error)
         finally:
@@ -598,28 +464,19 @@ class Listener:
                 link = current
             if link is not None and link is current:
                 self._link = None
-                self._sent = set()
-                self._unconfirmed = {}
-                self._pending.clear()
+                self._book.new_connection()
                 if self._connected or self._state_since is None:
                     self._connected = False
                     self._state_since = time.time()
             if release:
                 # Nobody should wait for a confirmation that may take minutes.
-                self._release_waiters()
+                self._book.release_waiters()
         self._progress.set()
         if link is not None:
             link.close()
 
     def _connection_lost(self, link: Link, error: BaseException) -> None:
         with self._lock:
-            count = len(self._channels)
+            count = len(self._book.wanted)
         self._drop_link(link)
         self._outage.lost(error, count)
-
-    def _release_waiters(self) -> None:
-        # Caller holds _lock.
-        for waiters in self._waiters.values():
-            for waiter in waiters:
-                waiter.settle(False)
-        self._waiters.clear()

@@ -16,9 +16,10 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from eventspype.broker.redis._channel_book import Subscription
 from eventspype.broker.redis._channels import ChannelNames
 from eventspype.broker.redis._fanout import Fanout
-from eventspype.broker.redis._listener import Listener, Subscription
+from eventspype.broker.redis._listener import Listener
 from eventspype.broker.redis._process import track
 
 if TYPE_CHECKING:
