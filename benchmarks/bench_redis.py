@@ -12,7 +12,9 @@ with a ``RedisBroker``, a subscriber on the other side's ``RedisBroker``):
   (median of 3 runs);
 - batched publish: 50k events sent 1,000 at a time (``with broker.batch()``
   against a redis-py pipeline), publisher side, best of 3;
-- idle CPU of a subscriber doing nothing for 5 s.
+- idle CPU of a subscriber doing nothing for 5 s;
+- packing one PUBLISH: redis-py's ``Connection.pack_command`` against the
+  broker's hand-written ``pack_publish`` (which is kept only while it wins).
 
 Only loopback traffic, to the server at ``--redis-url`` (default
 ``EVENTSPYPE_TEST_REDIS_URL`` or redis://127.0.0.1:6379/0), on channels with a
