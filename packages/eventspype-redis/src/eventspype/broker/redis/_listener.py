@@ -162,7 +162,9 @@ class Listener:
         if thread is not None:  # died: nothing should, but never stay dead
             self._counters.listener_restarts += 1
             _logger.error("Redis listener thread had died; starting a new one")
-            self._link = None
+            if self._link is not None:  # nobody reads it any more
+                self._link.close()
+                self._link = None
             self._book.new_connection()
         self._thread = threading.Thread(
             target=self._run, name="eventspype-redis-listener", daemon=True
