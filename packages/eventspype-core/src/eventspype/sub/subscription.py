@@ -58,7 +58,7 @@ class EventSubscription:
             and issubclass(publisher_class, (EventPublisher, MultiPublisher))
         ):
             raise ValueError(
-                "publisher_class must be a subclass of EventPublisher or "
+                "Publisher class must be a subclass of EventPublisher or "
                 f"MultiPublisher, got {publisher_class!r}"
             )
         self._publisher_class = publisher_class
@@ -122,8 +122,8 @@ class EventSubscription:
         if self._callback_with_subscriber:
             if subscriber is None:
                 raise ValueError(
-                    "this subscription calls its callback with the subscriber: "
-                    "pass the subscriber object"
+                    "Subscriber is required for callback with subscriber: this "
+                    "subscription calls its callback with the subscriber object"
                 )
             name = getattr(callback, "__name__", None)
             bound = getattr(subscriber, name, None) if name else None
@@ -133,12 +133,29 @@ class EventSubscription:
             functional = FunctionalEventSubscriber(
                 callback, with_event_info=self._callback_with_event_info
             )
-            if isinstance(publisher, MultiPublisher):
-                publisher.add_subscriber(self._publication(publisher, tag), functional)
-            else:
-                publisher.add_subscriber(functional)
+            self._attach(publisher, tag, functional)
             created.append(functional)
         return created
+
+    def _attach(
+        self,
+        publisher: EventPublisher | MultiPublisher,
+        tag: NormalizedTag,
+        functional: FunctionalEventSubscriber,
+    ) -> None:
+        if isinstance(publisher, MultiPublisher):
+            publisher.add_subscriber(self._publication(publisher, tag), functional)
+        else:
+            publisher.add_subscriber(functional)
+
+    def _reattach(
+        self,
+        publisher: EventPublisher | MultiPublisher,
+        created: list[FunctionalEventSubscriber],
+    ) -> None:
+        """Add again what :meth:`subscribe` returned (a no-op except after a fork)."""
+        for tag, functional in zip(self._tags, created, strict=True):
+            self._attach(publisher, tag, functional)
 
     def unsubscribe(
         self,
@@ -158,7 +175,8 @@ class EventSubscription:
     def _check_publisher(self, publisher: EventPublisher | MultiPublisher) -> None:
         if not isinstance(publisher, self._publisher_class):
             raise ValueError(
-                f"publisher {publisher!r} is not a {self._publisher_class.__name__}"
+                f"Publisher type mismatch: {publisher!r} is not a "
+                f"{self._publisher_class.__name__}"
             )
 
     def _publication(
@@ -184,7 +202,7 @@ class PublicationSubscription(EventSubscription):
             and issubclass(publisher_class, MultiPublisher)
         ):
             raise ValueError(
-                "publisher_class must be a MultiPublisher subclass, "
+                "Publisher class must be a subclass of MultiPublisher, "
                 f"got {publisher_class!r}"
             )
         super().__init__(

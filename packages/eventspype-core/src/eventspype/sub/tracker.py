@@ -7,6 +7,7 @@ import threading
 from collections import deque
 from typing import Any
 
+from eventspype._fork import register_for_fork
 from eventspype.event import NormalizedTag
 from eventspype.sub._loop_handoff import WaitTimeout, call_in_loop
 from eventspype.sub.subscriber import EventSubscriber
@@ -36,6 +37,10 @@ class TrackingEventSubscriber(EventSubscriber):
         self._generic_collected_events: deque[Any] = deque(maxlen=max_len)
         self._collected_events: dict[type, deque[Any]] = {}
         self._waiters: dict[type, list[_Waiter]] = {}
+        register_for_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
 
     @property
     def event_source(self) -> str | None:
@@ -96,14 +101,14 @@ class TrackingEventSubscriber(EventSubscriber):
 
     def call(
         self,
-        arg: Any,
+        event_object: Any,
         current_event_tag: NormalizedTag,
         current_event_caller: Any,
     ) -> None:
-        event_type = type(arg)
+        event_type = type(event_object)
         with self._lock:
             log = self._collected_events.get(event_type, self._generic_collected_events)
-            log.append(arg)
+            log.append(event_object)
             waiters = self._waiters.pop(event_type, None)
         for future, loop in waiters or ():
-            call_in_loop(loop, _resolve, future, arg)
+            call_in_loop(loop, _resolve, future, event_object)

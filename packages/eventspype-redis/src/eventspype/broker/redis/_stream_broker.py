@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -18,7 +18,8 @@ from eventspype.broker.redis._connections import (
     connection_recipe,
 )
 from eventspype.broker.redis._dead_letters import DeadLetterAccess
-from eventspype.broker.redis._inbound import ClassRegistry, Inbound
+from eventspype.broker.redis._inbound import Inbound
+from eventspype.broker.redis._registry import ClassRegistry
 from eventspype.broker.redis._stream_reader import StreamReader
 from eventspype.broker.redis._stream_receiving import StreamReceiving
 from eventspype.broker.redis._stream_stats import (
@@ -92,8 +93,9 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
         forget_consumers_after: Consumers of the group idle this many seconds
             with nothing pending are removed from it (never one with pending
             events: that would lose them).
+        allowed_modules: Import the classes of these modules (and their
+            submodules) without registering them (see :class:`RedisBroker`).
         max_message_bytes: Larger entries are refused unread.
-        max_nesting_depth: See :class:`RedisBroker`.
         reconnect_delay: ``(first, longest)`` seconds between reconnection
             attempts of the reader; doubles after each failure.
 
@@ -116,8 +118,8 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
         max_deliveries: int = 5,
         prefetch: int = 100,
         forget_consumers_after: float = 3600.0,
+        allowed_modules: Iterable[str] = (),
         max_message_bytes: int = 1 << 20,
-        max_nesting_depth: int = 64,
         reconnect_delay: tuple[float, float] = (0.05, 5.0),
     ) -> None:
         check_options(
@@ -129,7 +131,7 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
         self._maxlen = maxlen
         self._group = group
         self._consumer = consumer or default_consumer_name()
-        self._classes = ClassRegistry(allow_unregistered_classes)
+        self._classes = ClassRegistry(allow_unregistered_classes, allowed_modules)
         self._counters = StreamCounters()
         self._batch_buffer = BatchBuffer()
         self._closed = False
@@ -137,12 +139,7 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
         # Connections of our own, made like the client's: replies as bytes,
         # no retries (a retried XADD could be added twice).
         self._commands: Any = redis.Redis(connection_pool=_recipe(redis_client).pool())
-        inbound = Inbound(
-            self._serializer,
-            self._classes,
-            max_bytes=max_message_bytes,
-            max_depth=max_nesting_depth,
-        )
+        inbound = Inbound(self._serializer, self._classes, max_bytes=max_message_bytes)
         self._receiving = StreamReceiving(
             channel_prefix, inbound, self._counters, self._commands, self
         )

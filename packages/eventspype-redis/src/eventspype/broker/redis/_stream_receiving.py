@@ -1,9 +1,10 @@
 """The receiving side of a RedisStreamBroker: subscriptions, decoding, fan-out.
 
-Ties the shared inbound path (``Inbound``: size, envelope, class registry,
-typed decoding) and the local fan-out to the reader thread. This is the one
-place that knows how an entry becomes subscriber calls, so moving to the
-shared fan-out of the hardening work changes this module only.
+Ties the receive path every Redis broker shares (``_receive.receive``: the
+``Inbound`` checks, the ``Fanout`` with its per-publication rules, drop
+counting) to the reader thread, and turns its ``Delivery`` into what the
+reader does with the entry: acknowledge it, leave it for redelivery, or
+dead-letter it.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from eventspype.broker.redis._envelope import EnvelopeError
+from eventspype.broker.redis._fanout import Fanout
 from eventspype.broker.redis._inbound import Inbound
 from eventspype.broker.redis._process import track
-
-# TEMPORARY: becomes the shared fan-out of the inbound path once merged.
-from eventspype.broker.redis._stream_fanout import LocalFanout
+from eventspype.broker.redis._receive import receive
+from eventspype.broker.redis._stats import DropReason
 from eventspype.broker.redis._stream_reader import Handled, StreamReader
 from eventspype.broker.redis._stream_stats import StreamCounters
 
@@ -29,6 +29,22 @@ if TYPE_CHECKING:
 __all__ = ["StreamReceiving"]
 
 _logger = logging.getLogger("eventspype.broker.redis")
+
+#: Refusals of the entry itself that a fix on the consumer side can cure (a
+#: class to register, a limit to raise, a serializer to update): dead-letter,
+#: so that it can be re-published. The others (an entry whose tag is not its
+#: stream's; events no local subscriber's publication accepts) are
+#: acknowledged: they are not this group's to handle.
+_DEAD_LETTER_REASONS: frozenset[DropReason] = frozenset(
+    {
+        "oversized",
+        "invalid_json",
+        "invalid_envelope",
+        "too_deep",
+        "unregistered_class",
+        "invalid_payload",
+    }
+)
 
 
 class StreamReceiving:
@@ -51,7 +67,7 @@ class StreamReceiving:
         self._counters = counters
         self._commands = commands  # for XGROUP CREATE and waking the reader
         self._caller = caller
-        self.fanout = LocalFanout()
+        self.fanout = Fanout()
         self.reader: StreamReader | None = None
         self.closed = False
         track(self)
@@ -59,7 +75,7 @@ class StreamReceiving:
     def _after_fork_in_child(self) -> None:
         # The child starts with no subscription: the parent's subscribers
         # (copies in the child) would otherwise handle every event twice.
-        self.fanout = LocalFanout()
+        self.fanout = Fanout()
 
     def add(
         self,
@@ -112,6 +128,7 @@ class StreamReceiving:
     def _sync(self) -> None:
         reader = self.reader
         assert reader is not None
+        self.fanout.reap()  # forget collected subscribers
         wanted = {(self._prefix + c).encode(): c for c in self.fanout.channels()}
         if wanted != reader.streams and not self.closed:
             reader.set_streams(wanted, self._commands)
@@ -124,15 +141,21 @@ class StreamReceiving:
             # (and claiming its entries); the group keeps what is pending.
             self._sync()
             return "skip", None
-        try:
-            event, event_tag = self._inbound.decode(data)
-        except EnvelopeError as error:
-            self._counters.drop(error.reason, self._prefix + channel, error)
-            return "refused", f"{error.reason}: {error}"
-        self._counters.delivered += 1
-        delivery = fanout.deliver(channel, event, event_tag, self._caller)
-        if delivery.complete:
-            return "ok", None
-        return "failed", "; ".join(
-            f"{type(error).__name__}: {error}" for _, error in delivery.failed
+        delivery = receive(
+            self._inbound,
+            fanout,
+            self._counters,
+            channel,
+            data,
+            self._caller,
+            self._prefix + channel,
         )
+        if delivery.failed:
+            return "failed", "; ".join(
+                f"{type(error).__name__}: {error}" for _, error in delivery.failed
+            )
+        if not delivery.handled and delivery.refused:
+            reason, detail = delivery.refused[0]
+            if reason in _DEAD_LETTER_REASONS:
+                return "refused", f"{reason}: {detail}"
+        return "ok", None

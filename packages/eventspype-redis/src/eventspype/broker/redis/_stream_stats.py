@@ -111,18 +111,19 @@ class StreamCounters(Counters):
         self, subscriber_errors: int, channels: Mapping[str, ChannelBacklog]
     ) -> RedisStreamStats:
         """Copy the counters into an immutable :class:`RedisStreamStats`."""
-        base = self.snapshot(subscriber_errors)
+        with self._lock:
+            published, publish_errors = self.published, self.publish_errors
         return RedisStreamStats(
-            published=base.published,
-            publish_errors=base.publish_errors,
-            delivered=base.delivered,
+            published=published,
+            publish_errors=publish_errors,
+            delivered=self.delivered,
             acknowledged=self.acknowledged,
             redelivered=self.redelivered,
             claimed=self.claimed,
             dead_lettered=self.dead_lettered,
-            dropped=base.dropped,
+            dropped=MappingProxyType(dict(self.dropped)),
             subscriber_errors=subscriber_errors,
-            reconnects=base.reconnects,
+            reconnects=self.reconnects,
             channels=MappingProxyType(dict(channels)),
         )
 
