@@ -66,9 +66,12 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
     after ``max_deliveries`` deliveries moved to ``<stream>:dead`` with the
     last error (see :meth:`dead_letters`). Handlers must therefore be
     idempotent. Within a stream, one consumer sees events in order. The
-    receiver checks of :class:`RedisBroker` apply; an entry that fails them
-    is counted under its reason and dead-lettered at once (register the
-    class, then re-publish it).
+    receiver checks and publication rules of :class:`RedisBroker` apply, and
+    every refusal is counted under its reason. An entry a consumer-side fix
+    can cure (size, envelope, unregistered class, payload) is dead-lettered at
+    once (register the class, then re-publish it); one whose tag is not its
+    stream's, or that no local subscriber's publication accepts, is
+    acknowledged: it is not this group's to handle.
 
     Args:
         redis_client: A ``redis.Redis`` (or ``fakeredis.FakeRedis``). The

@@ -52,8 +52,10 @@ class RedisStreamStats:
         claimed: Entries this consumer took over with XAUTOCLAIM after they
             stayed unacknowledged for ``claim_idle``.
         dead_lettered: Entries this consumer moved to a dead-letter stream.
-        dropped: Entries that failed the receiver checks, by reason (every
-            reason present, possibly 0). They are dead-lettered too.
+        dropped: Entries (or, for ``class_mismatch``, subscriber deliveries)
+            refused by the receiver checks or publication rules, by reason
+            (every reason present, possibly 0). See the broker for which are
+            dead-lettered.
         subscriber_errors: Subscriber calls that raised.
         reconnects: Times the reader re-established its connection.
         channels: Per subscribed channel, the group's backlog; a channel whose
