@@ -534,3 +534,24 @@ def test_an_entry_whose_tag_is_not_its_streams_is_dropped_and_acknowledged(
     assert inbox.events == []
     assert broker.stats().dropped["tag_mismatch"] == 1
     assert broker.dead_letters("ORDERS") == []
+
+
+def test_a_resp3_client_works_the_same(
+    backend: str, client_factory: Callable[..., redis.Redis], prefix: str
+) -> None:
+    if backend == "fake":
+        pytest.skip("RESP3 replies are the real server's")
+    resp3 = client_factory(protocol=3)
+    broker = RedisStreamBroker(resp3, channel_prefix=prefix, group="g", claim_idle=0.2)
+    try:
+        broker.register_event_class(OrderPlaced)
+        inbox = Inbox()
+        broker.subscribe("ORDERS", inbox.subscriber)
+        publisher = publisher_for(broker, "orders", OrderPlaced)
+        publisher.publish(OrderPlaced(1, 0.0))
+        assert inbox.wait_for(1) == [OrderPlaced(1, 0.0)]
+        wait_until(lambda: broker.stats().acknowledged == 1)
+        assert broker.stats().channels["ORDERS"].pending == 0
+    finally:
+        broker.close()
+        resp3.delete(f"{prefix}ORDERS")

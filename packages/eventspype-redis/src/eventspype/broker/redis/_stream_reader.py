@@ -13,11 +13,10 @@ One thread per broker, on a connection of its own:
   ``claim_idle``, its own failures as well as the entries of consumers that
   died, and delivers them again. Once an entry has been delivered
   ``max_deliveries`` times without success it is dead-lettered (see
-  ``_dead_letters``), as is an entry that fails the receiver checks.
+  ``_dead_letters``), as is an entry ``handle`` refuses.
 * Redis down: the reader logs once, reconnects with doubling, jittered delays
-  and goes on. A group that vanished (a restart without persistence: NOGROUP)
-  is created again, from the stream's start (an event is rather delivered
-  twice than lost).
+  and goes on. A group that vanished (NOGROUP: a restart without
+  persistence) is created again from the stream's start.
 * Consumers of the group idle for longer than ``forget_after`` and with nothing
   pending are removed, and so is this one when the broker closes cleanly.
 """
@@ -387,21 +386,15 @@ class StreamReader:
 
 
 def _by_stream(replies: Any) -> list[tuple[bytes, list[Entry]]]:
-    """XREADGROUP's reply as ``[(stream, entries)]`` (RESP2 list or RESP3 map)."""
+    """XREADGROUP's reply as ``[(stream, entries)]``.
+
+    RESP2: a list of ``[stream, entries]``; RESP3: a map of stream to
+    ``[entries]`` (one more level of list).
+    """
     if not replies:
         return []
     if isinstance(replies, dict):
-        return [(k, _first(v)) for k, v in replies.items()]
+        return [
+            (k, v[0] if v and isinstance(v[0], list) else v) for k, v in replies.items()
+        ]
     return [(stream, entries) for stream, entries in replies]
-
-
-def _first(value: Any) -> list[Entry]:
-    # RESP3: {stream: [entries]} in redis-py (some versions nest one more list).
-    if (
-        value
-        and isinstance(value[0], list)
-        and value[0]
-        and isinstance(value[0][0], (list, tuple))
-    ):
-        return list(value[0])
-    return list(value)
