@@ -210,3 +210,27 @@ def test_re_added_subscribers_keep_their_publication_s_filter_in_the_child(
         "tag_mismatch": 1,
         "class_mismatch": 2,
     }
+
+
+def test_re_adding_a_callback_resumes_in_the_child(broker: RedisBroker) -> None:
+    class Service(MultiPublisher):
+        RESUMED = RESUMED
+
+    service = Service(broker=broker)
+    got: list[Any] = []
+    service.add_subscriber_with_callback(Service.RESUMED, got.append, False)
+
+    def child() -> list[Any]:
+        got.clear()
+        # Before: the callback was known already, so this returned at once
+        # and the child never subscribed.
+        service.add_subscriber_with_callback(Service.RESUMED, got.append, False)
+        service.add_subscriber_with_callback(Service.RESUMED, got.append, False)
+        service.publish(Service.RESUMED, Resumed(8))
+        wait_until(lambda: got, timeout=5)
+        service.publish(Service.RESUMED, Resumed(9))
+        wait_until(lambda: Resumed(9) in got, timeout=5)
+        broker.close()
+        return got
+
+    assert in_child(child) == "[Resumed(n=8), Resumed(n=9)]"

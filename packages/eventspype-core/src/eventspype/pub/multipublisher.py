@@ -227,12 +227,18 @@ class MultiPublisher:
     ) -> None:
         """Subscribe a function; this publisher keeps its wrapper alive.
 
-        Adding the same function twice for one publication is a no-op.
+        Adding the same function twice for one publication is a no-op, except
+        in the child of a ``fork()``, where it subscribes the wrapper on the
+        broker again (see :meth:`EventPublisher.add_subscriber
+        <eventspype.pub.publisher.EventPublisher.add_subscriber>`).
         """
         self.is_publication_valid(publication)
         key = (publication, callback)
         with self._lock:
-            if key in self._functional_subscribers:
+            existing = self._functional_subscribers.get(key)
+            if existing is not None:
+                # A no-op, unless a fork made the broker forget it.
+                self.add_subscriber(publication, existing)
                 return
             subscriber = FunctionalEventSubscriber(callback, with_event_info)
             self.add_subscriber(publication, subscriber)
