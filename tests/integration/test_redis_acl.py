@@ -233,3 +233,35 @@ def test_a_refused_broker_swap_leaves_every_publisher_where_it_was(
     assert publisher.broker is local
     publisher.publish(Ping(3))
     assert inbox.got == [3]
+
+
+def test_the_acl_of_the_security_page_is_enough(
+    server: PrivateRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    # docs/security.md's rule, as written there. It used to omit +unsubscribe:
+    # the listener's UNSUBSCRIBE was refused (logged as an error) and the
+    # server kept sending the channel's events to a process that had left it.
+    admin = server.client()
+    admin.execute_command(
+        "ACL", "SETUSER", "shipping", "on", ">secret", "resetchannels",
+        "&acl:ORDER_*", "+subscribe", "+unsubscribe", "+ping", "+publish",
+    )  # fmt: skip
+    caplog.set_level(logging.INFO, logger="eventspype.broker.redis")
+    broker = RedisBroker.from_url(
+        f"redis://shipping:secret@127.0.0.1:{server.port}/0", channel_prefix="acl:"
+    )
+    try:
+        broker.register_event_class(Ping)
+        placed = EventPublication("order_placed", Ping)
+        publisher = EventPublisher(placed, broker=broker)
+        inbox = Inbox()
+        publisher.add_subscriber(inbox.subscriber)
+        broker.wait_until_subscribed(timeout=10)
+        publisher.publish(Ping(1))
+        wait_until(lambda: inbox.got == [1])
+        publisher.remove_subscriber(inbox.subscriber)
+        wait_until(lambda: admin.pubsub_numsub("acl:ORDER_PLACED")[0][1] == 0)
+        assert "refused" not in caplog.text
+    finally:
+        broker.close()
+        admin.close()
