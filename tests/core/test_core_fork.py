@@ -132,6 +132,29 @@ def test_re_attaching_a_multisubscriber_subscription_in_the_child() -> None:
     assert in_child(child) == "[Placed(order_id=7)]"
 
 
+def test_re_adding_a_callback_in_the_child_subscribes_it_again() -> None:
+    class Shop(MultiPublisher):
+        PLACED = PLACED
+
+    broker = ForgetfulBroker()
+    shop = Shop(broker=broker)
+    got: list[Any] = []
+    shop.add_subscriber_with_callback(Shop.PLACED, got.append, False)
+
+    def child() -> tuple[list[Any], int]:
+        # Before: the callback was known, so this returned without subscribing.
+        shop.add_subscriber_with_callback(Shop.PLACED, got.append, False)
+        shop.add_subscriber_with_callback(Shop.PLACED, got.append, False)
+        shop.publish(Shop.PLACED, Placed(8))
+        return got, broker.subscribes
+
+    assert in_child(child) == "([Placed(order_id=8)], 2)"
+    shop.add_subscriber_with_callback(Shop.PLACED, got.append, False)
+    assert broker.subscribes == 1  # the parent: still a no-op
+    shop.publish(Shop.PLACED, Placed(9))
+    assert got == [Placed(9)]
+
+
 def test_locks_held_by_parent_threads_at_the_fork_are_free_in_the_child() -> None:
     broker = LocalBroker()
     publisher = EventPublisher(PLACED, broker=broker)

@@ -12,6 +12,7 @@ channel prefix; the child reports through a pipe and leaves with ``os._exit``.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import redis
 from redis_helpers import shared_redis_url, unique_prefix, wait_until
 
 from eventspype import (
@@ -143,3 +145,92 @@ def test_re_attaching_a_multisubscriber_resumes_in_the_child(
         return listener.seen
 
     assert in_child(child) == "[Resumed(n=7)]"
+
+
+@dataclass
+class UserDeleted:
+    user: str
+
+
+def forged(tag: Any, event_class: type, payload: dict[str, Any]) -> bytes:
+    """A message as anyone with PUBLISH rights on the server can write it."""
+    return json.dumps(
+        {
+            "event_tag": tag,
+            "event_class": event_class.__qualname__,
+            "event_module": event_class.__module__,
+            "payload": json.dumps(payload),
+        }
+    ).encode()
+
+
+def test_re_added_subscribers_keep_their_publication_s_filter_in_the_child(
+    broker: RedisBroker,
+) -> None:
+    # Issue 8, items 2 and 5 together: the child's broker starts with no
+    # subscription; re-adding through the publishers must bring back the
+    # publication (tag and class), not a bare channel subscription.
+    class Service(MultiPublisher):
+        RESUMED = RESUMED
+
+    broker.register_event_class(UserDeleted)  # only the publication may stop it
+    publisher = EventPublisher(RESUMED, broker=broker)
+    service = Service(broker=broker)
+    got: list[Any] = []
+    service_got: list[Any] = []
+    subscriber = FunctionalEventSubscriber(got.append, with_event_info=False)
+    service_subscriber = FunctionalEventSubscriber(
+        service_got.append, with_event_info=False
+    )
+    publisher.add_subscriber(subscriber)
+    service.add_subscriber(Service.RESUMED, service_subscriber)
+    channel = f"{broker.channel_prefix}RESUMED"
+
+    def child() -> tuple[list[Any], list[Any], dict[str, int]]:
+        got.clear()
+        service_got.clear()
+        publisher.add_subscriber(subscriber)
+        service.add_subscriber(Service.RESUMED, service_subscriber)
+        hostile = redis.Redis.from_url(shared_redis_url(), socket_timeout=5)
+        hostile.publish(channel, forged("RESUMED", UserDeleted, {"user": "root"}))
+        hostile.publish(channel, forged("OTHER", Resumed, {"n": 0}))
+        hostile.close()
+        publisher.publish(Resumed(2))
+        wait_until(lambda: got and service_got, timeout=5)
+        dropped = {k: n for k, n in broker.stats().dropped.items() if n}
+        broker.close()
+        return got, service_got, dropped
+
+    assert in_child(child) == (
+        "([Resumed(n=2)], [Resumed(n=2)], {'tag_mismatch': 1, 'class_mismatch': 2})"
+    )
+    # The parent's subscribers were on the channel all along: filtered too.
+    wait_until(lambda: got == [Resumed(2)] and service_got == [Resumed(2)])
+    assert {k: n for k, n in broker.stats().dropped.items() if n} == {
+        "tag_mismatch": 1,
+        "class_mismatch": 2,
+    }
+
+
+def test_re_adding_a_callback_resumes_in_the_child(broker: RedisBroker) -> None:
+    class Service(MultiPublisher):
+        RESUMED = RESUMED
+
+    service = Service(broker=broker)
+    got: list[Any] = []
+    service.add_subscriber_with_callback(Service.RESUMED, got.append, False)
+
+    def child() -> list[Any]:
+        got.clear()
+        # Before: the callback was known already, so this returned at once
+        # and the child never subscribed.
+        service.add_subscriber_with_callback(Service.RESUMED, got.append, False)
+        service.add_subscriber_with_callback(Service.RESUMED, got.append, False)
+        service.publish(Service.RESUMED, Resumed(8))
+        wait_until(lambda: got, timeout=5)
+        service.publish(Service.RESUMED, Resumed(9))
+        wait_until(lambda: Resumed(9) in got, timeout=5)
+        broker.close()
+        return got
+
+    assert in_child(child) == "[Resumed(n=8), Resumed(n=9)]"

@@ -3,7 +3,9 @@
 Before: with a Redis ACL user that may use only some channels, subscribing to
 a forbidden one made the listener treat the error reply as a lost connection,
 re-subscribe everything, fail again and loop forever; every other channel
-stopped delivering and the log said "connection lost".
+stopped delivering and the log said "connection lost". And a publisher whose
+subscriber Redis refused kept it in its own list (a retry was a no-op), and a
+refused broker swap left it half on each broker.
 
 Each test starts its own ``redis-server`` (never the shared one) with a user
 ``u`` that may only use the channels ``acl:OK*``.
@@ -21,7 +23,13 @@ import pytest
 import redis
 from redis_helpers import PrivateRedis, private_redis, wait_until
 
-from eventspype import EventPublication, EventPublisher, FunctionalEventSubscriber
+from eventspype import (
+    EventPublication,
+    EventPublisher,
+    FunctionalEventSubscriber,
+    LocalBroker,
+    MultiPublisher,
+)
 from eventspype.broker.redis import RedisBroker, SubscriptionRefused
 
 pytestmark = pytest.mark.slow
@@ -135,3 +143,125 @@ def test_a_channel_refused_on_reconnection_is_reported_not_retried_forever(
     assert stats.connected is True
     assert dict(stats.refused_channels).keys() == {"acl:OK_REVOKED"}
     assert "refused to subscribe to 'acl:OK_REVOKED'" in caplog.text
+
+
+# -- publishers roll back what the broker refused -----------------------------
+
+
+def allow(server: PrivateRedis, pattern: str) -> None:
+    """Let ``u`` use the channels ``pattern`` too (widening does not disconnect)."""
+    admin = server.client()
+    try:
+        admin.execute_command("ACL", "SETUSER", "u", pattern)
+    finally:
+        admin.close()
+
+
+def test_a_refused_publisher_subscriber_is_not_kept_and_a_retry_delivers(
+    server: PrivateRedis, broker: RedisBroker
+) -> None:
+    publisher = EventPublisher(EventPublication("late", Ping), broker=broker)
+    inbox = Inbox()
+    with pytest.raises(SubscriptionRefused) as caught:
+        publisher.add_subscriber(inbox.subscriber)
+    assert caught.value.channel == "acl:LATE"
+    assert publisher.get_subscribers() == []
+
+    # Once the ACL allows the channel, adding again subscribes. Before, the
+    # publisher still listed the subscriber, so this was a no-op and nothing
+    # ever arrived.
+    allow(server, "&acl:LATE")
+    publisher.add_subscriber(inbox.subscriber)
+    publish(server, broker, "late", 7)
+    wait_until(lambda: inbox.got == [7])
+
+
+def test_multipublisher_keeps_nothing_the_broker_refused(
+    server: PrivateRedis, broker: RedisBroker
+) -> None:
+    class Shop(MultiPublisher):
+        ALLOWED = EventPublication("ok_shop", Ping)
+        FORBIDDEN = EventPublication("shop", Ping)
+
+    shop = Shop(broker=broker)
+    allowed, refused = Inbox(), Inbox()
+    shop.add_subscriber(Shop.ALLOWED, allowed.subscriber)
+    with pytest.raises(SubscriptionRefused):
+        shop.add_subscriber(Shop.FORBIDDEN, refused.subscriber)
+    assert shop.get_subscribers(Shop.FORBIDDEN) == []
+
+    got: list[Ping] = []
+    with pytest.raises(SubscriptionRefused):
+        shop.add_subscriber_with_callback(Shop.FORBIDDEN, got.append, False)
+    allow(server, "&acl:SHOP")
+    shop.add_subscriber_with_callback(Shop.FORBIDDEN, got.append, False)
+    shop.publish(Shop.FORBIDDEN, Ping(1))
+    shop.publish(Shop.ALLOWED, Ping(2))
+    wait_until(lambda: got == [Ping(1)] and allowed.got == [2])
+
+
+def test_a_refused_broker_swap_leaves_every_publisher_where_it_was(
+    server: PrivateRedis, broker: RedisBroker
+) -> None:
+    class Shop(MultiPublisher):
+        ALLOWED = EventPublication("ok_swap", Ping)
+        FORBIDDEN = EventPublication("swap", Ping)
+
+    local = LocalBroker()
+    shop = Shop(broker=local)
+    allowed, forbidden = Inbox(), Inbox()
+    shop.add_subscriber(Shop.ALLOWED, allowed.subscriber)
+    shop.add_subscriber(Shop.FORBIDDEN, forbidden.subscriber)
+
+    with pytest.raises(SubscriptionRefused) as caught:
+        shop.broker = broker
+    assert caught.value.channel == "acl:SWAP"
+    assert shop.broker is local
+    # The channel Redis had accepted during the swap is given up again.
+    wait_until(lambda: broker.stats().subscribed == 0)
+    shop.publish(Shop.ALLOWED, Ping(1))
+    shop.publish(Shop.FORBIDDEN, Ping(2))
+    assert (allowed.got, forbidden.got) == ([1], [2])  # delivered locally
+    assert broker.stats().published == 0
+
+    # A single publisher's swap is undone the same way.
+    publisher = EventPublisher(Shop.FORBIDDEN, broker=local)
+    inbox = Inbox()
+    publisher.add_subscriber(inbox.subscriber)
+    with pytest.raises(SubscriptionRefused):
+        publisher.broker = broker
+    assert publisher.broker is local
+    publisher.publish(Ping(3))
+    assert inbox.got == [3]
+
+
+def test_the_acl_of_the_security_page_is_enough(
+    server: PrivateRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    # docs/security.md's rule, as written there. It used to omit +unsubscribe:
+    # the listener's UNSUBSCRIBE was refused (logged as an error) and the
+    # server kept sending the channel's events to a process that had left it.
+    admin = server.client()
+    admin.execute_command(
+        "ACL", "SETUSER", "shipping", "on", ">secret", "resetchannels",
+        "&acl:ORDER_*", "+subscribe", "+unsubscribe", "+ping", "+publish",
+    )  # fmt: skip
+    caplog.set_level(logging.INFO, logger="eventspype.broker.redis")
+    broker = RedisBroker.from_url(
+        f"redis://shipping:secret@127.0.0.1:{server.port}/0", channel_prefix="acl:"
+    )
+    try:
+        broker.register_event_class(Ping)
+        placed = EventPublication("order_placed", Ping)
+        publisher = EventPublisher(placed, broker=broker)
+        inbox = Inbox()
+        publisher.add_subscriber(inbox.subscriber)
+        broker.wait_until_subscribed(timeout=10)
+        publisher.publish(Ping(1))
+        wait_until(lambda: inbox.got == [1])
+        publisher.remove_subscriber(inbox.subscriber)
+        wait_until(lambda: admin.pubsub_numsub("acl:ORDER_PLACED")[0][1] == 0)
+        assert "refused" not in caplog.text
+    finally:
+        broker.close()
+        admin.close()

@@ -7,8 +7,10 @@ shared server with a unique prefix.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -58,11 +60,14 @@ def broker() -> Iterator[RedisBroker]:
 def in_child(body: Callable[[], object], timeout: float = 10.0) -> str:
     """Run ``body`` in a forked child; what it returned (repr) or raised.
 
-    A child still running after ``timeout`` s is killed: ``"hung"``.
+    A child still running after ``timeout`` s is killed: ``"hung"``; shortly
+    before, it writes the stack of every thread to stderr (shown with the
+    failed test), to say where it hung.
     """
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child
+        faulthandler.dump_traceback_later(max(timeout - 1, 0.5), file=sys.__stderr__)
         try:
             os.close(read_end)
             report = repr(body())

@@ -30,7 +30,11 @@ from _redis_support import (  # noqa: E402
     unique_prefix,
 )
 
-from eventspype.broker.redis import RedisBroker  # noqa: E402
+from eventspype.broker.redis import (  # noqa: E402
+    RedisBroker,
+    UnsafeClassImportWarning,
+    _registry,
+)
 
 BrokerFactory = Callable[..., RedisBroker]
 
@@ -104,3 +108,16 @@ def broker(broker_factory: BrokerFactory) -> RedisBroker:
     made = broker_factory()
     made.register_event_classes(OrderPlaced, OrderCancelled, Point)
     return made
+
+
+@pytest.fixture
+def unsafe_broker(
+    broker_factory: BrokerFactory, monkeypatch: pytest.MonkeyPatch
+) -> RedisBroker:
+    """A broker with ``allow_unregistered_classes=True``, for the tests that
+    need it: its ``UnsafeClassImportWarning`` is expected here (and checked),
+    not left for the warnings summary. The warning comes once per process, so
+    the flag that remembers it is reset for the test and restored after."""
+    monkeypatch.setattr(_registry, "_warned", False)
+    with pytest.warns(UnsafeClassImportWarning, match="import any module"):
+        return broker_factory(allow_unregistered_classes=True)

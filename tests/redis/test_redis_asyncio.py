@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from typing import Any
 
 from _redis_support import OrderCancelled, OrderPlaced, publisher_for
 
-from eventspype import QueueEventSubscriber, TrackingEventSubscriber
+from eventspype import (
+    AsyncFunctionalEventSubscriber,
+    QueueEventSubscriber,
+    TrackingEventSubscriber,
+)
 from eventspype.broker.redis import RedisBroker
 
 
@@ -53,3 +59,28 @@ def test_queue_subscriber(broker: RedisBroker) -> None:
     assert first["caller"] == "RedisBroker"
     assert second["event_type"] == "OrderCancelled"
     assert second["data"] == {"order_id": 1, "reason": "x"}
+
+
+def test_coroutine_subscriber_runs_on_its_loop(broker: RedisBroker) -> None:
+    # The listener thread delivers through the synchronous call(), which hands
+    # the event to the subscriber's loop; publish_async() on a broker without
+    # a coroutine publish_async falls back to publish().
+    publisher = publisher_for(broker, "orders", OrderPlaced)
+
+    async def scenario() -> tuple[list[Any], bool]:
+        loop_thread = threading.current_thread()
+        got: list[Any] = []
+        arrived = asyncio.Event()
+
+        async def on_order(event: OrderPlaced) -> None:
+            got.append((event, threading.current_thread() is loop_thread))
+            arrived.set()
+
+        subscriber = AsyncFunctionalEventSubscriber(on_order, with_event_info=False)
+        publisher.add_subscriber(subscriber)
+        await publisher.publish_async(OrderPlaced(5, 1.0))
+        await asyncio.wait_for(arrived.wait(), 10)
+        publisher.remove_subscriber(subscriber)
+        return got, broker.stats().published == 1
+
+    assert asyncio.run(scenario()) == ([(OrderPlaced(5, 1.0), True)], True)

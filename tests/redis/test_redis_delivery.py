@@ -274,9 +274,9 @@ def test_subscribing_from_a_subscriber_does_not_deadlock(broker: RedisBroker) ->
 
 
 def test_allow_unregistered_classes_imports_known_classes(
-    broker_factory: Any,
+    unsafe_broker: RedisBroker,
 ) -> None:
-    broker = broker_factory(allow_unregistered_classes=True)
+    broker = unsafe_broker
     publisher = publisher_for(broker, "free", OrderPlaced)
     inbox = Inbox()
     publisher.add_subscriber(inbox.subscriber)

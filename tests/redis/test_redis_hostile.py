@@ -146,7 +146,7 @@ def test_an_unregistered_class_is_never_imported(
 
 
 def test_allow_unregistered_classes_does_import(
-    broker_factory: Any,
+    unsafe_broker: RedisBroker,
     client: redis.Redis,
     prefix: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -154,7 +154,7 @@ def test_allow_unregistered_classes_does_import(
     # The control for the test above: the planted module is importable.
     monkeypatch.delitem(sys.modules, SIDE_EFFECT_MODULE, raising=False)
     monkeypatch.delenv("EVENTSPYPE_REDIS_SIDE_EFFECT", raising=False)
-    broker = broker_factory(allow_unregistered_classes=True)
+    broker = unsafe_broker
     inbox = Inbox()
     broker.subscribe("PLANTED", inbox.subscriber)
     try:
@@ -176,9 +176,9 @@ def test_allow_unregistered_classes_does_import(
     "qualname", ["Planted.missing", "<locals>.Planted", "dataclasses"]
 )
 def test_allowed_but_unresolvable_names_are_dropped(
-    broker_factory: Any, client: redis.Redis, prefix: str, qualname: str
+    unsafe_broker: RedisBroker, client: redis.Redis, prefix: str, qualname: str
 ) -> None:
-    broker = broker_factory(allow_unregistered_classes=True)
+    broker = unsafe_broker
     inbox = Inbox()
     broker.subscribe("ODD", inbox.subscriber)
     module = "dataclasses" if qualname == "dataclasses" else "json"

@@ -37,14 +37,14 @@ def order(order_id: int, tag: str = "ORDERS") -> bytes:
 
 
 def test_a_module_that_exits_on_import_does_not_end_delivery(
-    broker_factory: Any,
+    unsafe_broker: RedisBroker,
     client: redis.Redis,
     prefix: str,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delitem(sys.modules, EXIT_MODULE, raising=False)
-    broker = broker_factory(allow_unregistered_classes=True)
+    broker = unsafe_broker
     broker.register_event_class(OrderPlaced)
     inbox = Inbox()
     broker.subscribe("ORDERS", inbox.subscriber)
@@ -153,8 +153,10 @@ def test_a_dead_listener_thread_is_replaced(
     assert inbox.wait_for(1) == [OrderPlaced(7, 1.0)]
 
 
-def test_allow_unregistered_classes_warns_once(client: redis.Redis) -> None:
-    _registry._warned = False
+def test_allow_unregistered_classes_warns_once(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_registry, "_warned", False)
     with pytest.warns(UnsafeClassImportWarning, match="import any module"):
         RedisBroker(client, allow_unregistered_classes=True).close()
     with warnings.catch_warnings():

@@ -150,11 +150,6 @@ def test_unsubscribe_publication_removes_only_that_publication(
     wait_until(lambda: trusting.stats().subscribed == 0)
 
 
-@pytest.mark.skipif(
-    not hasattr(MessageBroker, "subscribe_publication"),
-    reason="the publisher learns the broker its publication with eventspype-core's "
-    "subscribe_publication (issue 8, core side)",
-)
 def test_a_publisher_s_subscriber_gets_only_its_publication(
     trusting: RedisBroker, client: redis.Redis, prefix: str
 ) -> None:

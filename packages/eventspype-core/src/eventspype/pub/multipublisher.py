@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from eventspype.sub.subscriber import EventSubscriber
 
 __all__ = ["MultiPublisher"]
+
+_logger = logging.getLogger(__name__)
 
 
 class MultiPublisher:
@@ -132,15 +135,37 @@ class MultiPublisher:
 
     @property
     def broker(self) -> MessageBroker | None:
-        """The broker of every publication's publisher; assigning migrates them all."""
+        """The broker of every publication's publisher; assigning migrates them all.
+
+        All or nothing: when the new broker refuses a subscriber, every
+        publisher stays on the old broker and the error propagates.
+        """
         return self._broker
 
     @broker.setter
     def broker(self, broker: MessageBroker | None) -> None:
         with self._lock:
+            old = self._broker
+            moved: list[EventPublisher] = []
+            try:
+                for publisher in self._publishers.values():
+                    publisher.broker = broker
+                    moved.append(publisher)
+            except BaseException:
+                # One publication was refused (its publisher undid its own
+                # part): move the others back, so that all stay on ``old``.
+                for publisher in moved:
+                    try:
+                        publisher.broker = old
+                    except Exception:
+                        _logger.warning(
+                            "Undoing a refused broker swap: %r could not "
+                            "return to the old broker",
+                            publisher,
+                            exc_info=True,
+                        )
+                raise
             self._broker = broker
-            for publisher in self._publishers.values():
-                publisher.broker = broker
 
     # --- subscribers --------------------------------------------------------
 
@@ -155,11 +180,25 @@ class MultiPublisher:
     def add_subscriber(
         self, publication: EventPublication, subscriber: EventSubscriber
     ) -> None:
-        """Subscribe ``subscriber`` (held weakly) to ``publication``."""
+        """Subscribe ``subscriber`` (held weakly) to ``publication``.
+
+        Raises:
+            ValueError: ``publication`` is not declared on this class.
+            Exception: whatever the broker raised when subscribing (see
+                :meth:`EventPublisher.add_subscriber
+                <eventspype.pub.publisher.EventPublisher.add_subscriber>`);
+                ``subscriber`` is then not added.
+        """
         require_subscriber(subscriber, "add_subscriber")
         self.is_publication_valid(publication)
         with self._lock:
-            self._publisher_for(publication).add_subscriber(subscriber)
+            publisher = self._publisher_for(publication)
+            try:
+                publisher.add_subscriber(subscriber)
+            except BaseException:
+                if not publisher.get_subscribers():
+                    del self._publishers[publication]
+                raise
 
     def remove_subscriber(
         self, publication: EventPublication, subscriber: EventSubscriber
@@ -188,16 +227,22 @@ class MultiPublisher:
     ) -> None:
         """Subscribe a function; this publisher keeps its wrapper alive.
 
-        Adding the same function twice for one publication is a no-op.
+        Adding the same function twice for one publication is a no-op, except
+        in the child of a ``fork()``, where it subscribes the wrapper on the
+        broker again (see :meth:`EventPublisher.add_subscriber
+        <eventspype.pub.publisher.EventPublisher.add_subscriber>`).
         """
         self.is_publication_valid(publication)
         key = (publication, callback)
         with self._lock:
-            if key in self._functional_subscribers:
+            existing = self._functional_subscribers.get(key)
+            if existing is not None:
+                # A no-op, unless a fork made the broker forget it.
+                self.add_subscriber(publication, existing)
                 return
             subscriber = FunctionalEventSubscriber(callback, with_event_info)
-            self._functional_subscribers[key] = subscriber
             self.add_subscriber(publication, subscriber)
+            self._functional_subscribers[key] = subscriber
 
     def remove_subscriber_with_callback(
         self, publication: EventPublication, callback: Any

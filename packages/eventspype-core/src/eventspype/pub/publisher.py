@@ -122,6 +122,10 @@ class EventPublisher:
         broker and subscribed to the new one; ``None`` returns to direct
         in-process dispatch.
 
+        When the new broker refuses a subscriber (its ``subscribe_publication``
+        raises), the swap is undone: the ones it had accepted are unsubscribed
+        from it again, the old broker stays, and the error propagates.
+
         Swap brokers while no other thread publishes on this publisher: an
         event published at the very moment of the swap may go through the old
         broker after the subscribers have left it, and reach nobody.
@@ -135,9 +139,8 @@ class EventPublisher:
             if old is broker:
                 return
             subscribers = self._subscribers.live()
-            for subscriber in subscribers:
-                if broker is not None:
-                    _subscribe_through(broker, self._publication, subscriber)
+            if broker is not None:
+                _subscribe_all(broker, self._publication, subscribers)
             # Switch only once the new broker knows everyone. publish() reads
             # _direct first and, when it is None, _broker: so _broker is set
             # before _direct is cleared, and _direct is restored before
@@ -168,6 +171,9 @@ class EventPublisher:
         Raises:
             TypeError: ``subscriber`` has no ``call`` method (a plain function:
                 wrap it in :class:`~eventspype.FunctionalEventSubscriber`).
+            Exception: whatever the broker's ``subscribe_publication`` (or
+                ``subscribe``) raised, e.g. RedisBroker's
+                ``SubscriptionRefused``; ``subscriber`` is then not added.
         """
         require_subscriber(subscriber, "add_subscriber")
         with self._lock:
@@ -181,7 +187,13 @@ class EventPublisher:
                 self._stale.discard(id(subscriber))
                 added = added or stale
             if added:
-                _subscribe_through(self._broker, self._publication, subscriber)
+                try:
+                    _subscribe_through(self._broker, self._publication, subscriber)
+                except BaseException:
+                    # Refused (SubscriptionRefused, a closed broker): the
+                    # broker does not deliver to it, so neither list keeps it.
+                    self._subscribers.discard(subscriber)
+                    raise
 
     def remove_subscriber(self, subscriber: EventSubscriber) -> None:
         """Stop delivering events to ``subscriber``; unknown subscribers are ignored."""
@@ -272,3 +284,33 @@ class EventPublisher:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._publication!r}, broker={self._broker!r})"
+
+
+def _subscribe_all(
+    broker: MessageBroker,
+    publication: EventPublication,
+    subscribers: list[EventSubscriber],
+) -> None:
+    """Subscribe every one of ``subscribers`` on ``broker``, or none of them.
+
+    If the broker refuses one, those it had accepted are unsubscribed again
+    (best effort: a failure there is logged) and the refusal propagates.
+    """
+    done: list[EventSubscriber] = []
+    try:
+        for subscriber in subscribers:
+            _subscribe_through(broker, publication, subscriber)
+            done.append(subscriber)
+    except BaseException:
+        for subscriber in done:
+            try:
+                _unsubscribe_through(broker, publication, subscriber)
+            except Exception:
+                _logger.warning(
+                    "Undoing a refused broker swap of %r: unsubscribing %r "
+                    "from the new broker failed",
+                    publication,
+                    subscriber,
+                    exc_info=True,
+                )
+        raise

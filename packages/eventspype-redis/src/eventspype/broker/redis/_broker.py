@@ -57,7 +57,8 @@ class RedisBroker(MessageBroker):
     stored or retried. Each broker has one daemon listener thread (started by
     the first ``subscribe()``) that calls the subscribers, with the broker as
     caller. Subscribers are held by weak reference and isolated from each
-    other, as with ``LocalBroker``; ``TrackingEventSubscriber`` and
+    other, as with ``LocalBroker``; coroutine subscribers
+    (``AsyncEventSubscriber``), ``TrackingEventSubscriber`` and
     ``QueueEventSubscriber`` cross to their event loop's thread themselves.
 
     Everything received is untrusted (see the Security page of the docs).
