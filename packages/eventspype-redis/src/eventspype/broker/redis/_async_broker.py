@@ -1,0 +1,470 @@
+"""AsyncRedisBroker: RedisBroker's events, wire format and checks, driven by asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from eventspype.broker.broker import MessageBroker
+from eventspype.broker.redis import _envelope
+from eventspype.broker.redis._async_listener import AsyncListener
+from eventspype.broker.redis._async_writer import (
+    AsyncWriter,
+    ClientSender,
+    ConnectionSender,
+)
+from eventspype.broker.redis._connections import (
+    client_encoding,
+    connection_recipe,
+    lacks_socket_timeout,
+)
+from eventspype.broker.redis._envelope import EnvelopeError
+from eventspype.broker.redis._inbound import ClassRegistry, Inbound
+from eventspype.broker.redis._listener import Listener
+from eventspype.broker.redis._stats import Counters, RedisBrokerStats
+from eventspype.broker.redis._subscriptions import Subscriptions
+from eventspype.event import NormalizedTag
+from eventspype.pub.publication import EventPublication
+from eventspype.serializers import EventSerializer, JsonEventSerializer
+from eventspype.sub.subscriber import EventSubscriber
+
+__all__ = ["AsyncRedisBroker"]
+
+_logger = logging.getLogger("eventspype.broker.redis")
+
+_B = TypeVar("_B", bound="AsyncRedisBroker")
+
+#: fakeredis's asyncio client classes, as plain as ``redis.asyncio.Redis``.
+_PLAIN_FAKES = frozenset({"FakeRedis", "FakeAsyncRedis"})
+
+
+class AsyncRedisBroker(MessageBroker):
+    """``RedisBroker`` for asyncio: the listener is a task, publishing never blocks.
+
+    Same wire format, checks, limits, drop reasons and :meth:`stats` as
+    ``RedisBroker`` (the code is shared), so a process using either, or
+    eventspype 1.4.2, exchange events on one channel in both directions.
+    Delivery is Redis Pub/Sub's: at most once, to the processes subscribed at
+    that moment.
+
+    The broker belongs to one event loop: the running one when it is created,
+    or ``loop``. Its listener is a task on that loop (started by the first
+    subscription) that calls synchronous subscribers on the loop, with the
+    broker as caller; coroutine subscribers schedule their handler themselves
+    when called. It reconnects with backoff and subscribes every channel again
+    when the connection drops, like ``RedisBroker``'s thread.
+
+    Publishing, two ways:
+
+    * ``publish()`` (the ``MessageBroker`` contract, used by
+      ``EventPublisher.publish``) never waits for Redis: it encodes the event,
+      queues it for the writer task and returns. The writer sends what was
+      queued during one loop turn in one pipeline. The queue holds at most
+      ``max_queued`` events; when it is full ``publish()`` raises
+      :class:`PublishQueueFull`. A batch that fails (Redis down) is logged and
+      counted in ``stats().publish_errors``: those events are lost.
+    * ``await publish_async()`` (used by ``await publisher.publish_async()``)
+      goes through the same queue, in order with the others, waits for room,
+      and returns once Redis has the message, or raises the connection error.
+      Cancelling it never disturbs the connection (the writer owns it); a
+      message not yet taken by the writer is then not sent.
+
+    Subscribing is synchronous too: the SUBSCRIBE is sent by the loop soon
+    after. ``await broker.wait_subscribed()`` waits until Redis confirmed every
+    channel (an event published before that may be missed).
+
+    Close with ``await broker.aclose()`` or ``async with broker:``: it sends
+    what is queued, stops the listener and closes the broker's connections
+    (and the client when :meth:`from_url` made it).
+
+    Args:
+        redis_client: A ``redis.asyncio.Redis`` (or fakeredis's
+            ``FakeAsyncRedis``). The broker reads and publishes on connections
+            of its own, made like the client's (host, TLS, credentials,
+            database, protocol) but without its retry policy and with a timeout.
+        serializer: As for ``RedisBroker``.
+        channel_prefix: Prepended to every channel name on the server.
+        allow_unregistered_classes: Import classes that were not registered.
+        max_message_bytes: Larger received messages are dropped unread.
+        max_nesting_depth: Deeper text payloads are dropped unread.
+        subscribe_timeout: The default ``timeout`` of :meth:`wait_subscribed`.
+        reconnect_delay: ``(first, longest)`` seconds between reconnection
+            attempts; doubles after each failure.
+        health_check_interval: After this many quiet seconds the listener
+            PINGs; no answer within as many more means a dead connection.
+        fast_publish: Send pre-encoded PUBLISH commands on the broker's own
+            connection (plain clients only); ``False`` uses the client's
+            ``pipeline()``.
+        publish_timeout: How long the writer waits for Redis (seconds; the
+            client's ``socket_timeout``, or 5 s) before a batch fails.
+        max_queued: The bound of the writer's queue, in events.
+        loop: The event loop to use; the running one by default.
+
+    Raises:
+        ValueError: an option is out of range.
+        RuntimeError: no loop is running and none was given.
+        TypeError: the client has no connection pool (``RedisCluster``).
+    """
+
+    def __init__(
+        self,
+        redis_client: redis.asyncio.Redis,
+        serializer: EventSerializer | None = None,
+        channel_prefix: str = "eventspype:",
+        allow_unregistered_classes: bool = False,
+        *,
+        max_message_bytes: int = 1 << 20,
+        max_nesting_depth: int = 64,
+        subscribe_timeout: float = 5.0,
+        reconnect_delay: tuple[float, float] = (0.05, 5.0),
+        health_check_interval: float = 30.0,
+        fast_publish: bool = True,
+        publish_timeout: float | None = None,
+        max_queued: int = 10_000,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        if publish_timeout is not None and not publish_timeout > 0:
+            raise ValueError(f"publish_timeout must be > 0, got {publish_timeout}")
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
+        self._redis = redis_client
+        self._serializer: EventSerializer = (
+            serializer if serializer is not None else JsonEventSerializer()
+        )
+        self._channel_prefix = channel_prefix
+        self._encoding = client_encoding(redis_client)
+        self._subscribe_timeout = max(0.0, subscribe_timeout)
+        self._classes = ClassRegistry(allow_unregistered_classes)
+        self._inbound = Inbound(
+            self._serializer,
+            self._classes,
+            max_bytes=max_message_bytes,
+            max_depth=max_nesting_depth,
+        )
+        self._counters = Counters()
+        listen_options = _own_connection_options(redis_client, None)
+        self._listener = AsyncListener(
+            self._loop,
+            lambda: listen_options[0](**listen_options[1]),
+            self._on_message,
+            self._tidy,
+            self._counters,
+            health_check_interval=health_check_interval,
+            reconnect_delay=reconnect_delay,
+        )
+        # TEMPORARY glue until the shared inbound/fan-out lands (wip-redis):
+        # Subscriptions is typed for the thread listener but only calls
+        # add/remove/sync/request_tidy, which AsyncListener provides.
+        self._subscriptions = Subscriptions(
+            channel_prefix, self._encoding, cast(Listener, self._listener)
+        )
+        self._sender: ConnectionSender | ClientSender
+        if fast_publish and _fast_path_client(redis_client):
+            publish_class, publish_kwargs = _own_connection_options(
+                redis_client, publish_timeout
+            )
+            self._sender = ConnectionSender(publish_class(**publish_kwargs))
+        else:
+            if lacks_socket_timeout(redis_client):
+                warnings.warn(
+                    "the Redis client has no socket_timeout: the writer will "
+                    "wait forever for a server that stops answering; give the "
+                    "client socket_timeout (AsyncRedisBroker.from_url() does)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            self._sender = ClientSender(redis_client)
+        self._writer = AsyncWriter(self._loop, self._sender, self._counters, max_queued)
+        self._closed = False
+        self._owns_client = False
+        # Channel -> name on the wire, for publish() (copy-on-write, bounded).
+        self._wire_names: dict[str, bytes] = {}
+
+    @classmethod
+    def from_url(
+        cls: type[_B],
+        url: str,
+        serializer: EventSerializer | None = None,
+        channel_prefix: str = "eventspype:",
+        allow_unregistered_classes: bool = False,
+        *,
+        socket_timeout: float = 5.0,
+        socket_connect_timeout: float = 2.0,
+        client_options: Mapping[str, Any] | None = None,
+        **broker_options: Any,
+    ) -> _B:
+        """A broker on a new ``redis.asyncio`` client for ``url``.
+
+        As ``RedisBroker.from_url``: timeouts, TCP keepalive and no retries
+        (a PUBLISH is never sent twice); ``client_options`` go to
+        ``redis.asyncio.Redis.from_url``; ``broker_options`` are the
+        constructor's keyword-only options. :meth:`aclose` closes the client.
+        """
+        options: dict[str, Any] = {
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": socket_connect_timeout,
+            "socket_keepalive": True,
+            "retry": Retry(NoBackoff(), 0),
+            **(client_options or {}),
+        }
+        client = redis.asyncio.Redis.from_url(url, **options)
+        broker = cls(
+            client,
+            serializer,
+            channel_prefix,
+            allow_unregistered_classes,
+            **broker_options,
+        )
+        broker._owns_client = True
+        return broker
+
+    # -- configuration ----------------------------------------------------
+
+    def register_event_class(self, event_class: type) -> None:
+        """Accept ``event_class`` in received messages."""
+        self._classes.register(event_class)
+
+    def register_event_classes(self, *event_classes: type) -> None:
+        """:meth:`register_event_class` for each class."""
+        for event_class in event_classes:
+            self._classes.register(event_class)
+
+    @property
+    def channel_prefix(self) -> str:
+        """The prefix of every channel name on the server."""
+        return self._channel_prefix
+
+    @property
+    def serializer(self) -> EventSerializer:
+        """The serializer of event payloads."""
+        return self._serializer
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the broker's tasks run on."""
+        return self._loop
+
+    # -- MessageBroker ----------------------------------------------------
+
+    def publish(
+        self, channel: str, event: Any, event_tag: NormalizedTag, caller: Any
+    ) -> None:
+        """Queue ``event`` for ``<prefix><channel>`` and return at once.
+
+        Safe from any thread. ``caller`` does not travel: receivers see their
+        broker as caller. A batch that cannot be sent later is logged and
+        counted (``stats().publish_errors``), not raised here.
+
+        Raises:
+            PublishQueueFull: ``max_queued`` events wait already (not queued).
+            eventspype.serializers.SerializationError: the serializer cannot
+                encode ``event``.
+            RuntimeError: the broker is closed.
+        """
+        if self._closed:
+            raise RuntimeError("AsyncRedisBroker is closed")
+        message = _envelope.encode(
+            event_tag, type(event), self._serializer.serialize(event)
+        )
+        wire = self._wire_names.get(channel) or self._wire_name(channel)
+        self._writer.put_nowait(wire, message)
+
+    async def publish_async(
+        self, channel: str, event: Any, event_tag: NormalizedTag, caller: Any
+    ) -> None:
+        """Publish ``event`` and return once Redis has it (on the broker's loop).
+
+        Waits for room in the writer's queue when it is full. Never retried.
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis cannot be reached.
+            redis.exceptions.TimeoutError: Redis did not answer in time.
+            redis.exceptions.ResponseError: Redis refused the PUBLISH.
+            eventspype.serializers.SerializationError: the serializer cannot
+                encode ``event`` (nothing is sent).
+            RuntimeError: the broker is closed.
+        """
+        if self._closed:
+            raise RuntimeError("AsyncRedisBroker is closed")
+        message = _envelope.encode(
+            event_tag, type(event), self._serializer.serialize(event)
+        )
+        wire = self._wire_names.get(channel) or self._wire_name(channel)
+        await self._writer.put(wire, message)
+
+    def subscribe(self, channel: str, subscriber: EventSubscriber) -> None:
+        """Deliver events of ``channel``, from any process, to ``subscriber``.
+
+        Returns at once; the listener subscribes on Redis soon after (see
+        :meth:`wait_subscribed`). ``subscriber`` is held by weak reference.
+
+        Raises:
+            RuntimeError: the broker is closed.
+        """
+        self._subscriptions.add(channel, subscriber)
+
+    def unsubscribe(self, channel: str, subscriber: EventSubscriber) -> None:
+        """Stop delivering ``channel`` to ``subscriber``.
+
+        The Redis subscription ends with the channel's last subscriber.
+        """
+        self._subscriptions.discard(channel, subscriber)
+
+    def subscribe_publication(
+        self, publication: EventPublication, subscriber: EventSubscriber
+    ) -> None:
+        """Subscribe ``subscriber`` to the channel of ``publication``."""
+        # TEMPORARY until the shared fan-out with per-subscriber publication
+        # checks lands (wip-redis): the channel only.
+        self.subscribe(str(publication.event_tag), subscriber)
+
+    def unsubscribe_publication(
+        self, publication: EventPublication, subscriber: EventSubscriber
+    ) -> None:
+        """Undo :meth:`subscribe_publication`."""
+        self.unsubscribe(str(publication.event_tag), subscriber)
+
+    # -- lifecycle --------------------------------------------------------
+
+    async def wait_subscribed(self, timeout: float | None = None) -> bool:
+        """Wait until Redis confirmed every channel subscribed so far.
+
+        ``timeout`` defaults to ``subscribe_timeout``. Returns ``False`` (and
+        logs a warning) when that takes longer, and at once while Redis is
+        known to be down: the listener subscribes when it is back.
+        """
+        limit = self._subscribe_timeout if timeout is None else timeout
+        if await self._listener.wait_settled(limit):
+            return True
+        _logger.warning(
+            "Redis has not confirmed every subscription yet; events published "
+            "before it does are not received"
+        )
+        return False
+
+    async def flush(self) -> None:
+        """Wait until every event published so far was sent to Redis (or failed)."""
+        await self._writer.flush()
+
+    def stats(self) -> RedisBrokerStats:
+        """A snapshot of the counters (published, delivered, dropped, ...)."""
+        return self._counters.snapshot(self._subscriptions.local.subscriber_errors)
+
+    @property
+    def queued(self) -> int:
+        """Events waiting for the writer."""
+        return self._writer.queued
+
+    async def aclose(self) -> None:
+        """Send what is queued, stop the listener, close the broker's connections.
+
+        Idempotent. Afterwards publishing and subscribing raise
+        ``RuntimeError``. The client passed in stays open (it is yours); one
+        made by :meth:`from_url` is closed.
+        """
+        if not self._subscriptions.close():
+            return
+        self._closed = True
+        try:
+            await self._writer.flush()
+        finally:
+            await self._writer.stop()
+            await self._listener.stop()
+            await self._sender.close()
+            if self._owns_client:
+                close = getattr(self._redis, "aclose", None) or self._redis.close
+                await close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self._closed
+
+    async def __aenter__(self: _B) -> _B:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        count = self._subscriptions.count
+        state = "closed" if self._closed else f"{count} channel(s)"
+        return f"<{type(self).__name__} prefix={self._channel_prefix!r} {state}>"
+
+    # -- internals --------------------------------------------------------
+
+    def _wire_name(self, channel: str) -> bytes:
+        wire = (self._channel_prefix + channel).encode(self._encoding)
+        if len(self._wire_names) < 4096:  # bounded: tags may be generated
+            self._wire_names = {**self._wire_names, channel: wire}
+        return wire
+
+    def _tidy(self) -> None:
+        """End subscriptions whose subscribers were collected (on the loop)."""
+        self._subscriptions.tidy()
+
+    def _on_message(self, wire_channel: bytes, data: bytes) -> None:
+        """Decode one Pub/Sub message and deliver it (on the loop)."""
+        # TEMPORARY: the same steps as RedisBroker._on_message, until the
+        # shared inbound/fan-out object (wip-redis) replaces both.
+        subscriptions = self._subscriptions
+        channel = subscriptions.channel_of(wire_channel)
+        if channel is None:  # unsubscribed while the message was in flight
+            return
+        if not subscriptions.local.subscriber_count(channel):
+            subscriptions.forget_if_unused(channel)
+            return
+        try:
+            event, event_tag = self._inbound.decode(data)
+        except EnvelopeError as error:
+            self._counters.drop(error.reason, self._channel_prefix + channel, error)
+            return
+        self._counters.delivered += 1
+        subscriptions.local.publish(channel, event, event_tag, self)
+
+
+def _own_connection_options(
+    client: Any, timeout: float | None
+) -> tuple[type[Any], dict[str, Any]]:
+    """The class and options of a connection like the client's, for the broker.
+
+    See ``_connections.connection_recipe``; the retry policy is replaced by
+    ``redis.asyncio``'s (none).
+
+    Raises:
+        TypeError: the client has no connection pool to copy.
+    """
+    recipe = connection_recipe(client, timeout)
+    if recipe is None:
+        raise TypeError(
+            "AsyncRedisBroker needs a client with a connection pool, such as "
+            f"redis.asyncio.Redis; got {type(client).__name__}"
+        )
+    return recipe.connection_class, {**recipe.kwargs, "retry": Retry(NoBackoff(), 0)}
+
+
+def _fast_path_client(client: Any) -> bool:
+    """Whether ``client`` is a plain ``redis.asyncio.Redis`` on a plain pool.
+
+    The asyncio twin of ``_connections.fast_path_client``: only then is a
+    PUBLISH on the broker's own connection the same as ``client.publish()``.
+    """
+    cls = type(client)
+    plain = cls is redis.asyncio.Redis or (
+        cls.__module__.partition(".")[0] == "fakeredis" and cls.__name__ in _PLAIN_FAKES
+    )
+    return plain and type(getattr(client, "connection_pool", None)) is (
+        redis.asyncio.ConnectionPool
+    )
