@@ -102,8 +102,13 @@ class AsyncListener:
         self._on_loop(self._schedule_sync)
 
     def request_tidy(self) -> None:
-        """Have the loop call ``tidy`` soon (safe from a weakref callback)."""
-        self._on_loop(self._tidy)
+        """Have the loop call ``tidy`` soon (safe from a weakref callback).
+
+        Always deferred, even on the loop's thread: a garbage-collection
+        callback may run while this thread holds the subscription tables' lock.
+        """
+        with contextlib.suppress(RuntimeError):  # the loop is closed: too late
+            self._loop.call_soon_threadsafe(self._tidy)
 
     async def wait_settled(self, timeout: float) -> bool:
         """Wait until Redis confirmed every wanted channel; ``False`` if not in time.
