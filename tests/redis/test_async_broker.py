@@ -122,7 +122,7 @@ class CoroutineSubscriber(EventSubscriber):
         self.tasks.append(self._loop.create_task(self._handler(event)))  # type: ignore[arg-type]
 
 
-# -- delivery -------------------------------------------------------------------
+# -- delivery ------------
 
 
 def test_publish_and_publish_async_reach_sync_subscribers_on_the_loop(
@@ -221,7 +221,7 @@ def test_publish_from_another_thread(make_client: ClientFactory) -> None:
     run(scenario)
 
 
-# -- wire format ------------------------------------------------------------------
+# -- wire format ------------
 
 
 def test_wire_format_is_the_sync_brokers(make_client: ClientFactory) -> None:
@@ -290,7 +290,7 @@ def test_sync_and_async_brokers_talk_both_ways() -> None:
     assert sync_inbox == [OrderPlaced(2, 2.0)]
 
 
-# -- the checks of received messages -----------------------------------------------
+# -- the checks of received messages ------------
 
 
 def test_bad_messages_are_dropped_by_reason_and_the_listener_goes_on(
@@ -336,7 +336,7 @@ def test_bad_messages_are_dropped_by_reason_and_the_listener_goes_on(
     assert "Dropped a message" in caplog.text
 
 
-# -- subscriptions -------------------------------------------------------------------
+# -- subscriptions ------------
 
 
 def test_unsubscribe_and_collection_end_the_redis_subscription(
@@ -402,7 +402,7 @@ def test_subscribe_publication_subscribes_the_publications_channel(
     run(scenario)
 
 
-# -- lifecycle ---------------------------------------------------------------------------
+# -- lifecycle ------------
 
 
 def test_aclose_flushes_stops_tasks_and_refuses_more(

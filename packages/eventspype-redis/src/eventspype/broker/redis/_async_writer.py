@@ -84,6 +84,7 @@ class AsyncWriter:
         # deque.append and popleft are atomic: other threads append directly.
         self._queue: deque[_Entry] = deque()
         self._task: asyncio.Task[None] | None = None
+        self._in_flight: list[_Entry] = []  # the batch being sent
         self._wakeup: asyncio.Future[None] | None = None  # set while idle
         self._room = asyncio.Event()  # the writer took messages off the queue
         self._idle = asyncio.Event()  # nothing queued, nothing in flight
@@ -167,7 +168,12 @@ class AsyncWriter:
                     continue
                 await self._send_batch(self._take())
         except asyncio.CancelledError:
-            self._discard_queued()
+            # The loop is shutting down without aclose(), or stop() came with
+            # messages left: say what is lost.
+            lost = self._in_flight + list(self._queue)
+            self._queue.clear()
+            if lost:
+                self._failed(lost, RuntimeError("the writer task was cancelled"))
             raise
 
     def _take(self) -> list[_Entry]:
@@ -180,37 +186,31 @@ class AsyncWriter:
         live = [entry for entry in batch if entry[2] is None or not entry[2].done()]
         if not live:
             return
+        self._in_flight = live  # kept when cancelled: _run reports it
         try:
             await self._send([(channel, message) for channel, message, _ in live])
-        except asyncio.CancelledError:
-            self._failed(live, asyncio.CancelledError("the broker is closing"))
-            raise
         except Exception as error:
+            self._in_flight = []
             self._failed(live, error)
             return
+        self._in_flight = []
         self._counters.add_published(len(live))
         for _, _, done in live:
             if done is not None and not done.done():
                 done.set_result(None)
 
     def _failed(self, entries: list[_Entry], error: BaseException) -> None:
+        # Every failed event counts once in publish_errors; those of plain
+        # publish() calls are logged, the others raise from publish_async().
         unawaited = 0
         for _, _, done in entries:
+            self._counters.add_publish_error()
             if done is None:
                 unawaited += 1
-                self._counters.add_publish_error()
             elif not done.done():
-                done.set_exception(error)  # publish_async() raises it
+                done.set_exception(error)
         if unawaited:
             self._log_lost(unawaited, error)
-
-    def _discard_queued(self) -> None:
-        # The task is cancelled with messages queued (the loop is shutting down
-        # without aclose()): say what is lost.
-        entries = list(self._queue)
-        self._queue.clear()
-        if entries:
-            self._failed(entries, RuntimeError("the writer task was cancelled"))
 
     def _log_lost(self, count: int, error: BaseException) -> None:
         now = time.monotonic()
