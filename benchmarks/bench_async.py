@@ -128,7 +128,7 @@ async def child(mode: str, url: str, prefix: str, count: int) -> None:
             lambda event: on_event(event.sent_at), with_event_info=False
         )
         EventPublisher(ORDER_PLACED, broker=broker).add_subscriber(subscriber)
-        await broker.wait_subscribed()
+        await broker.wait_until_subscribed()
         print("READY", flush=True)
         if scenario == "idle":
             print(json.dumps({"cpu": await idle_cpu(asyncio.sleep(IDLE_SECONDS))}))

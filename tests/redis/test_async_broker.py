@@ -138,7 +138,7 @@ def test_publish_and_publish_async_reach_sync_subscribers_on_the_loop(
             publisher_for(receiver, "orders", OrderPlaced).add_subscriber(
                 inbox.subscriber
             )
-            assert await receiver.wait_subscribed()
+            await receiver.wait_until_subscribed()
             outgoing = publisher_for(sender, "orders", OrderPlaced)
             outgoing.publish(OrderPlaced(1, 1.5))
             await sender.publish_async("ORDERS", OrderPlaced(2, 2.5), "ORDERS", None)
@@ -169,7 +169,7 @@ def test_coroutine_subscriber_is_scheduled_not_awaited(
             publisher = publisher_for(broker, "points", Point)
             publisher.add_subscriber(subscriber)
             publisher.add_subscriber(inbox.subscriber)
-            assert await broker.wait_subscribed()
+            await broker.wait_until_subscribed()
             publisher.publish(Point(1, 2))
             publisher.publish(Point(3, 4))
             # Both reached the sync subscriber while the coroutines still wait.
@@ -195,7 +195,7 @@ def test_a_raising_subscriber_is_isolated_and_counted(
             publisher = publisher_for(broker, "orders", OrderPlaced)
             publisher.add_subscriber(bad)
             publisher.add_subscriber(inbox.subscriber)
-            assert await broker.wait_subscribed()
+            await broker.wait_until_subscribed()
             publisher.publish(OrderPlaced(1, 1.0))
             publisher.publish(OrderPlaced(2, 2.0))
             assert await inbox.wait_for(2) == [OrderPlaced(1, 1.0), OrderPlaced(2, 2.0)]
@@ -212,7 +212,7 @@ def test_publish_from_another_thread(make_client: ClientFactory) -> None:
             inbox = Inbox()
             publisher = publisher_for(broker, "orders", OrderPlaced)
             publisher.add_subscriber(inbox.subscriber)
-            assert await broker.wait_subscribed()
+            await broker.wait_until_subscribed()
             await asyncio.to_thread(publisher.publish, OrderPlaced(7, 7.0))
             assert await inbox.wait_for(1) == [OrderPlaced(7, 7.0)]
             # Delivered on the loop, not on the publishing thread.
@@ -271,7 +271,7 @@ def test_sync_and_async_brokers_talk_both_ways() -> None:
             publisher_for(broker, "to_async", OrderPlaced).add_subscriber(
                 inbox.subscriber
             )
-            assert await broker.wait_subscribed()
+            await broker.wait_until_subscribed()
             await asyncio.to_thread(
                 publisher_for(sync_broker, "to_async", OrderPlaced).publish,
                 OrderPlaced(1, 1.0),
@@ -307,7 +307,7 @@ def test_bad_messages_are_dropped_by_reason_and_the_listener_goes_on(
             publisher_for(broker, "orders", OrderPlaced).add_subscriber(
                 inbox.subscriber
             )
-            assert await broker.wait_subscribed()
+            await broker.wait_until_subscribed()
             channel = f"{prefix}ORDERS"
             await raw.publish(channel, b"not json")
             await raw.publish(channel, b'{"event_tag": "ORDERS"}')
@@ -352,7 +352,7 @@ def test_unsubscribe_and_collection_end_the_redis_subscription(
             inbox = Inbox()
             publisher = publisher_for(broker, "orders", OrderPlaced)
             publisher.add_subscriber(inbox.subscriber)
-            assert await broker.wait_subscribed()
+            await broker.wait_until_subscribed()
             assert await numsub(admin, f"{prefix}ORDERS") == 1
             publisher.remove_subscriber(inbox.subscriber)
             for _ in range(200):
@@ -366,7 +366,7 @@ def test_unsubscribe_and_collection_end_the_redis_subscription(
             publisher_for(broker, "gone", OrderPlaced).add_subscriber(
                 temporary.subscriber
             )
-            assert await broker.wait_subscribed()
+            await broker.wait_until_subscribed()
             assert await numsub(admin, f"{prefix}GONE") == 1
             del temporary
             gc.collect()
@@ -390,7 +390,7 @@ def test_subscribe_publication_subscribes_the_publications_channel(
             inbox = Inbox()
             publication = EventPublication("orders", OrderPlaced)
             broker.subscribe_publication(publication, inbox.subscriber)
-            assert await broker.wait_subscribed()
+            await broker.wait_until_subscribed()
             await broker.publish_async("ORDERS", OrderPlaced(1, 1.0), "ORDERS", None)
             assert await inbox.wait_for(1) == [OrderPlaced(1, 1.0)]
             broker.unsubscribe_publication(publication, inbox.subscriber)
@@ -415,7 +415,7 @@ def test_aclose_flushes_stops_tasks_and_refuses_more(
             publisher_for(receiver, "orders", OrderPlaced).add_subscriber(
                 inbox.subscriber
             )
-            assert await receiver.wait_subscribed()
+            await receiver.wait_until_subscribed()
             client = make_client()
             sender = AsyncRedisBroker(client, channel_prefix=prefix)
             outgoing = publisher_for(sender, "orders", OrderPlaced)
@@ -466,7 +466,7 @@ def test_from_url_closes_every_connection_on_aclose() -> None:
         inbox = Inbox()
         publisher = publisher_for(broker, "orders", OrderPlaced)
         publisher.add_subscriber(inbox.subscriber)
-        assert await broker.wait_subscribed()
+        await broker.wait_until_subscribed()
         await broker.publish_async("ORDERS", OrderPlaced(1, 1.0), "ORDERS", None)
         await broker._redis.ping()  # the client's own pool is used too
         assert await inbox.wait_for(1) == [OrderPlaced(1, 1.0)]
@@ -507,5 +507,30 @@ def test_options_are_checked() -> None:
         ):
             with pytest.raises(ValueError, match=next(iter(bad))):
                 AsyncRedisBroker(client, **bad)
+
+    run(scenario)
+
+
+def test_wait_until_subscribed_raises_while_redis_is_down_then_catches_up() -> None:
+    async def scenario() -> None:
+        server = fakeredis.FakeServer()
+        server.connected = False
+        client = fakeredis.FakeAsyncRedis(server=server)
+        broker = AsyncRedisBroker(
+            client, channel_prefix=unique_prefix(), reconnect_delay=(0.01, 0.05)
+        )
+        broker.register_event_class(OrderPlaced)
+        inbox = Inbox()
+        publisher = publisher_for(broker, "orders", OrderPlaced)
+        publisher.add_subscriber(inbox.subscriber)
+        with pytest.raises(TimeoutError, match=r"ORDERS.*last connection error"):
+            await broker.wait_until_subscribed(0.2)
+        server.connected = True
+        await broker.wait_until_subscribed()
+        publisher.publish(OrderPlaced(1, 1.0))
+        assert await inbox.wait_for(1) == [OrderPlaced(1, 1.0)]
+        await broker.aclose()
+        with pytest.raises(RuntimeError, match="closed"):
+            await broker.wait_until_subscribed()
 
     run(scenario)

@@ -48,7 +48,7 @@ class Setup:
         return fakeredis.FakeAsyncRedis(server=self.server)
 
     async def __aenter__(self) -> Setup:
-        assert await self.receiver.wait_subscribed()
+        await self.receiver.wait_until_subscribed()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -230,7 +230,7 @@ def test_fast_publish_off_and_subclassed_clients_use_the_clients_pipeline() -> N
         receiver.register_event_class(OrderPlaced)
         inbox = Inbox()
         publisher_for(receiver, "orders", OrderPlaced).add_subscriber(inbox.subscriber)
-        assert await receiver.wait_subscribed()
+        await receiver.wait_until_subscribed()
         client = InstrumentedRedis(server=server)
         for sender in (
             AsyncRedisBroker(client, channel_prefix=prefix),

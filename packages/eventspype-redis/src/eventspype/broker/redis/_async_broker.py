@@ -78,8 +78,8 @@ class AsyncRedisBroker(MessageBroker):
       message not yet taken by the writer is then not sent.
 
     Subscribing is synchronous too: the SUBSCRIBE is sent by the loop soon
-    after. ``await broker.wait_subscribed()`` waits until Redis confirmed every
-    channel (an event published before that may be missed).
+    after. ``await broker.wait_until_subscribed()`` waits until Redis confirmed
+    every channel (an event published before that may be missed).
 
     Close with ``await broker.aclose()`` or ``async with broker:``: it sends
     what is queued, stops the listener and closes the broker's connections
@@ -95,7 +95,8 @@ class AsyncRedisBroker(MessageBroker):
         allow_unregistered_classes: Import classes that were not registered.
         max_message_bytes: Larger received messages are dropped unread.
         max_nesting_depth: Deeper text payloads are dropped unread.
-        subscribe_timeout: The default ``timeout`` of :meth:`wait_subscribed`.
+        subscribe_timeout: The default ``timeout`` of
+            :meth:`wait_until_subscribed`.
         reconnect_delay: ``(first, longest)`` seconds between reconnection
             attempts; doubles after each failure.
         health_check_interval: After this many quiet seconds the listener
@@ -303,7 +304,7 @@ class AsyncRedisBroker(MessageBroker):
         """Deliver events of ``channel``, from any process, to ``subscriber``.
 
         Returns at once; the listener subscribes on Redis soon after (see
-        :meth:`wait_subscribed`). ``subscriber`` is held by weak reference.
+        :meth:`wait_until_subscribed`). ``subscriber`` is held by weak reference.
 
         Raises:
             RuntimeError: the broker is closed.
@@ -333,21 +334,23 @@ class AsyncRedisBroker(MessageBroker):
 
     # -- lifecycle --------------------------------------------------------
 
-    async def wait_subscribed(self, timeout: float | None = None) -> bool:
-        """Wait until Redis confirmed every channel subscribed so far.
+    async def wait_until_subscribed(self, timeout: float | None = None) -> None:
+        """Wait until Redis has confirmed every channel subscribed so far.
 
-        ``timeout`` defaults to ``subscribe_timeout``. Returns ``False`` (and
-        logs a warning) when that takes longer, and at once while Redis is
-        known to be down: the listener subscribes when it is back.
+        ``subscribe()`` returns before Redis confirms: an event published
+        before the confirmation may be missed. Returns at once when nothing is
+        subscribed. ``timeout`` defaults to ``subscribe_timeout``.
+
+        Raises:
+            TimeoutError: not confirmed within ``timeout`` seconds (Redis
+                down, say); the message names the channels and the last
+                connection error. The listener goes on trying.
+            RuntimeError: the broker is closed.
         """
+        if self._closed:
+            raise RuntimeError("AsyncRedisBroker is closed")
         limit = self._subscribe_timeout if timeout is None else timeout
-        if await self._listener.wait_settled(limit):
-            return True
-        _logger.warning(
-            "Redis has not confirmed every subscription yet; events published "
-            "before it does are not received"
-        )
-        return False
+        await self._listener.wait_settled(limit)
 
     async def flush(self) -> None:
         """Wait until every event published so far was sent to Redis (or failed)."""

@@ -77,6 +77,7 @@ class AsyncListener:
         self._work = asyncio.Event()  # channels wanted while idle
         self._settled = asyncio.Event()  # every wanted channel confirmed
         self._stopping = False
+        self._last_error: BaseException | None = None
 
     @property
     def down(self) -> bool:
@@ -110,22 +111,34 @@ class AsyncListener:
         with contextlib.suppress(RuntimeError):  # the loop is closed: too late
             self._loop.call_soon_threadsafe(self._tidy)
 
-    async def wait_settled(self, timeout: float) -> bool:
-        """Wait until Redis confirmed every wanted channel; ``False`` if not in time.
+    async def wait_settled(self, timeout: float) -> None:
+        """Wait until Redis confirmed every wanted channel.
 
-        Does not wait while Redis is known to be down.
+        Raises:
+            TimeoutError: not within ``timeout`` seconds; the message names
+                the channels and the last connection error.
         """
         deadline = self._loop.time() + timeout
         while not self._is_settled():
-            if self._outage.down or self._stopping:
-                return False
-            self._settled.clear()
             left = deadline - self._loop.time()
-            if left <= 0:
-                return False
+            if left <= 0 or self._stopping:
+                with self._lock:
+                    pending = sorted(set(self._channels) - self._confirmed_channels())
+                error = self._last_error
+                raise TimeoutError(
+                    f"Redis has not confirmed the subscription to "
+                    f"{b', '.join(pending).decode(errors='replace')} within "
+                    f"{timeout} s"
+                    + (f" (last connection error: {error})" if error else "")
+                )
+            self._settled.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._settled.wait(), min(left, 0.5))
-        return True
+
+    def _confirmed_channels(self) -> set[bytes]:
+        if self._connection is None:
+            return set()
+        return {c for c in self._sent if c not in self._unconfirmed}
 
     async def stop(self) -> None:
         """End the task and close the connection (idempotent)."""
@@ -220,6 +233,7 @@ class AsyncListener:
                 await connection.disconnect(nowait=True)
             if not isinstance(error, Exception):  # cancelled: stopping
                 raise
+            self._last_error = error
             self._outage.failed(error)
             return
         async with self._send_lock:
@@ -255,6 +269,7 @@ class AsyncListener:
             if not self._stopping:
                 with self._lock:
                     count = len(self._channels)
+                self._last_error = error
                 self._outage.lost(error, count)
         finally:
             await self._drop_connection()
