@@ -1,8 +1,8 @@
 """A synchronous and an asyncio process exchange events on the shared Redis.
 
 Both arrangements, both directions: this process runs ``AsyncRedisBroker`` and
-the peer ``RedisBroker`` (``redis_peer.py``), then the peer runs
-``AsyncRedisBroker`` (this file, run as a script) and this process
+the peer ``RedisBroker`` (``redis_peer.py``, also under eventspype 1.4.2), then
+the peer runs ``AsyncRedisBroker`` (this file, run as a script) and this process
 ``RedisBroker``. As a script::
 
     python test_async_redis_cross_process.py publish|subscribe URL PREFIX TAG COUNT
@@ -44,6 +44,10 @@ from eventspype import (  # noqa: E402
     FunctionalEventSubscriber,
 )
 from eventspype.broker.redis import AsyncRedisBroker  # noqa: E402
+
+if __name__ != "__main__":
+    # eventspype 1.4.2 in a cached virtualenv (skips without Python 3.13/PyPI).
+    from test_redis_wire_compat import reference_python  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -138,10 +142,10 @@ def _finish(process: subprocess.Popen[str]) -> str:
     return out
 
 
-@pytest.mark.parametrize(("tag", "expected_tag"), [("shipped", "SHIPPED"), (7, 7)])
-def test_a_sync_peer_publishes_an_async_process_receives(
-    redis_url: str, tag: str | int, expected_tag: str | int
-) -> None:
+def receive_in_async(
+    redis_url: str, tag: str | int, python: str = sys.executable
+) -> list[tuple[Any, Any, Any]]:
+    """An AsyncRedisBroker here receives what redis_peer.py (``python``) sends."""
     prefix = unique_prefix()
 
     async def scenario() -> list[tuple[Any, Any, Any]]:
@@ -159,23 +163,21 @@ def test_a_sync_peer_publishes_an_async_process_receives(
             subscriber = FunctionalEventSubscriber(record)
             publisher.add_subscriber(subscriber)
             await b.wait_until_subscribed()
-            process = peer("publish", redis_url, prefix, str(tag), COUNT)
+            process = peer("publish", redis_url, prefix, str(tag), COUNT, python)
             await asyncio.to_thread(_finish, process)
             await asyncio.wait_for(done.wait(), 30)
             assert all(caller is b for _, _, caller in received)
         return received
 
-    received = asyncio.run(scenario())
-    assert [event for event, _, _ in received] == [make_event(i) for i in range(COUNT)]
-    assert {event_tag for _, event_tag, _ in received} == {expected_tag}
+    return asyncio.run(scenario())
 
 
-@pytest.mark.parametrize(("tag", "expected_tag"), [("shipped", "SHIPPED"), (7, 7)])
-def test_an_async_process_publishes_a_sync_peer_receives(
-    redis_url: str, tag: str | int, expected_tag: str | int
-) -> None:
+def send_from_async(
+    redis_url: str, tag: str | int, expected_tag: str | int, python: str
+) -> list[dict[str, Any]]:
+    """An AsyncRedisBroker here publishes to redis_peer.py (``python``)."""
     prefix = unique_prefix()
-    process = peer("subscribe", redis_url, prefix, str(tag), COUNT)
+    process = peer("subscribe", redis_url, prefix, str(tag), COUNT, python)
     try:
         wait_ready(process)
         admin = redis.Redis.from_url(redis_url)
@@ -204,10 +206,42 @@ def test_an_async_process_publishes_a_sync_peer_receives(
         if process.poll() is None:
             process.kill()
             process.communicate()
-    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(("tag", "expected_tag"), [("shipped", "SHIPPED"), (7, 7)])
+def test_a_sync_peer_publishes_an_async_process_receives(
+    redis_url: str, tag: str | int, expected_tag: str | int
+) -> None:
+    received = receive_in_async(redis_url, tag)
+    assert [event for event, _, _ in received] == [make_event(i) for i in range(COUNT)]
+    assert {event_tag for _, event_tag, _ in received} == {expected_tag}
+
+
+@pytest.mark.parametrize(("tag", "expected_tag"), [("shipped", "SHIPPED"), (7, 7)])
+def test_an_async_process_publishes_a_sync_peer_receives(
+    redis_url: str, tag: str | int, expected_tag: str | int
+) -> None:
+    lines = send_from_async(redis_url, tag, expected_tag, sys.executable)
     assert [line["event"] for line in lines] == _expected_lines(COUNT)
     assert {line["tag"] for line in lines} == {expected_tag}
     assert {line["caller"] for line in lines} == {"RedisBroker"}
+
+
+def test_eventspype_1_4_2_publishes_an_async_process_receives(
+    redis_url: str, reference_python: str
+) -> None:
+    received = receive_in_async(redis_url, "shipped", reference_python)
+    assert [event for event, _, _ in received] == [make_event(i) for i in range(COUNT)]
+    assert {event_tag for _, event_tag, _ in received} == {"SHIPPED"}
+
+
+def test_an_async_process_publishes_eventspype_1_4_2_receives(
+    redis_url: str, reference_python: str
+) -> None:
+    lines = send_from_async(redis_url, 11, 11, reference_python)
+    assert [line["event"] for line in lines] == _expected_lines(COUNT)
+    assert {line["tag"] for line in lines} == {11}
 
 
 def test_an_async_peer_publishes_a_sync_process_receives(
