@@ -73,6 +73,7 @@ class AsyncListener:
         self._unconfirmed: dict[bytes, int] = {}  # commands awaiting a reply
         self._send_lock = asyncio.Lock()
         self._sync_scheduled = False
+        self._sends: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._work = asyncio.Event()  # channels wanted while idle
         self._settled = asyncio.Event()  # every wanted channel confirmed
@@ -181,7 +182,10 @@ class AsyncListener:
         self._work.set()
         if self._connection is not None and not self._sync_scheduled:
             self._sync_scheduled = True
-            self._loop.create_task(self._send_changes())
+            # Held until done: the loop keeps only weak references to tasks.
+            task = self._loop.create_task(self._send_changes())
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
 
     async def _send_changes(self) -> None:
         self._sync_scheduled = False
