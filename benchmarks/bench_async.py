@@ -119,8 +119,8 @@ async def child(mode: str, url: str, prefix: str, count: int) -> None:
                 on_event(json.loads(envelope["payload"])["sent_at"])
             else:
                 on_event(0.0)
-        await pubsub.aclose()
-        await client.aclose()
+        await pubsub.close()  # aclose() needs redis-py >= 5.0.1
+        await client.close()
     else:
         broker = AsyncRedisBroker.from_url(url, channel_prefix=prefix)
         broker.register_event_class(OrderPlaced)
@@ -185,7 +185,7 @@ class Publishers:
 
     async def close(self) -> None:
         await self.broker.aclose()
-        await self.raw.aclose()
+        await self.raw.close()
 
 
 async def burst(url: str, impl: str, events: int) -> float:

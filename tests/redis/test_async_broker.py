@@ -55,6 +55,11 @@ async def eventually(condition: Callable[[], object], timeout: float = 10.0) -> 
         await asyncio.sleep(0.005)
 
 
+async def close_client(client: Any) -> None:
+    """``aclose()``, or ``close()`` before redis-py 5.0.1 added it."""
+    await (getattr(client, "aclose", None) or client.close)()
+
+
 @pytest.fixture(params=["fake", "real"])
 def make_client(request: pytest.FixtureRequest) -> ClientFactory:
     """Makes asyncio clients, all on one server (call inside the scenario)."""
@@ -86,7 +91,7 @@ async def open_broker(
         yield broker
     finally:
         await broker.aclose()
-        await client.aclose()
+        await close_client(client)
 
 
 class Inbox:
@@ -237,8 +242,8 @@ def test_wire_format_is_the_sync_brokers(make_client: ClientFactory) -> None:
                 message = await pubsub.get_message(
                     ignore_subscribe_messages=True, timeout=1.0
                 )
-        await pubsub.aclose()
-        await raw.aclose()
+        await close_client(pubsub)
+        await close_client(raw)
         assert message["data"] == encode(
             "ORDERS", OrderPlaced, b'{"order_id":5,"amount":9.25}'
         )
@@ -281,7 +286,7 @@ def test_sync_and_async_brokers_talk_both_ways() -> None:
                 "TO_SYNC", OrderPlaced(2, 2.0), "TO_SYNC", None
             )
             assert await asyncio.to_thread(sync_done.wait, 10)
-        await client.aclose()
+        await close_client(client)
 
     try:
         run(scenario)
@@ -329,7 +334,7 @@ def test_bad_messages_are_dropped_by_reason_and_the_listener_goes_on(
                 "invalid_payload",
             ):
                 assert stats.dropped[reason] == 1, reason
-        await raw.aclose()
+        await close_client(raw)
 
     with caplog.at_level(logging.WARNING, logger="eventspype.broker.redis"):
         run(scenario)
@@ -375,7 +380,7 @@ def test_unsubscribe_and_collection_end_the_redis_subscription(
                     break
                 await asyncio.sleep(0.01)
             assert await numsub(admin, f"{prefix}GONE") == 0
-        await admin.aclose()
+        await close_client(admin)
 
     run(scenario)
 
@@ -436,7 +441,7 @@ def test_aclose_flushes_stops_tasks_and_refuses_more(
                 sender.subscribe("ORDERS", inbox.subscriber)
             await sender.aclose()  # idempotent
             assert sender.closed
-            await client.aclose()
+            await close_client(client)
         mine = [
             t
             for t in asyncio.all_tasks()
@@ -477,7 +482,7 @@ def test_from_url_closes_every_connection_on_aclose() -> None:
                 break
             await asyncio.sleep(0.02)
         assert await connections(admin) == 0
-        await admin.aclose()
+        await close_client(admin)
 
     run(scenario)
 

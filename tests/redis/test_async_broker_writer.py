@@ -231,7 +231,7 @@ def test_fast_publish_off_and_subclassed_clients_use_the_clients_pipeline() -> N
         inbox = Inbox()
         publisher_for(receiver, "orders", OrderPlaced).add_subscriber(inbox.subscriber)
         await receiver.wait_until_subscribed()
-        client = InstrumentedRedis(server=server)
+        client = InstrumentedRedis(server=server, socket_timeout=5)
         for sender in (
             AsyncRedisBroker(client, channel_prefix=prefix),
             AsyncRedisBroker(
