@@ -539,3 +539,69 @@ def test_wait_until_subscribed_raises_while_redis_is_down_then_catches_up() -> N
             await broker.wait_until_subscribed()
 
     run(scenario)
+
+
+def test_core_coroutine_subscriber_and_publisher_publish_async(
+    make_client: ClientFactory,
+) -> None:
+    """Core's AsyncFunctionalEventSubscriber behind the broker, and
+    ``await publisher.publish_async()`` awaiting the broker's publish_async."""
+    from eventspype import AsyncFunctionalEventSubscriber
+
+    async def scenario() -> None:
+        prefix = unique_prefix()
+        async with (
+            open_broker(make_client, prefix) as sender,
+            open_broker(make_client, prefix) as receiver,
+        ):
+            handled: list[tuple[Any, Any, Any]] = []
+            started = asyncio.Event()
+            release = asyncio.Event()
+
+            async def handle(event: Any, tag: Any, caller: Any) -> None:
+                started.set()
+                await release.wait()
+                handled.append((event, tag, caller))
+
+            subscriber = AsyncFunctionalEventSubscriber(handle)
+            inbox = Inbox()
+            incoming = publisher_for(receiver, "orders", OrderPlaced)
+            incoming.add_subscriber(subscriber)
+            incoming.add_subscriber(inbox.subscriber)
+            await receiver.wait_until_subscribed()
+
+            outgoing = publisher_for(sender, "orders", OrderPlaced)
+            await outgoing.publish_async(OrderPlaced(1, 1.0))
+            assert sender.stats().published == 1  # Redis had it on return
+            await outgoing.publish_async(OrderPlaced(2, 2.0))
+            # The listener went on while the first handler is still waiting.
+            assert await inbox.wait_for(2) == [OrderPlaced(1, 1.0), OrderPlaced(2, 2.0)]
+            await started.wait()
+            assert handled == []
+            release.set()
+            await subscriber.drain()
+            assert [event for event, _, _ in handled] == [
+                OrderPlaced(1, 1.0),
+                OrderPlaced(2, 2.0),
+            ]
+            assert all(caller is receiver for _, _, caller in handled)
+            assert {tag for _, tag, _ in handled} == {"ORDERS"}
+
+    run(scenario)
+
+
+def test_publisher_publish_async_raises_on_an_outage() -> None:
+    async def scenario() -> None:
+        server = fakeredis.FakeServer()
+        client = fakeredis.FakeAsyncRedis(server=server)
+        async with AsyncRedisBroker(client, channel_prefix=unique_prefix()) as broker:
+            publisher = publisher_for(broker, "orders", OrderPlaced)
+            server.connected = False
+            with pytest.raises(redis.ConnectionError):
+                await publisher.publish_async(OrderPlaced(1, 1.0))
+            server.connected = True
+            await publisher.publish_async(OrderPlaced(2, 1.0))
+            assert broker.stats().published == 1
+            assert broker.stats().publish_errors == 1
+
+    run(scenario)
