@@ -265,3 +265,68 @@ def test_aclose_while_the_server_is_down(server: PrivateRedis) -> None:
         assert remaining == []
 
     run(scenario)
+
+
+def test_batches_do_not_wait_for_earlier_replies_up_to_a_bound(
+    server: PrivateRedis,
+) -> None:
+    from eventspype.broker.redis._async_writer import _MAX_IN_FLIGHT
+
+    async def scenario() -> None:
+        node = Node(server.url, publish_timeout=30.0)
+        node.listen()
+        await node.broker.wait_until_subscribed()
+        await node.publish_async(0)  # connected
+        server.pause()
+        # One batch per loop turn; none can be answered while paused, yet
+        # each is written without waiting for the replies of the others...
+        for n in range(1, _MAX_IN_FLIGHT + 1):
+            node.publisher.publish(Ping(n))
+            await eventually(lambda: node.broker.queued == 0)
+        # ...up to the bound: then the writer waits and events stay queued.
+        node.publisher.publish(Ping(_MAX_IN_FLIGHT + 1))
+        await asyncio.sleep(0.1)
+        assert node.broker.queued == 1
+        server.resume()
+        await node.broker.flush()
+        await node.wait_for(*range(_MAX_IN_FLIGHT + 2))
+        assert node.received == list(range(_MAX_IN_FLIGHT + 2))
+        assert node.broker.stats().published == _MAX_IN_FLIGHT + 2
+        await node.broker.aclose()
+
+    run(scenario)
+
+
+def test_a_kill_fails_every_batch_awaiting_replies_then_publishing_recovers(
+    server: PrivateRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="eventspype.broker.redis")
+
+    async def scenario() -> None:
+        receiver, sender = Node(server.url), Node(server.url, publish_timeout=30.0)
+        receiver.listen()
+        await receiver.broker.wait_until_subscribed()
+        await sender.publish_async(0)
+        server.pause()
+        waiting = [asyncio.ensure_future(sender.publish_async(n)) for n in (1, 2)]
+        await eventually(lambda: sender.broker.queued == 0)
+        sender.publisher.publish(Ping(3))
+        await eventually(lambda: sender.broker.queued == 0)
+        server.kill()  # SIGKILL reaches a stopped process: nothing was answered
+        for task in waiting:
+            with pytest.raises(redis.ConnectionError):
+                await task
+        await sender.broker.flush()
+        await asyncio.to_thread(server.start)
+        await eventually(lambda: receiver.broker.stats().reconnects == 1)
+        await receiver.broker.wait_until_subscribed()
+        await sender.publish_async(4)
+        await receiver.wait_for(4)
+        assert 0 in receiver.received
+        assert not {1, 2, 3} & set(receiver.received)
+        stats = sender.broker.stats()
+        assert (stats.published, stats.publish_errors) == (2, 3)
+        await sender.broker.aclose()
+        await receiver.broker.aclose()
+
+    run(scenario)

@@ -36,13 +36,14 @@ class Setup:
         )
         self.publisher = publisher_for(self.sender, "orders", OrderPlaced)
         self.batches: list[int] = []
-        send = self.sender._writer._send
+        sender: Any = self.sender._writer._sender
+        write = sender.write
 
         async def counting(messages: Sequence[tuple[bytes, bytes]]) -> None:
             self.batches.append(len(messages))
-            await send(messages)
+            await write(messages)
 
-        self.sender._writer._send = counting
+        sender.write = counting
 
     def client(self) -> redis.asyncio.Redis:
         return fakeredis.FakeAsyncRedis(server=self.server)
@@ -185,14 +186,15 @@ def test_cancelled_while_in_flight_leaves_the_connection_usable() -> None:
         async with Setup() as setup:
             gate = asyncio.Event()
             in_flight = asyncio.Event()
-            send = setup.sender._writer._send
+            sender: Any = setup.sender._writer._sender
+            write = sender.write
 
             async def slow(messages: Sequence[tuple[bytes, bytes]]) -> None:
                 in_flight.set()
                 await gate.wait()
-                await send(messages)
+                await write(messages)
 
-            setup.sender._writer._send = slow
+            sender.write = slow
             task = asyncio.ensure_future(
                 setup.sender.publish_async(
                     "ORDERS", OrderPlaced(1, 1.0), "ORDERS", None
@@ -265,7 +267,8 @@ def test_events_queued_when_the_loop_ends_without_aclose_are_reported(
         async def stuck(messages: Sequence[tuple[bytes, bytes]]) -> None:
             await gate.wait()
 
-        broker._writer._send = stuck
+        sender: Any = broker._writer._sender
+        sender.write = stuck
         for index in range(3):
             broker.publish("ORDERS", OrderPlaced(index, 1.0), "ORDERS", None)
         await asyncio.sleep(0)  # the writer took the first batch and is stuck

@@ -16,11 +16,8 @@ from redis.backoff import NoBackoff
 from eventspype.broker.broker import MessageBroker
 from eventspype.broker.redis import _envelope
 from eventspype.broker.redis._async_listener import AsyncListener
-from eventspype.broker.redis._async_writer import (
-    AsyncWriter,
-    ClientSender,
-    ConnectionSender,
-)
+from eventspype.broker.redis._async_senders import ClientSender, ConnectionSender
+from eventspype.broker.redis._async_writer import AsyncWriter
 from eventspype.broker.redis._connections import (
     client_encoding,
     connection_recipe,

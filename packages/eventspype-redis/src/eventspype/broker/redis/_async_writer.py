@@ -1,19 +1,25 @@
-"""The writer task of ``AsyncRedisBroker``: what ``publish()`` queues, sent in batches.
+"""The writer of ``AsyncRedisBroker``: what ``publish()`` queues, sent in batches.
 
 ``publish()`` must not block the event loop, so it only appends the encoded
 message to a bounded queue and wakes the writer task. The writer takes
-everything queued since it last ran and sends it in one pipeline (one write,
-then one reply per message): the events of one loop turn cost one round trip.
-While that round trip is in flight, new publishes pile up for the next one.
+everything queued since it last ran and writes it as one pipeline: the events
+of one loop turn cost one write. It does not wait for the replies before
+writing the next batch: a reader task reads them, in order, and settles each
+batch, so an event published while another batch is on its way is not held
+back by that batch's round trip. At most ``_MAX_IN_FLIGHT`` batches await
+their replies; after that the writer waits, the queue fills, and ``publish()``
+refuses (``PublishQueueFull``): memory stays bounded while Redis is slow.
 
 ``publish_async()`` goes through the same queue, so it keeps its place among
-plain publishes, and waits on a future the writer settles once Redis answered.
-The caller never touches the connection: cancelling it cannot leave a reply
+plain publishes, and waits on a future settled once Redis answered. The
+caller never touches the connection: cancelling it cannot leave a reply
 unread on the socket. A message whose future was cancelled before the writer
 took it is not sent.
 
-A failed batch is logged (rate limited) and counted; the futures of its
-``publish_async()`` calls get the error.
+A batch that fails is logged (rate limited) and counted, one publish error
+per event; the futures of its ``publish_async()`` calls get the error. A
+connection error fails every batch awaiting replies on that connection (their
+replies are lost with it); the next batch opens a new connection.
 """
 
 from __future__ import annotations
@@ -23,22 +29,14 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 import redis.exceptions
 from redis.exceptions import ResponseError
 
+from eventspype.broker.redis._async_senders import Sender
 from eventspype.broker.redis._stats import Counters
-from eventspype.broker.redis._transport import pack_publish
 
-__all__ = [
-    "AsyncWriter",
-    "ClientSender",
-    "ConnectionSender",
-    "PublishQueueFull",
-    "Sender",
-]
+__all__ = ["AsyncWriter", "PublishQueueFull"]
 
 _logger = logging.getLogger("eventspype.broker.redis")
 
@@ -46,9 +44,9 @@ _logger = logging.getLogger("eventspype.broker.redis")
 _ERROR_LOG_INTERVAL = 1.0
 #: The largest pipeline the writer sends at once (a full queue goes in several).
 _MAX_BATCH = 4096
+#: Batches written whose replies have not all been read yet, at most.
+_MAX_IN_FLIGHT = 64
 
-#: Sends ``(channel, message)`` pairs in one round trip; raises the first error.
-Sender = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]
 _Entry = tuple[bytes, bytes, "asyncio.Future[None] | None"]
 
 
@@ -62,39 +60,44 @@ class PublishQueueFull(asyncio.QueueFull):
 
 
 class AsyncWriter:
-    """The bounded queue and the task that empties it (see the module docs).
+    """The bounded queue, the writer task and the reply reader (module docs).
 
     ``put_nowait`` may be called from any thread; everything else runs on the
-    loop. The task starts with the first message.
+    loop. The tasks start with the first message.
     """
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        send: Sender,
+        sender: Sender,
         counters: Counters,
         max_queued: int,
     ) -> None:
         if max_queued < 1:
             raise ValueError(f"max_queued must be at least 1, got {max_queued}")
         self._loop = loop
-        self._send = send
+        self._sender = sender
         self._counters = counters
         self.max_queued = max_queued
         # deque.append and popleft are atomic: other threads append directly.
         self._queue: deque[_Entry] = deque()
+        # Written, awaiting replies, oldest first, with the sender's generation
+        # they were written in (read by the reader task).
+        self._in_flight: deque[tuple[int, list[_Entry]]] = deque()
+        self._writing: list[_Entry] = []  # the batch being written
         self._task: asyncio.Task[None] | None = None
-        self._in_flight: list[_Entry] = []  # the batch being sent
+        self._reader: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Future[None] | None = None  # set while idle
+        self._replied = asyncio.Event()  # the reader settled a batch
         self._room = asyncio.Event()  # the writer took messages off the queue
-        self._idle = asyncio.Event()  # nothing queued, nothing in flight
+        self._idle = asyncio.Event()  # nothing queued, written or in flight
         self._idle.set()
         self._last_logged: float | None = None
         self._unlogged = 0
 
     @property
     def queued(self) -> int:
-        """Messages waiting for the writer (not those in flight)."""
+        """Messages waiting for the writer (not those on their way)."""
         return len(self._queue)
 
     def put_nowait(self, channel: bytes, message: bytes) -> None:
@@ -132,19 +135,22 @@ class AsyncWriter:
 
     async def flush(self) -> None:
         """Wait until every message queued so far was sent (or failed)."""
-        while self._queue or not self._idle.is_set():
+        while not self._is_idle():
             self._wake()
+            self._idle.clear()
             await self._idle.wait()
-            await asyncio.sleep(0)  # let the writer see what came meanwhile
 
     async def stop(self) -> None:
-        """End the task, after :meth:`flush` (the caller flushes first)."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        """End the tasks; what is still queued or on its way is reported lost."""
+        for task in (self._task, self._reader):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._reader = None
+        self._report_abandoned()
+
+    # -- the writer task ----------------------------------------------------
 
     def _wake(self) -> None:
         # On the loop thread.
@@ -158,46 +164,114 @@ class AsyncWriter:
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
 
+    def _is_idle(self) -> bool:
+        return not (self._queue or self._writing or self._in_flight)
+
+    def _settled(self) -> None:
+        if self._is_idle():
+            self._idle.set()
+
     async def _run(self) -> None:
         try:
             while True:
                 if not self._queue:
-                    self._idle.set()
+                    self._settled()
                     self._wakeup = self._loop.create_future()
                     await self._wakeup
                     continue
-                await self._send_batch(self._take())
+                while len(self._in_flight) >= _MAX_IN_FLIGHT:
+                    self._replied.clear()
+                    await self._replied.wait()
+                await self._write(self._take())
         except asyncio.CancelledError:
-            # The loop is shutting down without aclose(), or stop() came with
-            # messages left: say what is lost.
-            lost = self._in_flight + list(self._queue)
-            self._queue.clear()
-            if lost:
-                self._failed(lost, RuntimeError("the writer task was cancelled"))
+            self._report_abandoned()
             raise
 
     def _take(self) -> list[_Entry]:
         queue = self._queue
         batch = [queue.popleft() for _ in range(min(len(queue), _MAX_BATCH))]
         self._room.set()
-        return batch
+        return [e for e in batch if e[2] is None or not e[2].done()]
 
-    async def _send_batch(self, batch: list[_Entry]) -> None:
-        live = [entry for entry in batch if entry[2] is None or not entry[2].done()]
-        if not live:
+    async def _write(self, batch: list[_Entry]) -> None:
+        if not batch:
             return
-        self._in_flight = live  # kept when cancelled: _run reports it
+        sender = self._sender
+        if not self._in_flight:
+            await sender.drop_if_stale()
+        generation = sender.generation
+        self._writing = batch  # reported if the task is cancelled meanwhile
         try:
-            await self._send([(channel, message) for channel, message, _ in live])
+            await sender.write([(channel, message) for channel, message, _ in batch])
         except Exception as error:
-            self._in_flight = []
-            self._failed(live, error)
+            self._writing = []
+            # The connection is gone, with the replies of earlier batches.
+            self._fail_in_flight(generation, error)
+            self._failed(batch, error)
             return
-        self._in_flight = []
-        self._counters.add_published(len(live))
-        for _, _, done in live:
+        self._writing = []
+        self._in_flight.append((generation, batch))
+        if self._reader is None:
+            self._reader = self._loop.create_task(
+                self._read(), name="eventspype-redis-replies"
+            )
+
+    # -- the reply reader task ----------------------------------------------
+
+    async def _read(self) -> None:
+        sender = self._sender
+        try:
+            while self._in_flight:
+                generation, batch = self._in_flight[0]
+                refused: ResponseError | None = None
+                try:
+                    if generation != sender.generation:
+                        raise redis.exceptions.ConnectionError(
+                            "the connection to Redis was lost before the replies"
+                        )
+                    await sender.read_replies(len(batch))
+                except ResponseError as error:  # every reply was read
+                    refused = error
+                except Exception as error:
+                    self._fail_in_flight(generation, error)
+                    self._replied.set()
+                    continue
+                # A failed write may have failed this batch meanwhile.
+                if self._in_flight and self._in_flight[0][1] is batch:
+                    self._in_flight.popleft()
+                    if refused is None:
+                        self._succeeded(batch)
+                    else:
+                        self._failed(batch, refused)
+                self._replied.set()
+        finally:
+            self._reader = None
+            self._settled()
+
+    def _succeeded(self, batch: list[_Entry]) -> None:
+        self._counters.add_published(len(batch))
+        for _, _, done in batch:
             if done is not None and not done.done():
                 done.set_result(None)
+
+    def _fail_in_flight(self, generation: int, error: BaseException) -> None:
+        """Fail the batches written in ``generation`` (their replies are lost)."""
+        lost: list[_Entry] = []
+        in_flight = self._in_flight
+        while in_flight and in_flight[0][0] == generation:
+            lost += in_flight.popleft()[1]
+        self._failed(lost, error)
+
+    def _report_abandoned(self) -> None:
+        # The tasks are cancelled (the loop is ending without aclose(), or
+        # stop() came with messages left): say what is lost.
+        lost = self._writing + [e for _, b in self._in_flight for e in b]
+        lost += list(self._queue)
+        self._writing = []
+        self._in_flight.clear()
+        self._queue.clear()
+        if lost:
+            self._failed(lost, RuntimeError("the writer task was cancelled"))
 
     def _failed(self, entries: list[_Entry], error: BaseException) -> None:
         # Every failed event counts once in publish_errors; those of plain
@@ -227,72 +301,3 @@ class AsyncWriter:
             error,
             f" [and {earlier} more since the last warning]" if earlier else "",
         )
-
-
-class ConnectionSender:
-    """Pre-encoded PUBLISH commands on one connection of the broker's own.
-
-    The connection has the client's settings, no retry policy and a timeout
-    (see ``_connections``): during an outage a batch fails at once. After a
-    failure the connection is dropped; the next batch opens a new one.
-    """
-
-    def __init__(self, connection: Any) -> None:
-        self._connection = connection
-
-    async def __call__(self, messages: Sequence[tuple[bytes, bytes]]) -> None:
-        connection = self._connection
-        await _drop_if_stale(connection)
-        packed = b"".join([pack_publish(c, m) for c, m in messages])
-        try:
-            await connection.send_packed_command(packed, check_health=False)
-            refused: ResponseError | None = None
-            for _ in messages:
-                try:
-                    await connection.read_response()
-                except ResponseError as error:
-                    refused = refused or error
-        except BaseException:
-            # Replies may be pending: the connection cannot be reused.
-            await connection.disconnect(nowait=True)
-            raise
-        if refused is not None:
-            raise refused
-
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._connection.disconnect(nowait=True)
-
-
-class ClientSender:
-    """``client.pipeline(transaction=False)``: the client's own machinery."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    async def __call__(self, messages: Sequence[tuple[bytes, bytes]]) -> None:
-        pipeline = self._client.pipeline(transaction=False)
-        for channel, message in messages:
-            pipeline.publish(channel, message)
-        await pipeline.execute()
-
-    async def close(self) -> None:
-        pass  # the client is the user's
-
-
-async def _drop_if_stale(connection: Any) -> None:
-    # Between batches nothing is expected on the socket: readable means the
-    # server closed it (restart, CLIENT KILL, idle timeout) or stray data.
-    # Drop it so the send reconnects instead of failing a batch that could
-    # succeed.
-    if not getattr(connection, "is_connected", False):
-        return
-    check = getattr(connection, "can_read", None)
-    if check is None:  # redis-py < 8
-        check = connection.can_read_destructive
-    try:
-        stale = await check()
-    except (redis.exceptions.RedisError, OSError):
-        stale = True
-    if stale:
-        await connection.disconnect(nowait=True)
