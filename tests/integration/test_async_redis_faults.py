@@ -153,8 +153,7 @@ def test_a_broker_started_while_redis_is_down_catches_up(
         with pytest.raises(TimeoutError, match="last connection error"):
             await node.broker.wait_until_subscribed(0.5)
         await asyncio.to_thread(server.start)
-        await eventually(lambda: node.broker._listener._connection is not None)
-        await eventually(lambda: not node.broker._listener.down)
+        await eventually(lambda: node.broker.stats().connected)
         await node.broker.wait_until_subscribed()
         await node.publish_async(1)
         await node.wait_for(1)

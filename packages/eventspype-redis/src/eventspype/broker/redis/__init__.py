@@ -13,6 +13,8 @@ from eventspype.broker.redis._async_broker import AsyncRedisBroker
 from eventspype.broker.redis._async_writer import PublishQueueFull
 from eventspype.broker.redis._batch import Batch
 from eventspype.broker.redis._broker import RedisBroker
+from eventspype.broker.redis._channel_book import SubscriptionRefused
+from eventspype.broker.redis._registry import UnsafeClassImportWarning
 from eventspype.broker.redis._stats import DROP_REASONS, DropReason, RedisBrokerStats
 from eventspype.broker.redis._version import __version__
 
@@ -24,5 +26,7 @@ __all__ = [
     "PublishQueueFull",
     "RedisBroker",
     "RedisBrokerStats",
+    "SubscriptionRefused",
+    "UnsafeClassImportWarning",
     "__version__",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
@@ -15,17 +15,19 @@ from redis.backoff import NoBackoff
 
 from eventspype.broker.broker import MessageBroker
 from eventspype.broker.redis import _envelope
+from eventspype.broker.redis._async_connections import (
+    fast_path_client,
+    own_connection_options,
+)
 from eventspype.broker.redis._async_listener import AsyncListener
 from eventspype.broker.redis._async_senders import ClientSender, ConnectionSender
 from eventspype.broker.redis._async_writer import AsyncWriter
-from eventspype.broker.redis._connections import (
-    client_encoding,
-    connection_recipe,
-    lacks_socket_timeout,
-)
-from eventspype.broker.redis._envelope import EnvelopeError
-from eventspype.broker.redis._inbound import ClassRegistry, Inbound
+from eventspype.broker.redis._channels import ChannelNames
+from eventspype.broker.redis._connections import client_encoding, lacks_socket_timeout
+from eventspype.broker.redis._inbound import Inbound
 from eventspype.broker.redis._listener import Listener
+from eventspype.broker.redis._receive import receive
+from eventspype.broker.redis._registry import ClassRegistry
 from eventspype.broker.redis._stats import Counters, RedisBrokerStats
 from eventspype.broker.redis._subscriptions import Subscriptions
 from eventspype.event import NormalizedTag
@@ -38,9 +40,6 @@ __all__ = ["AsyncRedisBroker"]
 _logger = logging.getLogger("eventspype.broker.redis")
 
 _B = TypeVar("_B", bound="AsyncRedisBroker")
-
-#: fakeredis's asyncio client classes, as plain as ``redis.asyncio.Redis``.
-_PLAIN_FAKES = frozenset({"FakeRedis", "FakeAsyncRedis"})
 
 
 class AsyncRedisBroker(MessageBroker):
@@ -119,8 +118,9 @@ class AsyncRedisBroker(MessageBroker):
         channel_prefix: str = "eventspype:",
         allow_unregistered_classes: bool = False,
         *,
+        allowed_modules: Iterable[str] = (),
         max_message_bytes: int = 1 << 20,
-        max_nesting_depth: int = 64,
+        max_nesting_depth: int | None = None,
         subscribe_timeout: float = 5.0,
         reconnect_delay: tuple[float, float] = (0.05, 5.0),
         health_check_interval: float = 30.0,
@@ -131,41 +131,44 @@ class AsyncRedisBroker(MessageBroker):
     ) -> None:
         if publish_timeout is not None and not publish_timeout > 0:
             raise ValueError(f"publish_timeout must be > 0, got {publish_timeout}")
+        if max_nesting_depth is not None:
+            warnings.warn(
+                "max_nesting_depth is deprecated and ignored: msgspec refuses "
+                "nesting past the recursion limit by itself (drop reason too_deep)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         self._loop = loop if loop is not None else asyncio.get_running_loop()
         self._redis = redis_client
         self._serializer: EventSerializer = (
             serializer if serializer is not None else JsonEventSerializer()
         )
         self._channel_prefix = channel_prefix
-        self._encoding = client_encoding(redis_client)
+        encoding = client_encoding(redis_client)
+        self._names = ChannelNames(channel_prefix, encoding)
         self._subscribe_timeout = max(0.0, subscribe_timeout)
-        self._classes = ClassRegistry(allow_unregistered_classes)
+        self._classes = ClassRegistry(allow_unregistered_classes, allowed_modules)
         self._inbound = Inbound(
-            self._serializer,
-            self._classes,
-            max_bytes=max_message_bytes,
-            max_depth=max_nesting_depth,
+            self._serializer, self._classes, max_bytes=max_message_bytes
         )
         self._counters = Counters()
-        listen_options = _own_connection_options(redis_client, None)
+        connection_class, options = own_connection_options(redis_client, None)
         self._listener = AsyncListener(
             self._loop,
-            lambda: listen_options[0](**listen_options[1]),
+            lambda: connection_class(**options),
             self._on_message,
             self._tidy,
             self._counters,
             health_check_interval=health_check_interval,
             reconnect_delay=reconnect_delay,
+            encoding=encoding,
         )
-        # TEMPORARY glue until the shared inbound/fan-out lands (wip-redis):
-        # Subscriptions is typed for the thread listener but only calls
-        # add/remove/sync/request_tidy, which AsyncListener provides.
-        self._subscriptions = Subscriptions(
-            channel_prefix, self._encoding, cast(Listener, self._listener)
-        )
+        # Subscriptions is typed for the thread listener; it calls add, remove,
+        # sync and request_tidy, which AsyncListener has too.
+        self._subscriptions = Subscriptions(self._names, cast(Listener, self._listener))
         self._sender: ConnectionSender | ClientSender
-        if fast_publish and _fast_path_client(redis_client):
-            publish_class, publish_kwargs = _own_connection_options(
+        if fast_publish and fast_path_client(redis_client):
+            publish_class, publish_kwargs = own_connection_options(
                 redis_client, publish_timeout
             )
             self._sender = ConnectionSender(publish_class(**publish_kwargs))
@@ -182,8 +185,6 @@ class AsyncRedisBroker(MessageBroker):
         self._writer = AsyncWriter(self._loop, self._sender, self._counters, max_queued)
         self._closed = False
         self._owns_client = False
-        # Channel -> name on the wire, for publish() (copy-on-write, bounded).
-        self._wire_names: dict[str, bytes] = {}
 
     @classmethod
     def from_url(
@@ -271,8 +272,7 @@ class AsyncRedisBroker(MessageBroker):
         message = _envelope.encode(
             event_tag, type(event), self._serializer.serialize(event)
         )
-        wire = self._wire_names.get(channel) or self._wire_name(channel)
-        self._writer.put_nowait(wire, message)
+        self._writer.put_nowait(self._names.wire(channel), message)
 
     async def publish_async(
         self, channel: str, event: Any, event_tag: NormalizedTag, caller: Any
@@ -294,40 +294,48 @@ class AsyncRedisBroker(MessageBroker):
         message = _envelope.encode(
             event_tag, type(event), self._serializer.serialize(event)
         )
-        wire = self._wire_names.get(channel) or self._wire_name(channel)
-        await self._writer.put(wire, message)
+        await self._writer.put(self._names.wire(channel), message)
 
     def subscribe(self, channel: str, subscriber: EventSubscriber) -> None:
-        """Deliver events of ``channel``, from any process, to ``subscriber``.
+        """Deliver the events of ``channel``, from any process, to ``subscriber``.
 
-        Returns at once; the listener subscribes on Redis soon after (see
-        :meth:`wait_until_subscribed`). ``subscriber`` is held by weak reference.
+        ``subscriber`` gets every event whose tag is the channel's; publishers
+        subscribe through :meth:`subscribe_publication`, which also checks the
+        class. Returns at once: the listener subscribes on Redis soon after
+        (see :meth:`wait_until_subscribed`). Held by weak reference.
 
         Raises:
             RuntimeError: the broker is closed.
         """
         self._subscriptions.add(channel, subscriber)
 
+    def subscribe_publication(
+        self, publication: EventPublication, subscriber: EventSubscriber
+    ) -> None:
+        """:meth:`subscribe` on ``str(publication.event_tag)``, for a publisher.
+
+        ``subscriber`` then gets only events whose tag is the publication's
+        and that are instances of its event class (subclasses included); the
+        others are dropped for it, counted as ``tag_mismatch`` or
+        ``class_mismatch``, as with ``RedisBroker``.
+
+        Raises:
+            RuntimeError: the broker is closed.
+        """
+        self._subscriptions.add(str(publication.event_tag), subscriber, publication)
+
     def unsubscribe(self, channel: str, subscriber: EventSubscriber) -> None:
-        """Stop delivering ``channel`` to ``subscriber``.
+        """Stop delivering ``channel`` to ``subscriber`` (however it subscribed).
 
         The Redis subscription ends with the channel's last subscriber.
         """
         self._subscriptions.discard(channel, subscriber)
 
-    def subscribe_publication(
-        self, publication: EventPublication, subscriber: EventSubscriber
-    ) -> None:
-        """Subscribe ``subscriber`` to the channel of ``publication``."""
-        # TEMPORARY until the shared fan-out with per-subscriber publication
-        # checks lands (wip-redis): the channel only.
-        self.subscribe(str(publication.event_tag), subscriber)
-
     def unsubscribe_publication(
         self, publication: EventPublication, subscriber: EventSubscriber
     ) -> None:
-        """Undo :meth:`subscribe_publication`."""
-        self.unsubscribe(str(publication.event_tag), subscriber)
+        """Undo :meth:`subscribe_publication` for this publication only."""
+        self._subscriptions.discard(str(publication.event_tag), subscriber, publication)
 
     # -- lifecycle --------------------------------------------------------
 
@@ -342,20 +350,24 @@ class AsyncRedisBroker(MessageBroker):
             TimeoutError: not confirmed within ``timeout`` seconds (Redis
                 down, say); the message names the channels and the last
                 connection error. The listener goes on trying.
+            SubscriptionRefused: Redis refused a channel (an ACL forbids it);
+                the other channels are not affected.
             RuntimeError: the broker is closed.
         """
         if self._closed:
             raise RuntimeError("AsyncRedisBroker is closed")
         limit = self._subscribe_timeout if timeout is None else timeout
-        await self._listener.wait_settled(limit)
+        await self._listener.wait_until_subscribed(limit)
 
     async def flush(self) -> None:
         """Wait until every event published so far was sent to Redis (or failed)."""
         await self._writer.flush()
 
     def stats(self) -> RedisBrokerStats:
-        """A snapshot of the counters (published, delivered, dropped, ...)."""
-        return self._counters.snapshot(self._subscriptions.local.subscriber_errors)
+        """A snapshot of the counters and of the connection's state."""
+        return self._counters.snapshot(
+            self._subscriptions.local.subscriber_errors, self._listener.state()
+        )
 
     @property
     def queued(self) -> int:
@@ -405,66 +417,25 @@ class AsyncRedisBroker(MessageBroker):
 
     # -- internals --------------------------------------------------------
 
-    def _wire_name(self, channel: str) -> bytes:
-        wire = (self._channel_prefix + channel).encode(self._encoding)
-        if len(self._wire_names) < 4096:  # bounded: tags may be generated
-            self._wire_names = {**self._wire_names, channel: wire}
-        return wire
-
     def _tidy(self) -> None:
         """End subscriptions whose subscribers were collected (on the loop)."""
         self._subscriptions.tidy()
 
     def _on_message(self, wire_channel: bytes, data: bytes) -> None:
         """Decode one Pub/Sub message and deliver it (on the loop)."""
-        # TEMPORARY: the same steps as RedisBroker._on_message, until the
-        # shared inbound/fan-out object (wip-redis) replaces both.
         subscriptions = self._subscriptions
         channel = subscriptions.channel_of(wire_channel)
         if channel is None:  # unsubscribed while the message was in flight
             return
-        if not subscriptions.local.subscriber_count(channel):
-            subscriptions.forget_if_unused(channel)
-            return
-        try:
-            event, event_tag = self._inbound.decode(data)
-        except EnvelopeError as error:
-            self._counters.drop(error.reason, self._channel_prefix + channel, error)
-            return
-        self._counters.delivered += 1
-        subscriptions.local.publish(channel, event, event_tag, self)
-
-
-def _own_connection_options(
-    client: Any, timeout: float | None
-) -> tuple[type[Any], dict[str, Any]]:
-    """The class and options of a connection like the client's, for the broker.
-
-    See ``_connections.connection_recipe``; the retry policy is replaced by
-    ``redis.asyncio``'s (none).
-
-    Raises:
-        TypeError: the client has no connection pool to copy.
-    """
-    recipe = connection_recipe(client, timeout)
-    if recipe is None:
-        raise TypeError(
-            "AsyncRedisBroker needs a client with a connection pool, such as "
-            f"redis.asyncio.Redis; got {type(client).__name__}"
+        delivery = receive(
+            self._inbound,
+            subscriptions.local,
+            self._counters,
+            channel,
+            data,
+            self,
+            self._channel_prefix + channel,
         )
-    return recipe.connection_class, {**recipe.kwargs, "retry": Retry(NoBackoff(), 0)}
-
-
-def _fast_path_client(client: Any) -> bool:
-    """Whether ``client`` is a plain ``redis.asyncio.Redis`` on a plain pool.
-
-    The asyncio twin of ``_connections.fast_path_client``: only then is a
-    PUBLISH on the broker's own connection the same as ``client.publish()``.
-    """
-    cls = type(client)
-    plain = cls is redis.asyncio.Redis or (
-        cls.__module__.partition(".")[0] == "fakeredis" and cls.__name__ in _PLAIN_FAKES
-    )
-    return plain and type(getattr(client, "connection_pool", None)) is (
-        redis.asyncio.ConnectionPool
-    )
+        if not (delivery.handled or delivery.failed or delivery.refused):
+            # Every subscriber was garbage-collected: end the subscription.
+            subscriptions.forget_if_unused(channel)

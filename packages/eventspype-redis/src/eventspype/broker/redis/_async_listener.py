@@ -1,18 +1,21 @@
 """The listener task of ``AsyncRedisBroker``: one Pub/Sub connection, read on the loop.
 
-The asyncio twin of ``_listener.Listener``, with the same interface towards the
-broker's subscription tables (:meth:`add`, :meth:`remove`, :meth:`sync`,
-:meth:`request_tidy`, callable from any thread) and the same behaviour: it
-reads a connection of the broker's own (the client's settings, no retry
-policy), delivers each message by calling ``deliver`` on the loop, and when the
-connection drops it reconnects with backoff and jitter (``_outage.Outage``,
-shared with the thread listener) and subscribes every channel again.
+The asyncio driver of what ``_listener.Listener`` drives with a thread. What
+to send and what each reply means is the shared, I/O-free
+:class:`~._channel_book.ChannelBook` (one channel per SUBSCRIBE, so a refusal
+concerns that channel only); backoff and its warnings are the shared
+:class:`~._outage.Outage`. Towards the broker's subscription tables it has the
+thread listener's interface (:meth:`add`, :meth:`remove`, :meth:`sync`,
+:meth:`request_tidy`, callable from any thread).
 
-One task reads; SUBSCRIBE, UNSUBSCRIBE and PING are written by short tasks
-under ``_send_lock`` (asyncio reads and writes of one connection are
-independent). The reader waits up to ``health_check_interval`` for a reply,
-then PINGs; a second silent interval means a dead connection. An idle
-listener therefore wakes once per interval and otherwise costs nothing.
+It reads a connection of the broker's own (the client's settings, no retry
+policy) and calls ``deliver`` on the loop for each message. When the
+connection drops it reconnects with backoff and jitter and subscribes every
+wanted channel again. One task reads; commands are written by short tasks
+under ``_send_lock`` (reading and writing one asyncio connection are
+independent). The reader waits up to ``health_check_interval`` for traffic,
+then PINGs; another silent interval means a dead connection. An idle listener
+wakes once per interval and costs nothing otherwise.
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-from eventspype.broker.redis._link import Reply, _normalize
+import redis.exceptions
+
+from eventspype.broker.redis._channel_book import ChannelBook, Command
+from eventspype.broker.redis._link import _normalize
 from eventspype.broker.redis._outage import Outage
-from eventspype.broker.redis._stats import Counters
+from eventspype.broker.redis._stats import ConnectionState, Counters
 
 __all__ = ["AsyncListener"]
 
@@ -53,6 +60,7 @@ class AsyncListener:
         *,
         health_check_interval: float,
         reconnect_delay: tuple[float, float],
+        encoding: str,
     ) -> None:
         if not health_check_interval > 0:
             raise ValueError(
@@ -63,45 +71,42 @@ class AsyncListener:
         self._new_connection = new_connection
         self._deliver = deliver
         self._tidy = tidy
+        self._counters = counters
         self._health_check_interval = health_check_interval
-        # _channels is changed from any thread (under _lock); the rest is
-        # touched on the loop only.
+        # The book is changed from any thread (add/remove) under _lock.
         self._lock = threading.Lock()
-        self._channels: dict[bytes, None] = {}  # wanted, in order
+        self._book = ChannelBook(encoding)
         self._connection: Any = None  # subscribed, read by the task
-        self._sent: set[bytes] = set()  # subscribed on _connection, as sent
-        self._unconfirmed: dict[bytes, int] = {}  # commands awaiting a reply
+        self._connected = False  # Redis answered on _connection
+        self._state_since: float | None = None  # time.time() of the last change
         self._send_lock = asyncio.Lock()
         self._sync_scheduled = False
         self._sends: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._work = asyncio.Event()  # channels wanted while idle
-        self._settled = asyncio.Event()  # every wanted channel confirmed
+        self._progress = asyncio.Event()  # a confirmation, refusal or failure
         self._stopping = False
-        self._last_error: BaseException | None = None
-
-    @property
-    def down(self) -> bool:
-        """Whether Redis is known to be unreachable right now."""
-        return self._outage.down
 
     # -- what is wanted (any thread) ----------------------------------------
 
     def add(self, channel: bytes) -> None:
         """Want ``channel``; call :meth:`sync` next."""
         with self._lock:
-            if self._stopping:
-                return
-            self._channels[channel] = None
+            if not self._stopping:
+                self._book.want(channel)
 
     def remove(self, channel: bytes) -> None:
         """Stop wanting ``channel``; call :meth:`sync` next."""
         with self._lock:
-            self._channels.pop(channel, None)
+            self._book.unwant(channel)
 
     def sync(self) -> None:
         """Have the loop send what :meth:`add` and :meth:`remove` changed."""
-        self._on_loop(self._schedule_sync)
+        if asyncio._get_running_loop() is self._loop:
+            self._schedule_sync()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: too late
+            self._loop.call_soon_threadsafe(self._schedule_sync)
 
     def request_tidy(self) -> None:
         """Have the loop call ``tidy`` soon (safe from a weakref callback).
@@ -112,34 +117,50 @@ class AsyncListener:
         with contextlib.suppress(RuntimeError):  # the loop is closed: too late
             self._loop.call_soon_threadsafe(self._tidy)
 
-    async def wait_settled(self, timeout: float) -> None:
-        """Wait until Redis confirmed every wanted channel.
+    # -- what is true now ------------------------------------------------------
+
+    def state(self) -> ConnectionState:
+        """Connected or not, since when, the last error, what is subscribed."""
+        with self._lock:
+            book = self._book
+            return ConnectionState(
+                connected=self._connected,
+                since=self._state_since,
+                last_error=self._outage.last_error,
+                subscribed=book.subscribed() if self._connected else 0,
+                refused={book.name(c): r for c, r in book.refused.items()},
+            )
+
+    async def wait_until_subscribed(self, timeout: float) -> None:
+        """Wait until Redis confirmed every wanted channel on a live connection.
 
         Raises:
+            SubscriptionRefused: Redis refused a channel (the first one).
             TimeoutError: not within ``timeout`` seconds; the message names
-                the channels and the last connection error.
+                the channels still waiting and the last connection error.
         """
         deadline = self._loop.time() + timeout
-        while not self._is_settled():
+        while True:
+            self._progress.clear()
+            with self._lock:
+                book = self._book
+                refused = next(iter(book.refused), None)
+                missing = book.missing() if self._connection else list(book.wanted)
+            if refused is not None:
+                raise book.refusal(refused)
+            if not missing:
+                return
             left = deadline - self._loop.time()
             if left <= 0 or self._stopping:
-                with self._lock:
-                    pending = sorted(set(self._channels) - self._confirmed_channels())
-                error = self._last_error
+                names = ", ".join(repr(book.name(c)) for c in missing[:5])
+                more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
                 raise TimeoutError(
-                    f"Redis has not confirmed the subscription to "
-                    f"{b', '.join(pending).decode(errors='replace')} within "
-                    f"{timeout} s"
-                    + (f" (last connection error: {error})" if error else "")
+                    f"Redis has not confirmed the subscription to {names}{more} "
+                    f"within {timeout} s (last connection error: "
+                    f"{self._outage.last_error or 'none'})"
                 )
-            self._settled.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._settled.wait(), min(left, 0.5))
-
-    def _confirmed_channels(self) -> set[bytes]:
-        if self._connection is None:
-            return set()
-        return {c for c in self._sent if c not in self._unconfirmed}
+                await asyncio.wait_for(self._progress.wait(), min(left, 0.5))
 
     async def stop(self) -> None:
         """End the task and close the connection (idempotent)."""
@@ -152,29 +173,13 @@ class AsyncListener:
                 await task
         await self._drop_connection()
 
-    # -- on the loop --------------------------------------------------------
-
-    def _on_loop(self, callback: Callable[[], None]) -> None:
-        if asyncio._get_running_loop() is self._loop:
-            callback()
-            return
-        with contextlib.suppress(RuntimeError):  # the loop is closed: too late
-            self._loop.call_soon_threadsafe(callback)
-
-    def _is_settled(self) -> bool:
-        with self._lock:
-            wanted = set(self._channels)
-        return not wanted or (
-            self._connection is not None
-            and wanted == self._sent
-            and not self._unconfirmed
-        )
+    # -- sending (on the loop) ---------------------------------------------------
 
     def _schedule_sync(self) -> None:
         if self._stopping:
             return
         with self._lock:
-            wanted = bool(self._channels)
+            wanted = bool(self._book.wanted)
         if self._task is None and wanted:
             self._task = self._loop.create_task(
                 self._run(), name="eventspype-redis-listener"
@@ -194,128 +199,163 @@ class AsyncListener:
             if connection is None or self._stopping:
                 return
             with self._lock:
-                new = [c for c in self._channels if c not in self._sent]
-                gone = [c for c in self._sent if c not in self._channels]
-            for channel in (*new, *gone):
-                self._unconfirmed[channel] = self._unconfirmed.get(channel, 0) + 1
-            self._sent.update(new)
-            self._sent.difference_update(gone)
-            try:
-                if new:
-                    await connection.send_command("SUBSCRIBE", *new, check_health=False)
-                if gone:
-                    await connection.send_command(
-                        "UNSUBSCRIBE", *gone, check_health=False
-                    )
-            except Exception as error:  # the reader sees the broken connection
-                _logger.debug("Pub/Sub command failed; reconnecting: %s", error)
+                # Recorded before sending: the reply may beat the bookkeeping.
+                commands = self._book.commands()
+            await self._send(connection, commands)
+
+    async def _send(self, connection: Any, commands: list[Command]) -> None:
+        # Caller holds _send_lock. A failed send is the reader's to find out.
+        if not commands:
+            return
+        try:
+            packed = connection.pack_commands(commands)
+            await connection.send_packed_command(packed, check_health=False)
+        except Exception as error:
+            _logger.debug("Pub/Sub command failed; reconnecting: %s", error)
+
+    # -- the task ------------------------------------------------------------------
 
     async def _run(self) -> None:
-        try:
-            while not self._stopping:
+        while not self._stopping:
+            try:
                 with self._lock:
-                    channels = list(self._channels)
-                if not channels:
+                    wanted = bool(self._book.wanted)
+                if not wanted:
                     self._work.clear()
                     await self._work.wait()
                     continue
                 if self._outage.failures:
                     await asyncio.sleep(self._outage.next_delay())
-                await self._connect_and_read(channels)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a bug: say so once, never die with a traceback
-            _logger.exception("Redis listener task failed; no more deliveries")
+                await self._connect_and_read()
+            except asyncio.CancelledError:
+                raise
+            except BaseException:  # a bug of ours: never end delivery for it
+                self._counters.listener_restarts += 1
+                _logger.exception("Redis listener task failed; starting over")
+                await self._drop_connection()
 
-    async def _connect_and_read(self, channels: list[bytes]) -> None:
+    async def _connect_and_read(self) -> None:
         connection = self._new_connection()
         try:
             await connection.connect()
-            await connection.send_command("SUBSCRIBE", *channels, check_health=False)
         except BaseException as error:
             with contextlib.suppress(Exception):
                 await connection.disconnect(nowait=True)
             if not isinstance(error, Exception):  # cancelled: stopping
                 raise
-            self._last_error = error
             self._outage.failed(error)
+            self._progress.set()
             return
         async with self._send_lock:
             self._connection = connection
-            self._sent = set(channels)
-            self._unconfirmed = dict.fromkeys(channels, 1)
-        # Healthy only once Redis confirms a subscription (see _confirmed): a
-        # server that accepts connections but refuses commands must keep the
-        # backoff growing.
-        recovering = True
-        self._schedule_sync()  # channels added or removed while connecting
+            with self._lock:
+                self._book.new_connection()
+                commands = self._book.commands()  # every wanted channel
+            await self._send(connection, commands)
         try:
-            while not self._stopping:
-                reply = await self._read(connection)
-                kind, channel, data = reply
-                if kind == b"message":
-                    try:
-                        self._deliver(channel or b"", data)
-                    except Exception:  # the broker's handler never raises
-                        _logger.exception("Delivering a Redis message failed")
-                elif kind == b"subscribe":
-                    if recovering:
-                        recovering = False
-                        with self._lock:
-                            count = len(self._channels)
-                        self._outage.recovered(count)
-                    self._confirmed(channel or b"")
-                elif kind == b"unsubscribe" and self._confirmed(channel or b""):
-                    return  # nothing subscribed any more: give it back
+            await self._read(connection)
         except asyncio.CancelledError:
             raise
         except Exception as error:
             if not self._stopping:
                 with self._lock:
-                    count = len(self._channels)
-                self._last_error = error
+                    count = len(self._book.wanted)
                 self._outage.lost(error, count)
         finally:
             await self._drop_connection()
 
-    async def _read(self, connection: Any) -> Reply:
-        """The next Pub/Sub reply; PINGs when quiet, raises if unanswered."""
+    async def _read(self, connection: Any) -> None:
+        """Read and handle replies until the connection fails or is unused."""
+        # Healthy only once Redis answers on this connection: a server that
+        # accepts connections but refuses commands (NOAUTH, LOADING) must keep
+        # the backoff growing.
+        recovering = True
         pinged = False
-        while True:
-            response = await connection.read_response(
-                timeout=self._health_check_interval,
-                disconnect_on_error=False,
-                push_request=True,
-            )
+        while not self._stopping:
+            try:
+                response = await connection.read_response(
+                    timeout=self._health_check_interval,
+                    disconnect_on_error=False,
+                    push_request=True,
+                )
+            except redis.exceptions.ResponseError as error:
+                response = error  # refuses one command; the others go on
             if response is None:  # quiet for a whole interval
                 if pinged:
                     raise TimeoutError("no reply to PING")
                 pinged = True
                 async with self._send_lock:
-                    await connection.send_command("PING", check_health=False)
+                    with self._lock:
+                        ping = self._book.ping()
+                    await self._send(connection, [ping])
                 continue
-            reply = _normalize(response)
-            if reply is not None and reply[0] != b"pong":
-                return reply
             pinged = False
+            reply = _normalize(response)
+            if reply is None:
+                continue
+            kind, channel, data = reply
+            if kind == b"message":
+                try:
+                    self._deliver(channel or b"", data)
+                except Exception:  # the broker's handler never raises; be sure
+                    self._counters.listener_errors += 1
+                    _logger.exception("Handling a Redis message on %r failed", channel)
+                continue
+            if recovering:
+                recovering = False
+                self._healthy()
+            if kind == b"error":
+                self._refused(data)
+            elif self._answered(kind, channel):
+                return  # nothing subscribed any more: give the connection back
 
-    def _confirmed(self, channel: bytes) -> bool:
-        """Count a confirmation; whether the connection is unused now."""
-        left = self._unconfirmed.get(channel, 0) - 1
-        if left > 0:  # a later command for this channel is in flight
-            self._unconfirmed[channel] = left
-            return False
-        self._unconfirmed.pop(channel, None)
-        if self._is_settled():
-            self._settled.set()
+    def _healthy(self) -> None:
         with self._lock:
-            return not (self._channels or self._sent or self._unconfirmed)
+            count = len(self._book.wanted)
+            self._connected = True
+            self._state_since = time.time()
+        self._outage.recovered(count)
+
+    def _answered(self, kind: bytes, channel: bytes | None) -> bool:
+        """A confirmation arrived; whether the connection is unused now."""
+        with self._lock:
+            self._book.answered(kind, channel)
+            unused = kind == b"unsubscribe" and self._book.idle
+        self._progress.set()
+        return unused
+
+    def _refused(self, error: Any) -> None:
+        with self._lock:
+            kind, channel, _ = self._book.error_reply(error)
+            reason = self._book.refused.get(channel) if channel else None
+        self._progress.set()
+        if kind == b"subscribe" and channel is not None:
+            self._counters.subscribe_refusals += 1
+            _logger.error(
+                "Redis refused to subscribe to %r: %s; the other channels are "
+                "not affected",
+                self._book.name(channel),
+                reason,
+            )
+        elif kind != b"ping":
+            _logger.error(
+                "Redis refused a Pub/Sub command (%s %r): %s: %s",
+                kind.decode() or "unknown",
+                channel,
+                type(error).__name__,
+                error,
+            )
 
     async def _drop_connection(self) -> None:
         async with self._send_lock:
             connection, self._connection = self._connection, None
-            self._sent = set()
-            self._unconfirmed = {}
+            with self._lock:
+                self._book.new_connection()
+                self._book.release_waiters()
+                if self._connected or self._state_since is None:
+                    self._connected = False
+                    self._state_since = time.time()
+        self._progress.set()
         if connection is not None:
             with contextlib.suppress(Exception):
                 await connection.disconnect(nowait=True)
