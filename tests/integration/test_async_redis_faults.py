@@ -329,3 +329,42 @@ def test_a_kill_fails_every_batch_awaiting_replies_then_publishing_recovers(
         await receiver.broker.aclose()
 
     run(scenario)
+
+
+def test_a_refused_channel_concerns_that_channel_only(
+    server: PrivateRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An ACL user that may use only ``afaults:OK*``: the refused channel is
+    reported, the allowed one delivers, the connection is never dropped."""
+    from eventspype.broker.redis import SubscriptionRefused
+
+    caplog.set_level(logging.WARNING, logger="eventspype.broker.redis")
+    admin = server.client()
+    admin.execute_command(
+        "ACL", "SETUSER", "u", "on", ">pw", "resetchannels", "&afaults:OK*",
+        "~*", "+@all",
+    )  # fmt: skip
+    admin.close()
+
+    async def scenario() -> None:
+        node = Node(f"redis://u:pw@127.0.0.1:{server.port}/0")
+        allowed = EventPublisher(EventPublication("ok", Ping), broker=node.broker)
+        forbidden = EventPublisher(EventPublication("no", Ping), broker=node.broker)
+        got: list[int] = []
+        subscriber = FunctionalEventSubscriber(
+            lambda event: got.append(event.n), with_event_info=False
+        )
+        allowed.add_subscriber(subscriber)
+        forbidden.add_subscriber(subscriber)
+        with pytest.raises(SubscriptionRefused, match="afaults:NO"):
+            await node.broker.wait_until_subscribed()
+        stats = node.broker.stats()
+        assert stats.subscribe_refusals == 1
+        assert list(stats.refused_channels) == ["afaults:NO"]
+        await node.broker.publish_async(allowed.channel, Ping(1), "OK", None)
+        await eventually(lambda: got == [1])
+        assert node.broker.stats().reconnects == 0
+        assert "connection lost" not in caplog.text
+        await node.broker.aclose()
+
+    run(scenario)

@@ -385,24 +385,58 @@ def test_unsubscribe_and_collection_end_the_redis_subscription(
     run(scenario)
 
 
-def test_subscribe_publication_subscribes_the_publications_channel(
+def test_publication_checks_per_subscriber_as_in_redis_broker(
     make_client: ClientFactory,
 ) -> None:
+    """Through a publisher: only the publication's class; directly: the channel."""
     from eventspype import EventPublication
 
     async def scenario() -> None:
-        async with open_broker(make_client, unique_prefix()) as broker:
-            inbox = Inbox()
+        prefix = unique_prefix()
+        raw = make_client()
+        async with open_broker(make_client, prefix) as broker:
+            through_publisher, direct = Inbox(), Inbox()
             publication = EventPublication("orders", OrderPlaced)
-            broker.subscribe_publication(publication, inbox.subscriber)
+            broker.subscribe_publication(publication, through_publisher.subscriber)
+            broker.subscribe("ORDERS", direct.subscriber)
             await broker.wait_until_subscribed()
-            await broker.publish_async("ORDERS", OrderPlaced(1, 1.0), "ORDERS", None)
-            assert await inbox.wait_for(1) == [OrderPlaced(1, 1.0)]
-            broker.unsubscribe_publication(publication, inbox.subscriber)
-            await broker.publish_async("ORDERS", OrderPlaced(2, 2.0), "ORDERS", None)
+            channel = f"{prefix}ORDERS"
+            placed = b'{"order_id":1,"amount":2.0}'
+            await raw.publish(
+                channel, encode("ORDERS", OrderCancelled, b'{"order_id":9}')
+            )
+            await raw.publish(channel, encode("OTHER", OrderPlaced, placed))
+            await raw.publish(channel, encode("ORDERS", OrderPlaced, placed))
+            assert await direct.wait_for(2) == [OrderCancelled(9), OrderPlaced(1, 2.0)]
+            assert await through_publisher.wait_for(1) == [OrderPlaced(1, 2.0)]
+            stats = broker.stats()
+            assert stats.dropped["class_mismatch"] == 1  # for one subscriber
+            assert stats.dropped["tag_mismatch"] == 1  # the whole message
+            assert stats.delivered == 2
+
+            broker.unsubscribe_publication(publication, through_publisher.subscriber)
             await broker.publish_async("ORDERS", OrderPlaced(3, 3.0), "ORDERS", None)
-            await asyncio.sleep(0.05)
-            assert inbox.events == [OrderPlaced(1, 1.0)]
+            assert (await direct.wait_for(3))[-1] == OrderPlaced(3, 3.0)
+            assert through_publisher.events == [OrderPlaced(1, 2.0)]
+        await close_client(raw)
+
+    run(scenario)
+
+
+def test_stats_report_the_connection(make_client: ClientFactory) -> None:
+    async def scenario() -> None:
+        async with open_broker(make_client, unique_prefix()) as broker:
+            assert not broker.stats().connected
+            inbox = Inbox()
+            publisher_for(broker, "orders", OrderPlaced).add_subscriber(
+                inbox.subscriber
+            )
+            await broker.wait_until_subscribed()
+            stats = broker.stats()
+            assert stats.connected
+            assert stats.subscribed == 1
+            assert stats.connected_since is not None
+            assert stats.last_connection_error is None
 
     run(scenario)
 
