@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import warnings
 from collections.abc import Iterable, Mapping
 from types import TracebackType
@@ -15,15 +14,12 @@ from redis.backoff import NoBackoff
 
 from eventspype.broker.broker import MessageBroker
 from eventspype.broker.redis import _envelope
-from eventspype.broker.redis._async_connections import (
-    fast_path_client,
-    own_connection_options,
-)
+from eventspype.broker.redis._async_connections import own_connection_options
 from eventspype.broker.redis._async_listener import AsyncListener
-from eventspype.broker.redis._async_senders import ClientSender, ConnectionSender
+from eventspype.broker.redis._async_senders import make_sender
 from eventspype.broker.redis._async_writer import AsyncWriter
 from eventspype.broker.redis._channels import ChannelNames
-from eventspype.broker.redis._connections import client_encoding, lacks_socket_timeout
+from eventspype.broker.redis._connections import client_encoding
 from eventspype.broker.redis._inbound import Inbound
 from eventspype.broker.redis._listener import Listener
 from eventspype.broker.redis._receive import receive
@@ -36,8 +32,6 @@ from eventspype.serializers import EventSerializer, JsonEventSerializer
 from eventspype.sub.subscriber import EventSubscriber
 
 __all__ = ["AsyncRedisBroker"]
-
-_logger = logging.getLogger("eventspype.broker.redis")
 
 _B = TypeVar("_B", bound="AsyncRedisBroker")
 
@@ -58,45 +52,24 @@ class AsyncRedisBroker(MessageBroker):
     when called. It reconnects with backoff and subscribes every channel again
     when the connection drops, like ``RedisBroker``'s thread.
 
-    Publishing, two ways:
-
-    * ``publish()`` (the ``MessageBroker`` contract, used by
-      ``EventPublisher.publish``) never waits for Redis: it encodes the event,
-      queues it for the writer task and returns. The writer sends what was
-      queued during one loop turn in one pipeline. The queue holds at most
-      ``max_queued`` events; when it is full ``publish()`` raises
-      :class:`PublishQueueFull`. A batch that fails (Redis down) is logged and
-      counted in ``stats().publish_errors``: those events are lost.
-    * ``await publish_async()`` (used by ``await publisher.publish_async()``)
-      goes through the same queue, in order with the others, waits for room,
-      and returns once Redis has the message, or raises the connection error.
-      Cancelling it never disturbs the connection (the writer owns it); a
-      message not yet taken by the writer is then not sent.
-
-    Subscribing is synchronous too: the SUBSCRIBE is sent by the loop soon
-    after. ``await broker.wait_until_subscribed()`` waits until Redis confirmed
-    every channel (an event published before that may be missed).
-
-    Close with ``await broker.aclose()`` or ``async with broker:``: it sends
-    what is queued, stops the listener and closes the broker's connections
-    (and the client when :meth:`from_url` made it).
+    ``publish()`` (the ``MessageBroker`` contract, so ``EventPublisher.publish``)
+    never waits for Redis: it queues the encoded event for the writer task,
+    which sends what one loop turn queued in one pipeline; the queue holds
+    ``max_queued`` events (then :class:`PublishQueueFull`), and a batch that
+    cannot be sent is logged and counted in ``stats().publish_errors``.
+    ``await publish_async()`` (so ``await publisher.publish_async()``) takes
+    the same queue and returns once Redis has the event, or raises; cancelling
+    it never disturbs the connection. ``subscribe()`` returns at once (see
+    :meth:`wait_until_subscribed`). Close with ``await broker.aclose()`` or
+    ``async with broker:``.
 
     Args:
         redis_client: A ``redis.asyncio.Redis`` (or fakeredis's
             ``FakeAsyncRedis``). The broker reads and publishes on connections
             of its own, made like the client's (host, TLS, credentials,
             database, protocol) but without its retry policy and with a timeout.
-        serializer: As for ``RedisBroker``.
-        channel_prefix: Prepended to every channel name on the server.
-        allow_unregistered_classes: Import classes that were not registered.
-        max_message_bytes: Larger received messages are dropped unread.
-        max_nesting_depth: Deeper text payloads are dropped unread.
         subscribe_timeout: The default ``timeout`` of
             :meth:`wait_until_subscribed`.
-        reconnect_delay: ``(first, longest)`` seconds between reconnection
-            attempts; doubles after each failure.
-        health_check_interval: After this many quiet seconds the listener
-            PINGs; no answer within as many more means a dead connection.
         fast_publish: Send pre-encoded PUBLISH commands on the broker's own
             connection (plain clients only); ``False`` uses the client's
             ``pipeline()``.
@@ -104,6 +77,11 @@ class AsyncRedisBroker(MessageBroker):
             client's ``socket_timeout``, or 5 s) before a batch fails.
         max_queued: The bound of the writer's queue, in events.
         loop: The event loop to use; the running one by default.
+
+    The other options (``serializer``, ``channel_prefix``,
+    ``allow_unregistered_classes``, ``allowed_modules``, ``max_message_bytes``,
+    the deprecated ``max_nesting_depth``, ``reconnect_delay``,
+    ``health_check_interval``) are ``RedisBroker``'s, with the same meaning.
 
     Raises:
         ValueError: an option is out of range.
@@ -166,22 +144,9 @@ class AsyncRedisBroker(MessageBroker):
         # Subscriptions is typed for the thread listener; it calls add, remove,
         # sync and request_tidy, which AsyncListener has too.
         self._subscriptions = Subscriptions(self._names, cast(Listener, self._listener))
-        self._sender: ConnectionSender | ClientSender
-        if fast_publish and fast_path_client(redis_client):
-            publish_class, publish_kwargs = own_connection_options(
-                redis_client, publish_timeout
-            )
-            self._sender = ConnectionSender(publish_class(**publish_kwargs))
-        else:
-            if lacks_socket_timeout(redis_client):
-                warnings.warn(
-                    "the Redis client has no socket_timeout: the writer will "
-                    "wait forever for a server that stops answering; give the "
-                    "client socket_timeout (AsyncRedisBroker.from_url() does)",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-            self._sender = ClientSender(redis_client)
+        self._sender = make_sender(
+            redis_client, fast=fast_publish, timeout=publish_timeout
+        )
         self._writer = AsyncWriter(self._loop, self._sender, self._counters, max_queued)
         self._closed = False
         self._owns_client = False
@@ -267,19 +232,12 @@ class AsyncRedisBroker(MessageBroker):
                 encode ``event``.
             RuntimeError: the broker is closed.
         """
-        if self._closed:
-            raise RuntimeError("AsyncRedisBroker is closed")
-        message = _envelope.encode(
-            event_tag, type(event), self._serializer.serialize(event)
-        )
-        self._writer.put_nowait(self._names.wire(channel), message)
+        self._writer.put_nowait(*self._encode(channel, event, event_tag))
 
     async def publish_async(
         self, channel: str, event: Any, event_tag: NormalizedTag, caller: Any
     ) -> None:
-        """Publish ``event`` and return once Redis has it (on the broker's loop).
-
-        Waits for room in the writer's queue when it is full. Never retried.
+        """Publish ``event``; return once Redis has it (waits for room; no retry).
 
         Raises:
             redis.exceptions.ConnectionError: Redis cannot be reached.
@@ -289,12 +247,7 @@ class AsyncRedisBroker(MessageBroker):
                 encode ``event`` (nothing is sent).
             RuntimeError: the broker is closed.
         """
-        if self._closed:
-            raise RuntimeError("AsyncRedisBroker is closed")
-        message = _envelope.encode(
-            event_tag, type(event), self._serializer.serialize(event)
-        )
-        await self._writer.put(self._names.wire(channel), message)
+        await self._writer.put(*self._encode(channel, event, event_tag))
 
     def subscribe(self, channel: str, subscriber: EventSubscriber) -> None:
         """Deliver the events of ``channel``, from any process, to ``subscriber``.
@@ -325,10 +278,7 @@ class AsyncRedisBroker(MessageBroker):
         self._subscriptions.add(str(publication.event_tag), subscriber, publication)
 
     def unsubscribe(self, channel: str, subscriber: EventSubscriber) -> None:
-        """Stop delivering ``channel`` to ``subscriber`` (however it subscribed).
-
-        The Redis subscription ends with the channel's last subscriber.
-        """
+        """Stop delivering ``channel`` to ``subscriber`` (however it subscribed)."""
         self._subscriptions.discard(channel, subscriber)
 
     def unsubscribe_publication(
@@ -342,16 +292,13 @@ class AsyncRedisBroker(MessageBroker):
     async def wait_until_subscribed(self, timeout: float | None = None) -> None:
         """Wait until Redis has confirmed every channel subscribed so far.
 
-        ``subscribe()`` returns before Redis confirms: an event published
-        before the confirmation may be missed. Returns at once when nothing is
-        subscribed. ``timeout`` defaults to ``subscribe_timeout``.
+        An event published before the confirmation may be missed. ``timeout``
+        defaults to ``subscribe_timeout``.
 
         Raises:
-            TimeoutError: not confirmed within ``timeout`` seconds (Redis
-                down, say); the message names the channels and the last
-                connection error. The listener goes on trying.
-            SubscriptionRefused: Redis refused a channel (an ACL forbids it);
-                the other channels are not affected.
+            TimeoutError: not in time; names the channels and the last
+                connection error (the listener goes on trying).
+            SubscriptionRefused: Redis refused a channel (an ACL forbids it).
             RuntimeError: the broker is closed.
         """
         if self._closed:
@@ -416,6 +363,17 @@ class AsyncRedisBroker(MessageBroker):
         return f"<{type(self).__name__} prefix={self._channel_prefix!r} {state}>"
 
     # -- internals --------------------------------------------------------
+
+    def _encode(
+        self, channel: str, event: Any, event_tag: NormalizedTag
+    ) -> tuple[bytes, bytes]:
+        """The wire name and the envelope to PUBLISH (checks the broker is open)."""
+        if self._closed:
+            raise RuntimeError("AsyncRedisBroker is closed")
+        payload = self._serializer.serialize(event)
+        return self._names.wire(channel), _envelope.encode(
+            event_tag, type(event), payload
+        )
 
     def _tidy(self) -> None:
         """End subscriptions whose subscribers were collected (on the loop)."""

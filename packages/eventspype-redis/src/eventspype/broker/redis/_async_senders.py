@@ -14,15 +14,21 @@ the next batch while the replies of the previous one are on their way.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import redis.exceptions
 from redis.exceptions import ResponseError
 
+from eventspype.broker.redis._async_connections import (
+    fast_path_client,
+    own_connection_options,
+)
+from eventspype.broker.redis._connections import lacks_socket_timeout
 from eventspype.broker.redis._transport import pack_publish
 
-__all__ = ["ClientSender", "ConnectionSender", "Sender"]
+__all__ = ["ClientSender", "ConnectionSender", "Sender", "make_sender"]
 
 Messages = Sequence[tuple[bytes, bytes]]
 
@@ -50,6 +56,27 @@ class Sender(Protocol):
 
     async def close(self) -> None:
         """Release what the sender holds (never the user's client)."""
+
+
+def make_sender(client: Any, *, fast: bool, timeout: float | None) -> Sender:
+    """A :class:`ConnectionSender` for plain clients when ``fast``, else the client's.
+
+    ``timeout`` bounds the broker's own connection (the client's
+    ``socket_timeout`` when ``None``). Warns when publishing through a client
+    that has no timeout at all.
+    """
+    if fast and fast_path_client(client):
+        connection_class, options = own_connection_options(client, timeout)
+        return ConnectionSender(connection_class(**options))
+    if lacks_socket_timeout(client):
+        warnings.warn(
+            "the Redis client has no socket_timeout: the writer will wait "
+            "forever for a server that stops answering; give the client "
+            "socket_timeout (AsyncRedisBroker.from_url() does)",
+            RuntimeWarning,
+            stacklevel=3,  # AsyncRedisBroker(...) in the user's code
+        )
+    return ClientSender(client)
 
 
 class ConnectionSender:
