@@ -237,7 +237,7 @@ def test_fast_publish_off_and_subclassed_clients_use_the_clients_pipeline() -> N
         for sender in (
             AsyncRedisBroker(client, channel_prefix=prefix),
             AsyncRedisBroker(
-                fakeredis.FakeAsyncRedis(server=server),
+                fakeredis.FakeAsyncRedis(server=server, socket_timeout=5),
                 channel_prefix=prefix,
                 fast_publish=False,
             ),
@@ -283,3 +283,13 @@ def test_events_queued_when_the_loop_ends_without_aclose_are_reported(
         "5 published event(s) not sent to Redis "
         "(RuntimeError: the writer task was cancelled)" in caplog.text
     )
+
+
+def test_a_client_without_socket_timeout_is_warned_about() -> None:
+    async def scenario() -> None:
+        client = fakeredis.FakeAsyncRedis(socket_timeout=None)
+        with pytest.warns(RuntimeWarning, match="socket_timeout"):
+            broker = AsyncRedisBroker(client, fast_publish=False)
+        await broker.aclose()
+
+    run(scenario)
