@@ -113,11 +113,11 @@ class AsyncWriter:
                 f"(max_queued={self.max_queued}); the event was not published"
             )
         self._queue.append((channel, message, None))
-        if self._wakeup is not None or self._task is None:
-            if asyncio._get_running_loop() is self._loop:
-                self._wake()
-            else:
-                self._loop.call_soon_threadsafe(self._wake)
+        if asyncio._get_running_loop() is not self._loop:
+            # Another thread: the writer may be going idle right now.
+            self._loop.call_soon_threadsafe(self._wake)
+        elif self._wakeup is not None or self._task is None:
+            self._wake()
 
     async def put(self, channel: bytes, message: bytes) -> None:
         """Queue one message, waiting for room, and wait until Redis has it.
