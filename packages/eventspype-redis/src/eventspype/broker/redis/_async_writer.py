@@ -4,9 +4,9 @@
 message to a bounded queue and wakes the writer task. The writer takes
 everything queued since it last ran and writes it as one pipeline: the events
 of one loop turn cost one write. It does not wait for the replies before
-writing the next batch: a reader task reads them, in order, and settles each
-batch, so an event published while another batch is on its way is not held
-back by that batch's round trip. At most ``_MAX_IN_FLIGHT`` batches await
+writing the next batch: a reader task, started once, reads them in order and
+settles each batch, so an event published while another batch is on its way
+is not held back by that batch's round trip. At most ``_MAX_IN_FLIGHT`` batches await
 their replies; after that the writer waits, the queue fills, and ``publish()``
 refuses (``PublishQueueFull``): memory stays bounded while Redis is slow.
 
@@ -89,6 +89,7 @@ class AsyncWriter:
         self._reader: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Future[None] | None = None  # set while idle
         self._replied = asyncio.Event()  # the reader settled a batch
+        self._written = asyncio.Event()  # a batch is in flight for the reader
         self._room = asyncio.Event()  # the writer took messages off the queue
         self._idle = asyncio.Event()  # nothing queued, written or in flight
         self._idle.set()
@@ -215,13 +216,20 @@ class AsyncWriter:
             self._reader = self._loop.create_task(
                 self._read(), name="eventspype-redis-replies"
             )
+        else:
+            self._written.set()
 
     # -- the reply reader task ----------------------------------------------
 
     async def _read(self) -> None:
         sender = self._sender
         try:
-            while self._in_flight:
+            while True:
+                if not self._in_flight:
+                    self._settled()
+                    self._written.clear()
+                    await self._written.wait()
+                    continue
                 generation, batch = self._in_flight[0]
                 refused: ResponseError | None = None
                 try:
