@@ -9,6 +9,8 @@ Provided by the eventspype-redis distribution::
     broker.register_event_class(OrderPlacedEvent)
 """
 
+from eventspype.broker.redis._async_broker import AsyncRedisBroker
+from eventspype.broker.redis._async_writer import PublishQueueFull
 from eventspype.broker.redis._batch import Batch
 from eventspype.broker.redis._broker import RedisBroker
 from eventspype.broker.redis._channel_book import SubscriptionRefused
@@ -19,8 +21,10 @@ from eventspype.broker.redis._version import __version__
 
 __all__ = [
     "DROP_REASONS",
+    "AsyncRedisBroker",
     "Batch",
     "DropReason",
+    "PublishQueueFull",
     "RedisBroker",
     "RedisBrokerStats",
     "RedisStreamBroker",
