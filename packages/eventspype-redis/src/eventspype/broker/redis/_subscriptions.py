@@ -24,6 +24,7 @@ from eventspype.broker.redis._listener import Listener, Subscription
 from eventspype.broker.redis._process import track
 
 if TYPE_CHECKING:
+    from eventspype.broker.redis._sharded_listener import ShardedListener
     from eventspype.sub.subscriber import EventSubscriber
 
 __all__ = ["Subscriptions"]
@@ -34,7 +35,9 @@ _Key = tuple[str, int]  # (channel, id(subscriber)): subscribers may be unhashab
 class Subscriptions:
     """The channel tables of one broker (thread-safe; see the module docs)."""
 
-    def __init__(self, prefix: str, encoding: str, listener: Listener) -> None:
+    def __init__(
+        self, prefix: str, encoding: str, listener: Listener | ShardedListener
+    ) -> None:
         self._prefix = prefix
         self._encoding = encoding
         self._listener = listener

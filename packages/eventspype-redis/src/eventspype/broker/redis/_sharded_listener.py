@@ -1,0 +1,179 @@
+"""The listener of a broker on Redis Cluster: one sharded Pub/Sub listener per shard.
+
+A shard channel is received only on a connection to the master that owns its
+slot, so the broker needs one connection per shard it has channels on. Each is
+an ordinary :class:`~._listener.Listener` (its own thread, backoff,
+health checks, confirmations) whose link is a :class:`~._shard_link.ShardLink`.
+:class:`ShardedListener` has the listener's interface, so the broker's
+subscription tables use it unchanged; it routes each channel to the listener
+of the shard that owned the channel's slot when it was first subscribed.
+
+Failover: when a master dies, only its shard's listener loses its connection;
+it reconnects with backoff, to the node that owns its channels' slots by then
+(the promoted replica) and subscribes them all again. The other shards keep
+delivering meanwhile.
+
+Delivery: the shard listeners hand every message to one handler under one
+lock, so the broker decodes, counts and calls subscribers on one thread at a
+time, as with a single listener (events of one channel arrive in order: a
+channel has one shard). A subscriber that blocks holds up every shard.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from eventspype.broker.redis._listener import Deliver, Listener, Subscription
+from eventspype.broker.redis._process import track
+from eventspype.broker.redis._shard_link import ShardLinkFactory
+from eventspype.broker.redis._stats import Counters
+
+__all__ = ["ShardedListener"]
+
+
+class _OneAtATime:
+    """The broker's handlers behind one lock (see the module docs).
+
+    Held strongly by the :class:`ShardedListener` only, and referencing the
+    broker weakly, like :class:`~._listener.Listener` does: a broker nobody
+    uses can still be collected, which stops the shard threads.
+    """
+
+    def __init__(self, deliver: Deliver, tidy: Callable[[], None]) -> None:
+        self._deliver = weakref.WeakMethod(deliver)
+        self._tidy = weakref.WeakMethod(tidy)
+        self._lock = threading.RLock()  # a subscriber may subscribe: re-entrant
+        track(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.RLock()
+
+    def deliver(self, channel: bytes, data: Any) -> None:
+        target = self._deliver()
+        if target is not None:
+            with self._lock:
+                target(channel, data)
+
+    def tidy(self) -> None:
+        target = self._tidy()
+        if target is not None:
+            with self._lock:
+                target()
+
+
+class ShardedListener:
+    """One :class:`~._listener.Listener` per shard (see the module docs).
+
+    Channels are the names on the wire, as bytes. ``client`` is the user's
+    ``redis.cluster.RedisCluster``; the other arguments are those of
+    :class:`~._listener.Listener`, for each shard.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        deliver: Deliver,
+        tidy: Callable[[], None],
+        counters: Counters,
+        *,
+        idle_timeout: float,
+        health_check_interval: float,
+        reconnect_delay: tuple[float, float],
+    ) -> None:
+        self._client = client
+        self._handlers = _OneAtATime(deliver, tidy)
+        self._counters = counters
+        self._idle_timeout = idle_timeout
+        self._health_check_interval = health_check_interval
+        self._reconnect_delay = reconnect_delay
+        # Bad options fail here, as they do for a single Listener, rather
+        # than on the first subscription.
+        self._new_shard()
+        self._start_over()
+        track(self)
+
+    def _start_over(self) -> None:
+        self._lock = threading.Lock()
+        # Under _lock; copy-on-write so that readers need no lock.
+        self._shards: dict[str, Listener] = {}  # owner when first used -> listener
+        self._routes: dict[bytes, Listener] = {}  # channel -> its shard's listener
+
+    def _after_fork_in_child(self) -> None:
+        # The shard listeners forget their channels and threads by themselves.
+        self._start_over()
+
+    def _new_shard(self) -> Listener:
+        return Listener(
+            ShardLinkFactory(self._client),
+            self._handlers.deliver,
+            self._handlers.tidy,
+            self._counters,
+            idle_timeout=self._idle_timeout,
+            health_check_interval=self._health_check_interval,
+            reconnect_delay=self._reconnect_delay,
+        )
+
+    @property
+    def shards(self) -> dict[str, Listener]:
+        """Node (as first seen) -> the listener of its shard (a snapshot)."""
+        return dict(self._shards)
+
+    @property
+    def on_listener_thread(self) -> bool:
+        """Whether the caller runs on one of the shard listeners' threads."""
+        return any(shard.on_listener_thread for shard in self._shards.values())
+
+    # -- what is wanted (any thread; the Listener contract) ------------------
+
+    def add(self, channel: bytes) -> Subscription | None:
+        """Want ``channel`` on its shard's listener (see ``Listener.add``)."""
+        with self._lock:
+            shard = self._routes.get(channel)
+            if shard is None:
+                # The client's slot map: no I/O (it is refreshed on failures).
+                node = self._client.get_node_from_key(channel)
+                name = str(node.name) if node is not None else "(unknown)"
+                shard = self._shards.get(name)
+                if shard is None:
+                    shard = self._new_shard()
+                    self._shards = {**self._shards, name: shard}
+                self._routes = {**self._routes, channel: shard}
+        return shard.add(channel)
+
+    def remove(self, channel: bytes) -> None:
+        """Stop wanting ``channel`` (see ``Listener.remove``)."""
+        with self._lock:
+            shard = self._routes.get(channel)
+            if shard is None:
+                return
+            self._routes = {c: s for c, s in self._routes.items() if c != channel}
+        shard.remove(channel)
+
+    def sync(self) -> None:
+        """Send what changed, on every shard's connection (see ``Listener.sync``)."""
+        for shard in self._shards.values():
+            shard.sync()
+
+    def request_tidy(self) -> None:
+        """Have a listener thread call ``tidy`` soon (safe from a weakref callback)."""
+        for shard in self._shards.values():
+            shard.request_tidy()
+
+    # -- stopping --------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Ask every shard's thread to stop, without waiting (idempotent)."""
+        for shard in self._shards.values():
+            shard.request_stop()
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s in all for every shard's thread to end."""
+        deadline = time.monotonic() + timeout
+        done = True
+        for shard in self._shards.values():
+            done = shard.join(max(0.0, deadline - time.monotonic())) and done
+        return done
