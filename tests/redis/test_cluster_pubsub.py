@@ -1,0 +1,212 @@
+"""RedisBroker on a local Redis Cluster: sharded Pub/Sub (SPUBLISH/SSUBSCRIBE).
+
+Every test runs on real ``redis-server`` processes that the fixtures of
+``conftest.py`` start (see ``_cluster.py``); channels are chosen so that they
+hash to different masters.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _cluster import LocalCluster
+from _redis_support import Inbox, OrderPlaced, publisher_for, unique_prefix, wait_until
+from redis.cluster import RedisCluster
+
+from eventspype.broker.redis import RedisBroker
+
+pytestmark = pytest.mark.slow
+
+PEER = Path(__file__).resolve().parent / "_cluster_peer.py"
+
+
+@pytest.fixture
+def clients(redis_cluster: LocalCluster) -> Iterator[list[RedisCluster]]:
+    """Two cluster clients (one per broker, as two processes would have)."""
+    made = [redis_cluster.client(), redis_cluster.client()]
+    yield made
+    for client in made:
+        client.close()
+
+
+def tags_on_every_master(cluster: LocalCluster, prefix: str) -> dict[int, str]:
+    """Master port -> a tag whose channel ``<prefix><TAG>`` that master owns.
+
+    Tags are upper-cased by ``EventPublication``, so the names are upper-case.
+    """
+    channels = cluster.channels_on_distinct_masters(f"{prefix}SHARD")
+    return {port: name[len(prefix) :] for port, name in channels.items()}
+
+
+def shard_subscribers(cluster: LocalCluster, port: int, channel: str) -> int:
+    """``PUBSUB SHARDNUMSUB`` of ``channel`` on the node at ``port``."""
+    client = cluster.node(port).client()
+    try:
+        reply = client.execute_command("PUBSUB", "SHARDNUMSUB", channel)
+    finally:
+        client.close()
+    return int(reply[1])
+
+
+def peer(
+    mode: str, cluster: LocalCluster, prefix: str, tags: list[str], count: int
+) -> Any:
+    ports = ",".join(str(port) for port in cluster.ports)
+    return subprocess.Popen(
+        [sys.executable, str(PEER), mode, ports, prefix, ",".join(tags), str(count)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_ready(process: Any) -> None:
+    readable, _, _ = select.select([process.stdout], [], [], 60)
+    line = process.stdout.readline() if readable else ""
+    if line.strip() != "READY":
+        process.kill()
+        _, err = process.communicate(timeout=10)
+        raise AssertionError(f"peer did not get ready: {line!r}\n{err}")
+
+
+# -- delivery ----------------------------------------------------------------
+
+
+def test_events_on_channels_of_every_shard_arrive_in_order(
+    redis_cluster: LocalCluster, clients: list[RedisCluster]
+) -> None:
+    prefix = unique_prefix()
+    tags = tags_on_every_master(redis_cluster, prefix)
+    with (
+        RedisBroker(clients[0], channel_prefix=prefix) as receiver,
+        RedisBroker(clients[1], channel_prefix=prefix) as sender,
+    ):
+        receiver.register_event_class(OrderPlaced)
+        inbox = Inbox()
+        for tag in tags.values():
+            publisher_for(receiver, tag, OrderPlaced).add_subscriber(inbox.subscriber)
+        # One connection per shard, each on the master owning its channel.
+        for port, tag in tags.items():
+            assert shard_subscribers(redis_cluster, port, prefix + tag) == 1
+        publishers = [publisher_for(sender, tag, OrderPlaced) for tag in tags.values()]
+        for order_id in range(5):
+            for publisher in publishers:
+                publisher.publish(OrderPlaced(order_id, 1.0))
+        inbox.wait_for(15)
+        by_tag: dict[str, list[int]] = {}
+        for event, tag, caller in inbox.items:
+            assert caller is receiver
+            by_tag.setdefault(str(tag), []).append(event.order_id)
+        assert by_tag == {tag: [0, 1, 2, 3, 4] for tag in tags.values()}
+        assert sender.stats().published == 15
+        assert receiver.stats().delivered == 15
+
+
+def test_a_batch_reaches_every_shard(
+    redis_cluster: LocalCluster, clients: list[RedisCluster]
+) -> None:
+    prefix = unique_prefix()
+    tags = list(tags_on_every_master(redis_cluster, prefix).values())
+    with (
+        RedisBroker(clients[0], channel_prefix=prefix) as receiver,
+        RedisBroker(clients[1], channel_prefix=prefix) as sender,
+    ):
+        receiver.register_event_class(OrderPlaced)
+        inbox = Inbox()
+        for tag in tags:
+            publisher_for(receiver, tag, OrderPlaced).add_subscriber(inbox.subscriber)
+        publishers = [publisher_for(sender, tag, OrderPlaced) for tag in tags]
+        with sender.batch():
+            for index, publisher in enumerate(publishers):
+                publisher.publish(OrderPlaced(index, 2.0))
+        assert sorted(e.order_id for e in inbox.wait_for(3)) == [0, 1, 2]
+        assert sender.stats().published == 3
+
+
+def test_the_last_unsubscribe_ends_the_shard_subscription(
+    redis_cluster: LocalCluster, clients: list[RedisCluster]
+) -> None:
+    prefix = unique_prefix()
+    port, tag = next(iter(tags_on_every_master(redis_cluster, prefix).items()))
+    with RedisBroker(clients[0], channel_prefix=prefix) as broker:
+        broker.register_event_class(OrderPlaced)
+        inbox = Inbox()
+        publisher = publisher_for(broker, tag, OrderPlaced)
+        publisher.add_subscriber(inbox.subscriber)
+        assert shard_subscribers(redis_cluster, port, prefix + tag) == 1
+        publisher.remove_subscriber(inbox.subscriber)
+        wait_until(lambda: shard_subscribers(redis_cluster, port, prefix + tag) == 0)
+        # Subscribed again: the same channel, the same shard.
+        publisher.add_subscriber(inbox.subscriber)
+        assert shard_subscribers(redis_cluster, port, prefix + tag) == 1
+        publisher.publish(OrderPlaced(7, 1.0))
+        assert inbox.wait_for(1) == [OrderPlaced(7, 1.0)]
+
+
+def test_classic_pubsub_stays_available_on_a_cluster(
+    redis_cluster: LocalCluster, clients: list[RedisCluster]
+) -> None:
+    """``sharded_pubsub=False``: PUBLISH/SUBSCRIBE, as eventspype 1.4.2 does."""
+    prefix = unique_prefix()
+    with (
+        RedisBroker(clients[0], channel_prefix=prefix, sharded_pubsub=False) as rx,
+        RedisBroker(clients[1], channel_prefix=prefix, sharded_pubsub=False) as tx,
+    ):
+        rx.register_event_class(OrderPlaced)
+        inbox = Inbox()
+        publisher_for(rx, "classic", OrderPlaced).add_subscriber(inbox.subscriber)
+        publisher_for(tx, "classic", OrderPlaced).publish(OrderPlaced(1, 1.0))
+        assert inbox.wait_for(1) == [OrderPlaced(1, 1.0)]
+        owner = redis_cluster.master_of(prefix + "CLASSIC")
+        assert shard_subscribers(redis_cluster, owner, prefix + "CLASSIC") == 0
+
+
+# -- across processes ----------------------------------------------------------
+
+
+def test_events_cross_processes_in_both_directions(
+    redis_cluster: LocalCluster, clients: list[RedisCluster]
+) -> None:
+    prefix = unique_prefix()
+    tags = list(tags_on_every_master(redis_cluster, prefix).values())
+
+    # A peer process subscribes; this one publishes.
+    process = peer("subscribe", redis_cluster, prefix, tags, 3)
+    try:
+        wait_ready(process)
+        with RedisBroker(clients[0], channel_prefix=prefix) as sender:
+            for tag in tags:
+                publisher = publisher_for(sender, tag, OrderPlaced)
+                for order_id in range(3):
+                    publisher.publish(OrderPlaced(order_id, 1.0))
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert sorted((line["tag"], line["order_id"]) for line in lines) == sorted(
+        (tag, order_id) for tag in tags for order_id in range(3)
+    )
+
+    # This process subscribes; a peer process publishes.
+    with RedisBroker(clients[1], channel_prefix=prefix) as receiver:
+        receiver.register_event_class(OrderPlaced)
+        inbox = Inbox()
+        for tag in tags:
+            publisher_for(receiver, tag, OrderPlaced).add_subscriber(inbox.subscriber)
+        publishing = peer("publish", redis_cluster, prefix, tags, 3)
+        _, err = publishing.communicate(timeout=60)
+        assert publishing.returncode == 0, err
+        inbox.wait_for(9, timeout=30)
+        assert sorted((str(tag), e.order_id) for e, tag, _ in inbox.items) == sorted(
+            (tag, order_id) for tag in tags for order_id in range(3)
+        )
