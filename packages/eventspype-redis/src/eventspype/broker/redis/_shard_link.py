@@ -16,8 +16,13 @@ listener of :mod:`~._sharded_listener`; it speaks the listener's dialect
 * When its slot leaves the node (a failover that demoted it, a resharding),
   Redis ends the subscription by itself with an ``sunsubscribe`` nobody asked
   for. The link then reports the connection as lost, and the listener opens a
-  new one, on the new owner, and subscribes every channel again. A refused
-  command (``MOVED``) is handled the same way.
+  new one and subscribes every channel again. A refused command (``MOVED``)
+  is handled the same way.
+* A link opens on the node that owns most of its channels. Channels owned by
+  other nodes (after a resharding) are handed to ``reroute``, which gives them
+  to the listener of their node; here they are answered locally (a
+  ``subscribe`` now, an ``unsubscribe`` when the listener lets them go), so
+  that the listener's bookkeeping of confirmations stays whole.
 
 The connection is the broker's own, made like the client's connection to that
 node (see ``_connections``), without retries: the listener reconnects itself.
@@ -26,8 +31,8 @@ node (see ``_connections``), without retries: the listener reconnects itself.
 from __future__ import annotations
 
 import contextlib
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
@@ -53,29 +58,42 @@ _KINDS = {
 _COMMANDS = {"SUBSCRIBE": "SSUBSCRIBE", "UNSUBSCRIBE": "SUNSUBSCRIBE"}
 
 
+#: ``reroute(channels)``: give ``channels`` to the listeners of their nodes.
+Reroute = Callable[[list[bytes]], None]
+
+
 class ShardLinkFactory:
     """Makes the links of one shard's listener (``Listener(new_link=...)``).
 
     Every link after the first refreshes the client's slot map before it
     looks up its node: it replaces a link that failed, maybe because the node
-    is gone.
+    is gone. ``reroute`` is set by the owner of the listener, once made.
     """
 
     def __init__(self, client: Any) -> None:
         self._client = client
         self._made = 0
+        self.reroute: Reroute = _keep
 
     def __call__(self) -> ShardLink:
         self._made += 1
-        return ShardLink(self._client, refresh=self._made > 1)
+        return ShardLink(self._client, refresh=self._made > 1, reroute=self.reroute)
+
+
+def _keep(channels: list[bytes]) -> None:
+    raise redis.ConnectionError(f"{channels!r} are served by another node")
 
 
 class ShardLink(Link):
     """One connection to the master owning some shard channels (see the module docs)."""
 
-    def __init__(self, client: Any, *, refresh: bool) -> None:
+    def __init__(self, client: Any, *, refresh: bool, reroute: Reroute) -> None:
         self._client = client
         self._refresh = refresh
+        self._reroute = reroute
+        # Channels handed to other listeners, and the replies owed for them.
+        self._elsewhere: set[bytes] = set()
+        self._owed: deque[Reply] = deque()
         self._connection: Any = None
         self._connects = 0
         self._failed = False
@@ -96,11 +114,14 @@ class ShardLink(Link):
                 raise redis.ConnectionError(
                     f"cannot refresh the cluster's slot map: {error}"
                 ) from error
-        node = self._client.get_node_from_key(channels[0])
-        if node is None:
+        owners = {c: self._client.get_node_from_key(c) for c in channels}
+        counts = Counter(n.name for n in owners.values() if n is not None)
+        if not counts:
             raise redis.ConnectionError(
                 f"no node of the cluster serves the slot of {channels[0]!r}"
             )
+        name = counts.most_common(1)[0][0]
+        node = next(n for n in owners.values() if n is not None and n.name == name)
         recipe = connection_recipe(self._client.get_redis_connection(node), None)
         if recipe is None:  # a cluster node's client always has a pool
             raise redis.ConnectionError(f"no connection pool for node {node.name}")
@@ -109,7 +130,13 @@ class ShardLink(Link):
         connection.register_connect_callback(self._connected)
         connection.connect()
         _quiet_push_messages(connection)
-        self._send_by_slot("SSUBSCRIBE", channels)
+        mine = [c for c in channels if (n := owners[c]) is not None and n.name == name]
+        self._send_by_slot("SSUBSCRIBE", mine)
+        elsewhere = [c for c in channels if c not in set(mine)]
+        if elsewhere:
+            self._elsewhere.update(elsewhere)
+            self._owed.extend((b"subscribe", c, None) for c in elsewhere)
+            self._reroute(elsewhere)
 
     def send(self, command: str, *channels: bytes) -> None:
         if self._failed or self._connection is None:
@@ -119,8 +146,14 @@ class ShardLink(Link):
                 self._connection.send_command("PING", check_health=False)
                 return
             if command == "UNSUBSCRIBE":
+                gone = [c for c in channels if c in self._elsewhere]
+                self._elsewhere.difference_update(gone)
+                self._owed.extend((b"unsubscribe", c, None) for c in gone)
+                channels = tuple(c for c in channels if c not in set(gone))
                 for channel in channels:
                     self._leaving[channel] = self._leaving.get(channel, 0) + 1
+            else:
+                self._elsewhere.difference_update(channels)
             self._send_by_slot(_COMMANDS[command], channels)
         except BaseException:
             self._failed = True
@@ -137,6 +170,8 @@ class ShardLink(Link):
         connection = self._connection
         if self._failed or connection is None:
             raise redis.ConnectionError("the sharded Pub/Sub connection failed")
+        if self._owed:
+            return self._owed.popleft()
         response = None
         ready = connection.can_read(timeout=timeout)
         if ready:

@@ -13,6 +13,10 @@ it reconnects with backoff, to the node that owns its channels' slots by then
 (the promoted replica) and subscribes them all again. The other shards keep
 delivering meanwhile.
 
+Resharding: when slots move to another master, Redis ends their
+subscriptions; the listener reconnects, keeps the channels of the node that
+owns most of them and hands the others to the listeners of their new nodes.
+
 Delivery: the shard listeners hand every message to one handler under one
 lock, so the broker decodes, counts and calls subscribers on one thread at a
 time, as with a single listener (events of one channel arrive in order: a
@@ -65,6 +69,19 @@ class _OneAtATime:
                 target()
 
 
+class _Rerouter:
+    """``reroute`` for one shard's links; holds the ``ShardedListener`` weakly."""
+
+    def __init__(self, owner: ShardedListener, shard: Listener) -> None:
+        self._owner = weakref.ref(owner)
+        self._shard = weakref.ref(shard)
+
+    def reroute(self, channels: list[bytes]) -> None:
+        owner, shard = self._owner(), self._shard()
+        if owner is not None and shard is not None:
+            owner.reroute(shard, channels)
+
+
 class ShardedListener:
     """One :class:`~._listener.Listener` per shard (see the module docs).
 
@@ -99,7 +116,8 @@ class ShardedListener:
     def _start_over(self) -> None:
         self._lock = threading.Lock()
         # Under _lock; copy-on-write so that readers need no lock.
-        self._shards: dict[str, Listener] = {}  # owner when first used -> listener
+        self._all: tuple[Listener, ...] = ()
+        self._by_node: dict[str, Listener] = {}  # node -> listener for new channels
         self._routes: dict[bytes, Listener] = {}  # channel -> its shard's listener
 
     def _after_fork_in_child(self) -> None:
@@ -107,8 +125,9 @@ class ShardedListener:
         self._start_over()
 
     def _new_shard(self) -> Listener:
-        return Listener(
-            ShardLinkFactory(self._client),
+        factory = ShardLinkFactory(self._client)
+        listener = Listener(
+            factory,
             self._handlers.deliver,
             self._handlers.tidy,
             self._counters,
@@ -116,16 +135,51 @@ class ShardedListener:
             health_check_interval=self._health_check_interval,
             reconnect_delay=self._reconnect_delay,
         )
+        factory.reroute = _Rerouter(self, listener).reroute
+        return listener
+
+    def _shard_for(
+        self, channel: bytes, *, not_this: Listener | None = None
+    ) -> Listener:
+        # Caller holds _lock. The client's slot map: no I/O (it is refreshed
+        # on failures).
+        node = self._client.get_node_from_key(channel)
+        name = str(node.name) if node is not None else "(unknown)"
+        shard = self._by_node.get(name)
+        if shard is None or shard is not_this:
+            shard = self._new_shard()
+            self._all = (*self._all, shard)
+            self._by_node = {**self._by_node, name: shard}
+        return shard
+
+    def reroute(self, source: Listener, channels: list[bytes]) -> None:
+        """Move ``channels`` from ``source`` to the listeners of their nodes now.
+
+        Called on ``source``'s thread while it opens a link on a node that no
+        longer owns them (after a resharding).
+        """
+        moves: list[tuple[bytes, Listener]] = []
+        with self._lock:
+            for channel in channels:
+                if self._routes.get(channel) is source:
+                    target = self._shard_for(channel, not_this=source)
+                    self._routes = {**self._routes, channel: target}
+                    moves.append((channel, target))
+        for channel, target in moves:
+            source.remove(channel)
+            target.add(channel)
+        for target in {id(t): t for _, t in moves}.values():
+            target.sync()
 
     @property
-    def shards(self) -> dict[str, Listener]:
-        """Node (as first seen) -> the listener of its shard (a snapshot)."""
-        return dict(self._shards)
+    def shards(self) -> tuple[Listener, ...]:
+        """The listener of each shard (a snapshot)."""
+        return self._all
 
     @property
     def on_listener_thread(self) -> bool:
         """Whether the caller runs on one of the shard listeners' threads."""
-        return any(shard.on_listener_thread for shard in self._shards.values())
+        return any(shard.on_listener_thread for shard in self._all)
 
     # -- what is wanted (any thread; the Listener contract) ------------------
 
@@ -134,13 +188,7 @@ class ShardedListener:
         with self._lock:
             shard = self._routes.get(channel)
             if shard is None:
-                # The client's slot map: no I/O (it is refreshed on failures).
-                node = self._client.get_node_from_key(channel)
-                name = str(node.name) if node is not None else "(unknown)"
-                shard = self._shards.get(name)
-                if shard is None:
-                    shard = self._new_shard()
-                    self._shards = {**self._shards, name: shard}
+                shard = self._shard_for(channel)
                 self._routes = {**self._routes, channel: shard}
         return shard.add(channel)
 
@@ -155,25 +203,25 @@ class ShardedListener:
 
     def sync(self) -> None:
         """Send what changed, on every shard's connection (see ``Listener.sync``)."""
-        for shard in self._shards.values():
+        for shard in self._all:
             shard.sync()
 
     def request_tidy(self) -> None:
         """Have a listener thread call ``tidy`` soon (safe from a weakref callback)."""
-        for shard in self._shards.values():
+        for shard in self._all:
             shard.request_tidy()
 
     # -- stopping --------------------------------------------------------------
 
     def request_stop(self) -> None:
         """Ask every shard's thread to stop, without waiting (idempotent)."""
-        for shard in self._shards.values():
+        for shard in self._all:
             shard.request_stop()
 
     def join(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s in all for every shard's thread to end."""
         deadline = time.monotonic() + timeout
         done = True
-        for shard in self._shards.values():
+        for shard in self._all:
             done = shard.join(max(0.0, deadline - time.monotonic())) and done
         return done
