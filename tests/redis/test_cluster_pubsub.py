@@ -7,19 +7,29 @@ hash to different masters.
 
 from __future__ import annotations
 
+import gc
 import json
 import select
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _cluster import LocalCluster
-from _redis_support import Inbox, OrderPlaced, publisher_for, unique_prefix, wait_until
+from _redis_support import (
+    LISTENER_THREAD,
+    Inbox,
+    OrderPlaced,
+    publisher_for,
+    unique_prefix,
+    wait_until,
+)
 from redis.cluster import RedisCluster
 
+from eventspype import FunctionalEventSubscriber
 from eventspype.broker.redis import RedisBroker
 
 pytestmark = pytest.mark.slow
@@ -210,3 +220,62 @@ def test_events_cross_processes_in_both_directions(
         assert sorted((str(tag), e.order_id) for e, tag, _ in inbox.items) == sorted(
             (tag, order_id) for tag in tags for order_id in range(3)
         )
+
+
+# -- lifecycle ------------------------------------------------------------------
+
+
+def shard_threads(before: set[threading.Thread]) -> list[threading.Thread]:
+    return [
+        thread
+        for thread in set(threading.enumerate()) - before
+        if thread.name == LISTENER_THREAD
+    ]
+
+
+def test_close_from_a_subscriber_stops_every_shard_thread(
+    redis_cluster: LocalCluster,
+    clients: list[RedisCluster],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    prefix = unique_prefix()
+    tags = list(tags_on_every_master(redis_cluster, prefix).values())
+    before = set(threading.enumerate())
+    broker = RedisBroker(clients[0], channel_prefix=prefix)
+    broker.register_event_class(OrderPlaced)
+    closed = threading.Event()
+
+    def close_broker(event: Any) -> None:
+        broker.close()
+        closed.set()
+
+    subscriber = FunctionalEventSubscriber(close_broker, with_event_info=False)
+    publishers = [publisher_for(broker, tag, OrderPlaced) for tag in tags]
+    for publisher in publishers:
+        publisher.add_subscriber(subscriber)
+    threads = shard_threads(before)
+    assert len(threads) == len(tags)
+    with RedisBroker(clients[1], channel_prefix=prefix) as sender:
+        for tag in tags:  # every shard delivers at about the same time
+            publisher_for(sender, tag, OrderPlaced).publish(OrderPlaced(1, 1.0))
+        assert closed.wait(10)
+    wait_until(lambda: not any(thread.is_alive() for thread in threads))
+    assert "still running" not in caplog.text
+
+
+def test_a_dropped_broker_stops_its_shard_threads(
+    redis_cluster: LocalCluster, clients: list[RedisCluster]
+) -> None:
+    prefix = unique_prefix()
+    tags = list(tags_on_every_master(redis_cluster, prefix).values())
+    before = set(threading.enumerate())
+    broker = RedisBroker(clients[0], channel_prefix=prefix)
+    subscriber = FunctionalEventSubscriber(lambda event: None, with_event_info=False)
+    publishers = [publisher_for(broker, tag, OrderPlaced) for tag in tags]
+    for publisher in publishers:
+        publisher.add_subscriber(subscriber)
+    threads = shard_threads(before)
+    assert len(threads) == len(tags)
+    del broker, publishers, publisher
+    gc.collect()
+    wait_until(lambda: not any(thread.is_alive() for thread in threads))

@@ -44,29 +44,42 @@ class _OneAtATime:
 
     Held strongly by the :class:`ShardedListener` only, and referencing the
     broker weakly, like :class:`~._listener.Listener` does: a broker nobody
-    uses can still be collected, which stops the shard threads.
+    uses can still be collected, which stops the shard threads. Once stopping,
+    a thread waiting for the lock gives up, so that a subscriber that closes
+    the broker does not wait for the other shards' threads to time out.
     """
 
     def __init__(self, deliver: Deliver, tidy: Callable[[], None]) -> None:
         self._deliver = weakref.WeakMethod(deliver)
         self._tidy = weakref.WeakMethod(tidy)
-        self._lock = threading.RLock()  # a subscriber may subscribe: re-entrant
+        self.stopping = False
+        self._lock = threading.Lock()
         track(self)
 
     def _after_fork_in_child(self) -> None:
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
+
+    def _acquire(self) -> bool:
+        while not self._lock.acquire(timeout=0.1):
+            if self.stopping:
+                return False
+        return True
 
     def deliver(self, channel: bytes, data: Any) -> None:
         target = self._deliver()
-        if target is not None:
-            with self._lock:
+        if target is not None and self._acquire():
+            try:
                 target(channel, data)
+            finally:
+                self._lock.release()
 
     def tidy(self) -> None:
         target = self._tidy()
-        if target is not None:
-            with self._lock:
+        if target is not None and self._acquire():
+            try:
                 target()
+            finally:
+                self._lock.release()
 
 
 class _Rerouter:
@@ -215,6 +228,7 @@ class ShardedListener:
 
     def request_stop(self) -> None:
         """Ask every shard's thread to stop, without waiting (idempotent)."""
+        self._handlers.stopping = True
         for shard in self._all:
             shard.request_stop()
 
