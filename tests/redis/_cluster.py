@@ -104,6 +104,10 @@ class ClusterNode:
         options.setdefault("socket_connect_timeout", 2)
         return redis.Redis(host="127.0.0.1", port=self.port, **options)
 
+    def started(self) -> bool:
+        """Whether it answers, or has exited (it will not answer then)."""
+        return self.answers() or not self.alive
+
     def answers(self) -> bool:
         client = self.client(socket_timeout=0.5, socket_connect_timeout=0.5)
         try:
@@ -262,7 +266,7 @@ def local_cluster(masters: int = 3, replicas: int = 0) -> Iterator[LocalCluster]
             nodes.append(ClusterNode(server, port, workdir))
         for node in nodes:
             _wait_until(
-                lambda n=node: n.answers() or not n.alive,  # type: ignore[misc]
+                node.started,
                 10,
                 f"redis-server on port {node.port} does not answer",
             )
