@@ -279,3 +279,42 @@ def test_a_dropped_broker_stops_its_shard_threads(
     del broker, publishers, publisher
     gc.collect()
     wait_until(lambda: not any(thread.is_alive() for thread in threads))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"protocol": 3}, {"decode_responses": True}],
+    ids=["resp3", "decode_responses"],
+)
+def test_clients_with_resp3_or_decoded_responses(
+    redis_cluster: LocalCluster, options: dict[str, Any]
+) -> None:
+    prefix = unique_prefix()
+    tags = list(tags_on_every_master(redis_cluster, prefix).values())
+    receiving, sending = (
+        redis_cluster.client(**options),
+        redis_cluster.client(**options),
+    )
+    try:
+        with (
+            RedisBroker(receiving, channel_prefix=prefix) as receiver,
+            RedisBroker(sending, channel_prefix=prefix) as sender,
+        ):
+            receiver.register_event_class(OrderPlaced)
+            inbox = Inbox()
+            for tag in tags:
+                publisher_for(receiver, tag, OrderPlaced).add_subscriber(
+                    inbox.subscriber
+                )
+            with sender.batch():
+                for order_id, tag in enumerate(tags):
+                    publisher_for(sender, tag, OrderPlaced).publish(
+                        OrderPlaced(order_id, 1.0)
+                    )
+            assert sorted(e.order_id for e in inbox.wait_for(len(tags))) == list(
+                range(len(tags))
+            )
+            assert receiver.stats().dropped_total == 0
+    finally:
+        receiving.close()
+        sending.close()

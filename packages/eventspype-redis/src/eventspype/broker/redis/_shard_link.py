@@ -114,7 +114,12 @@ class ShardLink(Link):
                 raise redis.ConnectionError(
                     f"cannot refresh the cluster's slot map: {error}"
                 ) from error
-        owners = {c: self._client.get_node_from_key(c) for c in channels}
+        try:
+            owners = {c: self._client.get_node_from_key(c) for c in channels}
+        except Exception as error:  # a slot not covered (yet): back off
+            raise redis.ConnectionError(
+                f"no node of the cluster serves these channels now: {error}"
+            ) from error
         counts = Counter(n.name for n in owners.values() if n is not None)
         if not counts:
             raise redis.ConnectionError(

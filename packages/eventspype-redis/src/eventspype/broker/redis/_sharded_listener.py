@@ -156,7 +156,10 @@ class ShardedListener:
     ) -> Listener:
         # Caller holds _lock. The client's slot map: no I/O (it is refreshed
         # on failures).
-        node = self._client.get_node_from_key(channel)
+        try:
+            node = self._client.get_node_from_key(channel)
+        except Exception:  # slot not covered now: the link looks again later
+            node = None
         name = str(node.name) if node is not None else "(unknown)"
         shard = self._by_node.get(name)
         if shard is None or shard is not_this:
