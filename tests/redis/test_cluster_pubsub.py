@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import select
 import subprocess
 import sys
@@ -318,3 +319,54 @@ def test_clients_with_resp3_or_decoded_responses(
     finally:
         receiving.close()
         sending.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork() (POSIX)")
+@pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning")
+def test_a_forked_child_subscribes_on_shard_connections_of_its_own(
+    redis_cluster: LocalCluster, clients: list[RedisCluster]
+) -> None:
+    prefix = unique_prefix()
+    tags = list(tags_on_every_master(redis_cluster, prefix).values())
+    with RedisBroker(clients[0], channel_prefix=prefix) as broker:
+        broker.register_event_class(OrderPlaced)
+        inbox = Inbox()
+        publisher_for(broker, tags[0], OrderPlaced).add_subscriber(inbox.subscriber)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report through the pipe, never return
+            report = "failed"
+            try:
+                child_inbox = Inbox()
+                for tag in tags:
+                    publisher = publisher_for(broker, tag, OrderPlaced)
+                    publisher.add_subscriber(child_inbox.subscriber)
+                    publisher.publish(OrderPlaced(1, 1.0))
+                child_inbox.wait_for(len(tags), timeout=10)
+                threads = [
+                    t for t in threading.enumerate() if t.name == LISTENER_THREAD
+                ]
+                broker.close()
+                report = f"{len(child_inbox.events)} {len(threads)}"
+            finally:
+                os.write(write_end, report.encode())
+                os._exit(0)
+        os.close(write_end)
+        wait_until(lambda: os.waitpid(pid, os.WNOHANG) != (0, 0), timeout=30)
+        with os.fdopen(read_end, "rb") as pipe:
+            report = pipe.read().decode()
+        # One listener thread per shard in the child, none of the parent's.
+        assert report == f"{len(tags)} {len(tags)}"
+        # The parent's shard subscription carried on, untouched by the child.
+        assert (
+            shard_subscribers(
+                redis_cluster,
+                redis_cluster.master_of(prefix + tags[0]),
+                prefix + tags[0],
+            )
+            == 1
+        )
+        publisher_for(broker, tags[0], OrderPlaced).publish(OrderPlaced(2, 1.0))
+        wait_until(lambda: OrderPlaced(2, 1.0) in inbox.events)
+        # The child's events on tags[0] reached the parent too (one Redis).
+        assert inbox.events.count(OrderPlaced(1, 1.0)) == 1
