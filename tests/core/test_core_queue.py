@@ -80,8 +80,9 @@ def test_full_queue_drops_counts_and_warns(caplog: pytest.LogCaptureFixture) -> 
     assert small.qsize() == 2
     assert [small.get_nowait()["data"]["order_id"] for _ in range(2)] == [0, 1]
     assert subscriber.dropped == 3
+    # Rate-limited: one line for the burst (the counter has them all).
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 3
+    assert len(warnings) == 1
     assert "Placed" in warnings[0].getMessage()
 
 

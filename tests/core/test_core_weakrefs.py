@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 
 from _core_support import PLACED, Placed, Recorder, make_publisher
 
@@ -113,17 +114,31 @@ def test_publisher_does_not_keep_subscriber_alive() -> None:
 
 
 def test_new_subscriber_reusing_a_dead_id_is_kept() -> None:
-    """Entries are keyed by id(); a late finalizer must not evict a newcomer."""
+    """Entries are keyed by id(); a late finalizer must not evict a newcomer.
+
+    CPython runs a weakref callback before the address can be reused, and every
+    mutation drains pending callbacks first, so a dead subscriber's finalizer
+    normally lands before its id is reused. Garbage collection on another
+    thread, in the middle of an ``add()``, can deliver it after: each dead
+    subscriber's finalizer is replayed here for the key its newcomer holds.
+    """
     for route in ("direct", "local"):
-        publisher, _ = make_publisher(PLACED, route)
+        publisher, broker = make_publisher(PLACED, route)
         newcomers = []
         for _ in range(50):
             sub = Recorder()
             publisher.add_subscriber(sub)
+            dead = weakref.ref(sub)
             del sub
             fresh = Recorder()  # often lands on the freed address
             publisher.add_subscriber(fresh)
             newcomers.append(fresh)
+            entries = (
+                publisher._subscribers
+                if broker is None
+                else broker._channels[publisher.channel]
+            )
+            entries._finalizer(id(fresh))(dead)  # late, for the newcomer's key
         gc.collect()
         publisher.publish(Placed(1))
         assert all(len(n.calls) == 1 for n in newcomers), route

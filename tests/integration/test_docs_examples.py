@@ -70,6 +70,11 @@ EXPECTED_OUTPUT: dict[str, list[str]] = {
         "MsgpackEventSerializer: ",
         "field: $.items[0].quantity",
     ],
+    "sse_app.py": [
+        "text/event-stream",
+        "event: PRICE_CHANGED",
+        'data: {"symbol": "INIT", "price": 3.25}',
+    ],
     "redis_broker.py": [
         "received OrderPlacedEvent(order_id=1",
         "stats: published 4, delivered 4, dropped 0",

@@ -28,6 +28,10 @@ from eventspype.event import (
 from eventspype.pub.multipublisher import MultiPublisher
 from eventspype.pub.publication import EventPublication
 from eventspype.pub.publisher import EventPublisher
+from eventspype.sub.asynchronous import (
+    AsyncEventSubscriber,
+    AsyncFunctionalEventSubscriber,
+)
 from eventspype.sub.functional import FunctionalEventSubscriber
 from eventspype.sub.multisubscriber import MultiSubscriber
 from eventspype.sub.queue import QueueEventSubscriber
@@ -45,6 +49,8 @@ if TYPE_CHECKING:
     from eventspype.serializers import SerializationError as SerializationError
 
 __all__ = [
+    "AsyncEventSubscriber",
+    "AsyncFunctionalEventSubscriber",
     "Event",
     "EventPublication",
     "EventPublisher",

@@ -15,6 +15,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from eventspype._fork import register_for_fork
+
 if TYPE_CHECKING:
     from eventspype.sub.subscriber import EventSubscriber
 
@@ -37,7 +39,7 @@ class WeakSubscriberList:
     is not).
     """
 
-    __slots__ = ("_lock", "_refs", "pending", "snapshot")
+    __slots__ = ("__weakref__", "_lock", "_refs", "pending", "snapshot")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -47,6 +49,13 @@ class WeakSubscriberList:
         self.pending: deque[tuple[int, _Ref]] = deque()
         #: The live list for dispatch: dead entries dereference to ``None``.
         self.snapshot: tuple[_Ref, ...] = ()
+        register_for_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        # A parent thread may have held the lock mid-mutation: a new lock,
+        # and a snapshot rebuilt from the entries.
+        self._lock = threading.Lock()
+        self.snapshot = tuple(self._refs.values())
 
     def add(self, subscriber: EventSubscriber) -> bool:
         """Add ``subscriber``; return ``False`` if it was already present."""

@@ -6,6 +6,8 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
+from eventspype._deliver_async import deliver_async
+from eventspype._fork import register_for_fork
 from eventspype._subscribers import WeakSubscriberList, log_subscriber_error
 from eventspype.broker.broker import MessageBroker
 from eventspype.event import NormalizedTag
@@ -37,6 +39,10 @@ class LocalBroker(MessageBroker):
         self._channels: dict[str, WeakSubscriberList] = {}
         #: How many subscriber calls raised since the broker was created.
         self.subscriber_errors = 0
+        register_for_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
 
     def publish(
         self, channel: str, event: Any, event_tag: NormalizedTag, caller: Any
@@ -59,6 +65,26 @@ class LocalBroker(MessageBroker):
                 collected = True
         if collected:
             subscribers.reconcile()  # drop collected subscribers, once
+
+    async def publish_async(
+        self, channel: str, event: Any, event_tag: NormalizedTag, caller: Any
+    ) -> None:
+        """Deliver like :meth:`publish`, awaiting coroutine subscribers.
+
+        Synchronous subscribers are called and coroutine subscribers
+        (:class:`~eventspype.sub.asynchronous.AsyncEventSubscriber`) awaited,
+        in subscription order: when this returns every subscriber has handled
+        the event. Errors are isolated and counted as in :meth:`publish`.
+        """
+        subscribers = self._channels.get(channel)
+        if subscribers is None:
+            return
+        errors, collected = await deliver_async(
+            subscribers.snapshot, event, event_tag, caller, _logger, channel
+        )
+        self.subscriber_errors += errors
+        if collected:
+            subscribers.reconcile()
 
     def subscribe(self, channel: str, subscriber: EventSubscriber) -> None:
         """Add ``subscriber`` to ``channel``; subscribing twice has no effect."""

@@ -6,6 +6,8 @@ import threading
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from eventspype._declarations import declared_attributes
+from eventspype._fork import register_for_fork
 from eventspype.event import EventTag, NormalizedTag, normalize_event_tag
 from eventspype.pub.publication import EventPublication
 from eventspype.pub.publisher import EventPublisher
@@ -47,6 +49,10 @@ class MultiPublisher:
             tuple[EventPublication, Any], FunctionalEventSubscriber
         ] = {}
         self._broker = broker
+        register_for_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.RLock()
 
     @property
     def name(self) -> str:
@@ -58,15 +64,9 @@ class MultiPublisher:
     @classmethod
     def get_event_definitions(cls) -> dict[str, EventPublication]:
         """All publications of this class and its bases, by attribute name."""
-        cached = MultiPublisher._definitions_cache.get(cls)
-        if cached is None:
-            cached = {}
-            for klass in cls.__mro__:
-                for name, value in vars(klass).items():
-                    if isinstance(value, EventPublication) and name not in cached:
-                        cached[name] = value
-            MultiPublisher._definitions_cache[cls] = cached
-        return cached
+        return declared_attributes(
+            cls, EventPublication, MultiPublisher._definitions_cache
+        )
 
     @classmethod
     def _publications_by_tag(cls) -> dict[NormalizedTag, EventPublication]:
@@ -224,3 +224,25 @@ class MultiPublisher:
             with self._lock:
                 publisher = self._publisher_for(publication)
         publisher.publish(event, self if caller is None else caller)
+
+    async def publish_async(
+        self, publication: EventPublication, event: Any, caller: Any | None = None
+    ) -> None:
+        """Publish like :meth:`publish` and return once it has been delivered.
+
+        See :meth:`EventPublisher.publish_async
+        <eventspype.pub.publisher.EventPublisher.publish_async>`.
+
+        Raises:
+            ValueError: as :meth:`publish`.
+        """
+        publisher = self._publishers.get(publication)
+        if publisher is None:
+            self.is_publication_valid(publication)
+            if self._broker is None:
+                if not isinstance(event, publication.event_class):
+                    raise publication._wrong_type_error(event)
+                return
+            with self._lock:
+                publisher = self._publisher_for(publication)
+        await publisher.publish_async(event, self if caller is None else caller)

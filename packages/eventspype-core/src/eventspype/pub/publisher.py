@@ -6,7 +6,10 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
+from eventspype._deliver_async import broker_publish_async, deliver_async
+from eventspype._fork import register_for_fork
 from eventspype._subscribers import WeakSubscriberList, log_subscriber_error
+from eventspype.broker.broker import _subscribe_through, _unsubscribe_through
 from eventspype.pub.publication import EventPublication
 
 if TYPE_CHECKING:
@@ -42,6 +45,7 @@ class EventPublisher:
         "_event_tag",
         "_lock",
         "_publication",
+        "_stale",
         "_subscribers",
         "subscriber_errors",
     )
@@ -68,6 +72,20 @@ class EventPublisher:
             self._subscribers if broker is None else None
         )
         self.subscriber_errors = 0
+        # Ids of subscribers the broker may have forgotten at a fork (see
+        # _after_fork_in_child): re-adding one subscribes it again.
+        self._stale: set[int] = set()
+        register_for_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.RLock()
+        if self._broker is not None:
+            # A broker may drop the parent's subscriptions in the child
+            # (RedisBroker does: they are copies there). The documented way to
+            # resume is add_subscriber() again, which must then subscribe.
+            # The keys are the subscribers' ids; read without the list's lock,
+            # whose own fork hook may not have run yet.
+            self._stale = set(self._subscribers._refs)
 
     @property
     def name(self) -> str:
@@ -107,7 +125,7 @@ class EventPublisher:
             subscribers = self._subscribers.live()
             for subscriber in subscribers:
                 if broker is not None:
-                    broker.subscribe(self._channel, subscriber)
+                    _subscribe_through(broker, self._publication, subscriber)
             # Switch only once the new broker knows everyone. publish() reads
             # _direct first and, when it is None, _broker: so _broker is set
             # before _direct is cleared, and _direct is restored before
@@ -119,28 +137,40 @@ class EventPublisher:
             else:
                 self._broker = broker
                 self._direct = None
+            self._stale = set()
             if old is not None:
                 for subscriber in subscribers:
-                    old.unsubscribe(self._channel, subscriber)
+                    _unsubscribe_through(old, self._publication, subscriber)
 
     def add_subscriber(self, subscriber: EventSubscriber) -> None:
         """Start delivering events to ``subscriber``, held weakly.
 
-        Adding a subscriber twice has no effect.
+        Adding a subscriber twice has no effect, except in the child of a
+        ``fork()``: there, adding again a subscriber that was added before the
+        fork subscribes it on the broker again (a broker such as RedisBroker
+        forgets the parent's subscriptions in the child), once.
         """
         with self._lock:
             # Only a new subscriber concerns the broker: a repeated add must
             # not subscribe twice on a broker that does not deduplicate.
-            if self._subscribers.add(subscriber) and self._broker is not None:
-                self._broker.subscribe(self._channel, subscriber)
+            added = self._subscribers.add(subscriber)
+            if self._broker is None:
+                return
+            if self._stale:
+                stale = id(subscriber) in self._stale
+                self._stale.discard(id(subscriber))
+                added = added or stale
+            if added:
+                _subscribe_through(self._broker, self._publication, subscriber)
 
     def remove_subscriber(self, subscriber: EventSubscriber) -> None:
         """Stop delivering events to ``subscriber``; unknown subscribers are ignored."""
         with self._lock:
             # Only one of ours: on a shared broker, another publisher's
             # subscriber on the same channel must stay subscribed.
+            self._stale.discard(id(subscriber))
             if self._subscribers.discard(subscriber) and self._broker is not None:
-                self._broker.unsubscribe(self._channel, subscriber)
+                _unsubscribe_through(self._broker, self._publication, subscriber)
 
     def get_subscribers(self) -> list[EventSubscriber]:
         """The live subscribers, in subscription order."""
@@ -185,6 +215,39 @@ class EventPublisher:
         if collected:
             # Drop collected subscribers now (once, however many there were),
             # so a publish-only publisher does not keep dead entries around.
+            subscribers.reconcile()
+
+    async def publish_async(self, event: Any, caller: Any | None = None) -> None:
+        """Publish ``event`` and return once it has been delivered.
+
+        Without a broker, every subscriber gets it in subscription order:
+        synchronous ones are called, coroutine subscribers
+        (:class:`~eventspype.sub.asynchronous.AsyncEventSubscriber`) are
+        awaited, so when this returns every subscriber has handled it. With a
+        broker, its coroutine ``publish_async(channel, event, tag, caller)`` is
+        awaited (a ``LocalBroker`` delivers as above; a remote broker returns
+        once the transport has the event); a broker without one gets the
+        synchronous ``publish``. The type check and the error isolation are
+        those of :meth:`publish`.
+
+        Raises:
+            ValueError: ``event`` is not an instance of the publication's class.
+        """
+        if not isinstance(event, self._event_class):
+            raise self._publication._wrong_type_error(event)
+        if caller is None:
+            caller = self
+        subscribers = self._direct
+        if subscribers is None:
+            await broker_publish_async(
+                self._broker, self._channel, event, self._event_tag, caller
+            )
+            return
+        errors, collected = await deliver_async(
+            subscribers.snapshot, event, self._event_tag, caller, _logger
+        )
+        self.subscriber_errors += errors
+        if collected:
             subscribers.reconcile()
 
     def __repr__(self) -> str:

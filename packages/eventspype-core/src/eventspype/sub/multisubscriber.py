@@ -8,6 +8,8 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, ClassVar
 
+from eventspype._declarations import declared_attributes
+from eventspype._fork import register_for_fork
 from eventspype.pub.multipublisher import MultiPublisher
 from eventspype.pub.publisher import EventPublisher
 from eventspype.sub.functional import FunctionalEventSubscriber
@@ -40,19 +42,17 @@ class MultiSubscriber:
         self._subscribers: dict[
             _AnyPublisher, dict[EventSubscription, list[FunctionalEventSubscriber]]
         ] = {}
+        register_for_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
 
     @classmethod
     def get_event_definitions(cls) -> dict[str, EventSubscription]:
         """All subscriptions of this class and its bases, by attribute name."""
-        cached = MultiSubscriber._definitions_cache.get(cls)
-        if cached is None:
-            cached = {}
-            for klass in cls.__mro__:
-                for name, value in vars(klass).items():
-                    if isinstance(value, EventSubscription) and name not in cached:
-                        cached[name] = value
-            MultiSubscriber._definitions_cache[cls] = cached
-        return cached
+        return declared_attributes(
+            cls, EventSubscription, MultiSubscriber._definitions_cache
+        )
 
     @property
     def subscribers(
@@ -70,11 +70,17 @@ class MultiSubscriber:
     def add_subscription(
         self, subscription: EventSubscription, publisher: _AnyPublisher
     ) -> None:
-        """Attach ``subscription`` to ``publisher``; attaching twice is a no-op."""
+        """Attach ``subscription`` to ``publisher``; attaching twice is a no-op.
+
+        In the child of a ``fork()``, attaching again re-subscribes on the
+        publisher's broker (see :meth:`EventPublisher.add_subscriber
+        <eventspype.pub.publisher.EventPublisher.add_subscriber>`).
+        """
         self._check_declared(subscription)
         with self._lock:
             existing = self._subscribers.get(publisher)
             if existing is not None and subscription in existing:
+                subscription._reattach(publisher, existing[subscription])
                 return
             created = subscription.subscribe(publisher, self)
             self._subscribers.setdefault(publisher, {})[subscription] = created

@@ -27,8 +27,8 @@ class EventSubscriber(ABC):
     @abstractmethod
     def call(
         self, arg: Any, current_event_tag: NormalizedTag, current_event_caller: Any
-    ) -> None:
-        """Handle one event.
+    ) -> object:
+        """Handle one event; what it returns is ignored.
 
         Args:
             arg: The event object.

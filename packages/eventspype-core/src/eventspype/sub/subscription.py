@@ -133,12 +133,29 @@ class EventSubscription:
             functional = FunctionalEventSubscriber(
                 callback, with_event_info=self._callback_with_event_info
             )
-            if isinstance(publisher, MultiPublisher):
-                publisher.add_subscriber(self._publication(publisher, tag), functional)
-            else:
-                publisher.add_subscriber(functional)
+            self._attach(publisher, tag, functional)
             created.append(functional)
         return created
+
+    def _attach(
+        self,
+        publisher: EventPublisher | MultiPublisher,
+        tag: NormalizedTag,
+        functional: FunctionalEventSubscriber,
+    ) -> None:
+        if isinstance(publisher, MultiPublisher):
+            publisher.add_subscriber(self._publication(publisher, tag), functional)
+        else:
+            publisher.add_subscriber(functional)
+
+    def _reattach(
+        self,
+        publisher: EventPublisher | MultiPublisher,
+        created: list[FunctionalEventSubscriber],
+    ) -> None:
+        """Add again what :meth:`subscribe` returned (a no-op except after a fork)."""
+        for tag, functional in zip(self._tags, created, strict=True):
+            self._attach(publisher, tag, functional)
 
     def unsubscribe(
         self,

@@ -7,6 +7,7 @@ import threading
 from collections import deque
 from typing import Any
 
+from eventspype._fork import register_for_fork
 from eventspype.event import NormalizedTag
 from eventspype.sub._loop_handoff import WaitTimeout, call_in_loop
 from eventspype.sub.subscriber import EventSubscriber
@@ -36,6 +37,10 @@ class TrackingEventSubscriber(EventSubscriber):
         self._generic_collected_events: deque[Any] = deque(maxlen=max_len)
         self._collected_events: dict[type, deque[Any]] = {}
         self._waiters: dict[type, list[_Waiter]] = {}
+        register_for_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
 
     @property
     def event_source(self) -> str | None:

@@ -1,0 +1,50 @@
+"""Keeping core objects usable in the child of ``os.fork()``.
+
+A lock that some thread of the parent held at the moment of the fork stays
+held for ever in the child, where that thread does not exist. Objects that own
+locks register here; in the child, right after the fork and before anything
+else runs, each one's ``_after_fork_in_child()`` replaces its locks with new,
+free ones (and may reset other per-process state).
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from typing import Any, Protocol
+
+__all__ = ["register_for_fork"]
+
+
+class _ForkAware(Protocol):
+    def _after_fork_in_child(self) -> None: ...
+
+
+# id(obj) -> weak reference. Keyed by id, not by the object, because user
+# subclasses may be unhashable; the callback forgets only its own entry.
+_holders: dict[int, weakref.ReferenceType[Any]] = {}
+
+
+def register_for_fork(obj: _ForkAware) -> None:
+    """Call ``obj._after_fork_in_child()`` in the child of every later fork.
+
+    Held weakly: registering never keeps ``obj`` alive.
+    """
+    key = id(obj)
+
+    def forget(ref: weakref.ReferenceType[Any]) -> None:
+        if _holders.get(key) is ref:
+            del _holders[key]
+
+    _holders[key] = weakref.ref(obj, forget)
+
+
+def _reinit_in_child() -> None:
+    for ref in list(_holders.values()):
+        obj = ref()
+        if obj is not None:
+            obj._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_reinit_in_child)

@@ -1,0 +1,44 @@
+"""A warning that is logged at most once per interval, with a count of the rest."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+__all__ = ["RateLimitedWarning"]
+
+
+class RateLimitedWarning:
+    """Logs the first occurrence at once, then at most one line per ``interval``
+    seconds saying how many occurrences were not logged in between.
+
+    Meant for per-event problems (a dropped event) that can happen thousands of
+    times a second: the counter that goes with it says how many there were, the
+    log says that it happens. Races between threads may log one line more than
+    the interval allows; none is ever lost from the counters, which live with
+    the caller.
+    """
+
+    __slots__ = ("_interval", "_last", "_logger", "_suppressed")
+
+    def __init__(self, logger: logging.Logger, interval: float = 10.0) -> None:
+        self._logger = logger
+        self._interval = interval
+        self._last = float("-inf")
+        self._suppressed = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        """Log ``message % args`` unless one was logged less than ``interval`` ago."""
+        now = time.monotonic()
+        if now - self._last < self._interval:
+            self._suppressed += 1
+            return
+        suppressed, self._suppressed, self._last = self._suppressed, 0, now
+        if suppressed:
+            self._logger.warning(
+                message + " (%d more since the last such message)",
+                *args,
+                suppressed,
+            )
+        else:
+            self._logger.warning(message, *args)

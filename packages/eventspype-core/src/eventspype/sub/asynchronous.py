@@ -1,0 +1,401 @@
+"""Coroutine subscribers: handlers written as ``async def``, run on one loop.
+
+Design: brokers and publishers deliver through the synchronous
+``subscriber.call(event, tag, caller)`` of the :class:`EventSubscriber`
+contract, from any thread. An :class:`AsyncEventSubscriber` subclass writes
+``async def call(...)`` instead; when the class is created, that coroutine
+function is moved aside (to ``_call_coroutine``) and ``call`` becomes the
+base class's synchronous method, which appends the event to the subscriber's
+backlog and wakes the loop with ``call_soon_threadsafe``. Worker tasks on the
+loop run the coroutine for each event, in publish order. So every broker
+delivers to a coroutine subscriber unchanged, and ``await
+subscriber.call_async(...)`` (used by ``publish_async``) goes through the same
+backlog and returns once the event has been handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from eventspype._fork import register_for_fork
+from eventspype._ratelimit import RateLimitedWarning
+from eventspype._subscribers import log_subscriber_error
+from eventspype.event import NormalizedTag
+from eventspype.sub.subscriber import EventSubscriber
+
+__all__ = ["AsyncEventSubscriber", "AsyncFunctionalEventSubscriber"]
+
+_logger = logging.getLogger(__name__)
+
+# (event, tag, caller, future of call_async or None)
+_Item = tuple[Any, NormalizedTag, Any, "asyncio.Future[None] | None"]
+
+
+class AsyncEventSubscriber(EventSubscriber):
+    """A subscriber whose handler is a coroutine, run on one event loop.
+
+    Subclass it and write the handler as a coroutine::
+
+        class Notifier(AsyncEventSubscriber):
+            async def call(self, event, event_tag, caller):
+                await send_mail(event)
+
+    Create it inside a coroutine (it binds to the running loop) or pass
+    ``loop=``. Publishers and brokers deliver with the synchronous
+    ``call(event, tag, caller)``, from any thread: it schedules the handler on
+    the loop and returns at once (the ``async def call`` you wrote is what the
+    loop runs; see the module docstring for how the two coexist). Inside an
+    override, ``super().call(...)`` therefore schedules; it does not await the
+    parent's handler.
+
+    **Order and concurrency**: events are handled one at a time in the order
+    they were delivered, unless ``max_concurrency`` > 1 allows that many
+    handlers to run at once (started in delivery order).
+
+    **Backlog and overflow policy**: at most ``max_pending`` events may wait
+    or run. An event delivered while the backlog is full is dropped (the
+    newest one: blocking the publisher could deadlock the loop's own thread),
+    counted in :attr:`dropped`, and logged as a warning at most every 10
+    seconds with the number dropped in between. ``await
+    publisher.publish_async(...)`` is not subject to the bound: the awaiting
+    publisher is the backpressure.
+
+    **Errors**: a handler that raises is logged with the event tag (and the
+    traceback) and counted in :attr:`errors`; the next events are handled.
+
+    **Shutdown**: :meth:`drain` waits until the backlog is empty. If the loop
+    shuts down with events pending (``asyncio.run`` cancels the workers), they
+    are logged as an error and counted in :attr:`abandoned`; an event delivered
+    after the loop is closed is counted and logged the same way. Nothing waits
+    on a closed loop.
+
+    Held by weak reference like every subscriber: keep it alive for as long
+    as it should receive events.
+    """
+
+    _call_coroutine: Callable[..., Awaitable[Any]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        handler = cls.__dict__.get("call")
+        if handler is None:
+            return
+        if not inspect.iscoroutinefunction(handler):
+            raise TypeError(
+                f"{cls.__qualname__}.call must be a coroutine function "
+                "(async def call(self, event, event_tag, caller)): an "
+                "AsyncEventSubscriber runs it on its event loop"
+            )
+        cls._call_coroutine = handler
+        cls.call = AsyncEventSubscriber.call  # type: ignore[method-assign]
+
+    def __init__(
+        self,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        max_concurrency: int = 1,
+        max_pending: int = 1000,
+    ) -> None:
+        super().__init__()
+        if getattr(type(self), "_call_coroutine", None) is None:
+            raise TypeError(
+                f"{type(self).__qualname__} must define "
+                "async def call(self, event, event_tag, caller)"
+            )
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be >= 1, got {max_pending}")
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                raise RuntimeError(
+                    f"{type(self).__qualname__} binds to an event loop: create it "
+                    "inside a coroutine (the running loop) or pass loop=..."
+                ) from None
+        self._loop = loop
+        self._max_concurrency = max_concurrency
+        self._max_pending = max_pending
+        self._lock = threading.Lock()
+        self._backlog: deque[_Item] = deque()
+        # Accepted and not yet finished: queued plus running.
+        self._pending = 0
+        self._workers = 0
+        self._kick_scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle_waiters: list[asyncio.Future[None]] = []
+        self._drop_log = RateLimitedWarning(_logger)
+        #: Events whose handler returned.
+        self.handled = 0
+        #: Events whose handler raised (delivered with ``call``).
+        self.errors = 0
+        #: Events refused because the backlog was full.
+        self.dropped = 0
+        #: Events never handled because the loop shut down or was closed.
+        self.abandoned = 0
+        register_for_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the handler runs on."""
+        return self._loop
+
+    @property
+    def pending(self) -> int:
+        """Events accepted and not yet handled (waiting or running)."""
+        return self._pending
+
+    # --- delivery -------------------------------------------------------------
+
+    if TYPE_CHECKING:
+        # What subclasses write (see the module docstring): the class creation
+        # moves it aside and installs the synchronous scheduler below.
+        async def call(
+            self, arg: Any, current_event_tag: NormalizedTag, current_event_caller: Any
+        ) -> None: ...
+
+    else:
+
+        def call(self, arg, current_event_tag, current_event_caller):
+            """Schedule the handler for this event on the loop; returns at once."""
+            self._schedule(arg, current_event_tag, current_event_caller)
+
+    def _schedule(
+        self, arg: Any, current_event_tag: NormalizedTag, current_event_caller: Any
+    ) -> None:
+        """Schedule the handler for this event on the loop and return at once.
+
+        Safe from any thread. See the class docstring for what happens when
+        the backlog is full or the loop is closed.
+        """
+        if self._loop.is_closed():
+            self._abandon("its event loop is closed", extra=1)
+            return
+        with self._lock:
+            if self._pending >= self._max_pending:
+                self.dropped += 1
+                dropped = self.dropped
+                kick = False
+            else:
+                dropped = 0
+                self._pending += 1
+                self._backlog.append(
+                    (arg, current_event_tag, current_event_caller, None)
+                )
+                kick = not self._kick_scheduled and (
+                    self._workers < self._max_concurrency
+                )
+                if kick:
+                    self._kick_scheduled = True
+        if dropped:
+            self._drop_log.warning(
+                "%r: backlog full (max_pending=%d), dropped %s event with tag %r "
+                "(%d dropped in all)",
+                self,
+                self._max_pending,
+                type(arg).__qualname__,
+                current_event_tag,
+                dropped,
+            )
+        elif kick:
+            try:
+                self._loop.call_soon_threadsafe(self._spawn)
+            except RuntimeError:  # closed between the check and now
+                self._abandon("its event loop is closed")
+
+    async def call_async(
+        self, arg: Any, current_event_tag: NormalizedTag, current_event_caller: Any
+    ) -> None:
+        """Handle one event and return once the handler has finished.
+
+        The event joins the same backlog as those delivered with ``call`` (so
+        the order holds), without the ``max_pending`` bound: the caller waits.
+        What the handler raises is raised here (and not counted in
+        :attr:`errors`: the caller isolates it). Awaitable from any loop.
+        """
+        running = asyncio.get_running_loop()
+        if self._loop.is_closed():
+            raise RuntimeError(f"{self!r}: its event loop is closed")
+        if running is not self._loop:
+            future = asyncio.run_coroutine_threadsafe(
+                self.call_async(arg, current_event_tag, current_event_caller),
+                self._loop,
+            )
+            await asyncio.wrap_future(future)
+            return
+        done: asyncio.Future[None] = running.create_future()
+        with self._lock:
+            self._pending += 1
+            self._backlog.append((arg, current_event_tag, current_event_caller, done))
+        self._spawn()
+        await done
+
+    async def drain(self) -> None:
+        """Wait until the backlog is empty: every accepted event was handled
+        (or abandoned). Await it on the subscriber's loop."""
+        if asyncio.get_running_loop() is not self._loop:
+            raise RuntimeError("drain() must be awaited on the subscriber's loop")
+        while True:
+            with self._lock:
+                if self._pending == 0:
+                    return
+                waiter: asyncio.Future[None] = self._loop.create_future()
+                self._idle_waiters.append(waiter)
+            await waiter
+
+    # --- on the loop ----------------------------------------------------------
+
+    def _spawn(self) -> None:
+        with self._lock:
+            self._kick_scheduled = False
+            count = min(len(self._backlog), self._max_concurrency - self._workers)
+            if count <= 0:
+                return
+            self._workers += count
+        for _ in range(count):
+            task = self._loop.create_task(self._work())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _work(self) -> None:
+        item: _Item | None = None
+        try:
+            while True:
+                with self._lock:
+                    if not self._backlog:
+                        self._workers -= 1
+                        return
+                    item = self._backlog.popleft()
+                await self._run(*item)
+                item = None
+        except (asyncio.CancelledError, GeneratorExit):
+            # Cancelled (asyncio.run cancels every task at shutdown) or closed
+            # unfinished (a loop closed with this task still pending).
+            with self._lock:
+                self._workers -= 1
+            self._abandon(
+                "the task handling its events was stopped (loop shutting down?)",
+                current=item,
+            )
+            raise
+
+    async def _run(
+        self,
+        event: Any,
+        tag: NormalizedTag,
+        caller: Any,
+        done: asyncio.Future[None] | None,
+    ) -> None:
+        try:
+            await self._call_coroutine(event, tag, caller)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            if done is None:
+                self.errors += 1
+                log_subscriber_error(_logger, self, event, tag)
+            elif not done.done():
+                done.set_exception(error)
+        else:
+            self.handled += 1
+            if done is not None and not done.done():
+                done.set_result(None)
+        self._finished(1)
+
+    def _finished(self, count: int) -> None:
+        with self._lock:
+            self._pending -= count
+            idle = self._pending == 0
+            waiters, self._idle_waiters = (
+                (self._idle_waiters, []) if idle else ([], self._idle_waiters)
+            )
+        for waiter in waiters:
+            if not waiter.done() and not waiter.get_loop().is_closed():
+                waiter.set_result(None)
+
+    def _abandon(
+        self, reason: str, current: _Item | None = None, extra: int = 0
+    ) -> None:
+        """Give up the backlog (plus ``current``, being handled, and ``extra``
+        events refused now), and say so."""
+        with self._lock:
+            items = list(self._backlog)
+            self._backlog.clear()
+        if current is not None:
+            items.append(current)
+        count = len(items) + extra
+        if not count:
+            return
+        for _event, _tag, _caller, done in items:
+            if done is not None and not done.done() and not done.get_loop().is_closed():
+                done.cancel()
+        self.abandoned += count
+        self._finished(len(items))
+        _logger.error(
+            "%r: %d event(s) not handled because %s (%d abandoned in all)",
+            self,
+            count,
+            reason,
+            self.abandoned,
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__qualname__} at {id(self):#x}>"
+
+
+class AsyncFunctionalEventSubscriber(AsyncEventSubscriber):
+    """Wraps a coroutine function as a subscriber.
+
+    With ``with_event_info=True`` (the default) it is awaited as
+    ``async_fn(event, tag, caller)``; with ``False`` as ``async_fn(event)``.
+    The loop, concurrency, backlog and error rules are those of
+    :class:`AsyncEventSubscriber`. Keep this object (not just the function)
+    alive for as long as it should receive events.
+    """
+
+    def __init__(
+        self,
+        async_fn: Callable[..., Awaitable[Any]],
+        with_event_info: bool = True,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        max_concurrency: int = 1,
+        max_pending: int = 1000,
+    ) -> None:
+        if not (
+            inspect.iscoroutinefunction(async_fn)
+            or inspect.iscoroutinefunction(type(async_fn).__call__)
+        ):
+            raise TypeError(
+                "AsyncFunctionalEventSubscriber needs a coroutine function "
+                f"(async def), got {async_fn!r}; use FunctionalEventSubscriber "
+                "for a plain function"
+            )
+        super().__init__(
+            loop=loop, max_concurrency=max_concurrency, max_pending=max_pending
+        )
+        self._async_fn = async_fn
+        self._with_event_info = with_event_info
+
+    @property
+    def callback(self) -> Callable[..., Awaitable[Any]]:
+        """The wrapped coroutine function."""
+        return self._async_fn
+
+    async def call(
+        self, arg: Any, current_event_tag: NormalizedTag, current_event_caller: Any
+    ) -> None:
+        if self._with_event_info:
+            await self._async_fn(arg, current_event_tag, current_event_caller)
+        else:
+            await self._async_fn(arg)
