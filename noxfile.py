@@ -1,7 +1,9 @@
 """The one orchestrator of the eventspype monorepo.
 
     nox                      the test run: every package alone, all together,
-                             lint, types and wheel contents, on Python 3.10-3.13
+                             lint, types and wheel contents, on Python 3.10-3.13,
+                             and tests/redis on the oldest and newest redis-py
+                             and msgspec declared (tests_bounds)
     nox -s demo              the demo (in-process; through Redis when one is up)
     nox -s tests-3.12        the test sessions of one interpreter
     nox -s bench | docs      benchmarks (JSON in benchmarks/results) | the site
@@ -79,7 +81,14 @@ SHARED_FILES = (
 )
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["tests", "tests_all", "lint", "typecheck", "wheels"]
+nox.options.sessions = [
+    "tests",
+    "tests_all",
+    "tests_bounds",
+    "lint",
+    "typecheck",
+    "wheels",
+]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = bool(os.environ.get("CI"))
 # Never let uv fetch an interpreter from the network: absent ones are skipped.
@@ -186,6 +195,35 @@ def tests_all(session: nox.Session) -> None:
     # uv: the packaging guard builds wheels and makes throwaway venvs.
     _install_wheels(session, DISTRIBUTIONS, *TEST_TOOLS, *extras, "uv")
     _pytest(session, "tests")
+
+
+#: The distributions whose declared third-party floors tests_bounds checks,
+#: and the third-party packages they declare.
+BOUNDS_DISTS = ["eventspype-core", "eventspype-serializers", "eventspype-redis"]
+BOUNDS_DEPS = ["redis", "msgspec"]
+
+
+@nox.session(python=PYTHONS[0], venv_backend="uv")
+@nox.parametrize("resolution", ["lowest-direct", "highest"])
+def tests_bounds(session: nox.Session, resolution: str) -> None:
+    """tests/redis against the oldest and the newest redis-py and msgspec
+    that the distributions declare (a declared floor is a promise)."""
+    extras = [e for t in ("core", "serializers", "redis") for e in TEST_EXTRAS[t]]
+    session.install(*TEST_TOOLS, *extras)
+    wheels = [str(_wheel(session, d)) for d in BOUNDS_DISTS]
+    # Named as direct requirements: uv's lowest-direct resolution picks the
+    # floor of what the wheels declare for them (transitive ones get the
+    # newest), while the test tools above keep their newest versions.
+    session.install(
+        f"--resolution={resolution}", *wheels, *BOUNDS_DEPS,
+        *(f"--reinstall-package={d}" for d in [*BOUNDS_DISTS, *BOUNDS_DEPS]),
+    )  # fmt: skip
+    session.run(
+        "python", "-c",
+        "import redis, msgspec; "
+        "print('redis', redis.__version__, '| msgspec', msgspec.__version__)",
+    )  # fmt: skip
+    _pytest(session, "tests/redis")
 
 
 # --- quality ----------------------------------------------------------------

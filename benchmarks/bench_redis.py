@@ -12,7 +12,9 @@ with a ``RedisBroker``, a subscriber on the other side's ``RedisBroker``):
   (median of 3 runs);
 - batched publish: 50k events sent 1,000 at a time (``with broker.batch()``
   against a redis-py pipeline), publisher side, best of 3;
-- idle CPU of a subscriber doing nothing for 5 s.
+- idle CPU of a subscriber doing nothing for 5 s;
+- packing one PUBLISH: redis-py's ``Connection.pack_command`` against the
+  broker's hand-written ``pack_publish`` (which is kept only while it wins).
 
 Only loopback traffic, to the server at ``--redis-url`` (default
 ``EVENTSPYPE_TEST_REDIS_URL`` or redis://127.0.0.1:6379/0), on channels with a
@@ -285,7 +287,32 @@ def run(url: str, events: int) -> list[dict[str, Any]]:
         max(rates["raw"]), max(rates["eventspype"]), ">= 0.9x")  # fmt: skip
     row("idle subscriber CPU", "% of a core",
         idle(url, "raw"), idle(url, "eventspype"), "~0%")  # fmt: skip
+    raw_ns, ours_ns = pack_timings()
+    row("pack one PUBLISH (speed)", "M/s", 1e3 / raw_ns, 1e3 / ours_ns,
+        "keep ours if > 1x")  # fmt: skip
     return rows
+
+
+def pack_timings() -> tuple[float, float]:
+    """ns to pack one PUBLISH: redis-py's ``Connection.pack_command``, ours.
+
+    The justification of the hand-written ``pack_publish`` (issue 8: keep a
+    hand-written piece only where a benchmark shows the gain).
+    """
+    from _timing import best_ns
+
+    from eventspype.broker.redis._envelope import encode
+    from eventspype.broker.redis._transport import pack_publish
+
+    connection = redis.Connection()
+    channel = b"eventspype:ORDER_PLACED"
+    message = encode("ORDER_PLACED", OrderPlaced, b'{"order_id":1,"amount":4.5}')
+    assert b"".join(connection.pack_command("PUBLISH", channel, message)) == (
+        pack_publish(channel, message)
+    )
+    raw = best_ns(lambda: connection.pack_command("PUBLISH", channel, message), 20000)
+    ours = best_ns(lambda: pack_publish(channel, message), 20000)
+    return raw, ours
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:

@@ -107,6 +107,7 @@ def test_multipublisher_subscribes_through_the_publication() -> None:
     assert broker.of_kind("unsubscribe_publication") == [
         ("unsubscribe_publication", PLACED, subscriber)
     ]
+    shop.remove_subscriber(Shop.PLACED, subscriber)  # done with it: no lost warning
 
 
 def test_a_duck_typed_broker_without_the_methods_keeps_working() -> None:

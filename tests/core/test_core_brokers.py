@@ -208,6 +208,7 @@ def test_local_broker_isolates_and_counts_errors(
 # --- swapping brokers at runtime --------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore::eventspype.SubscriberLostWarning")
 def test_swap_local_to_local_moves_every_subscriber() -> None:
     old, new = LocalBroker(), LocalBroker()
     publisher = EventPublisher(PLACED, broker=old)
@@ -314,6 +315,7 @@ def test_swap_between_custom_brokers(recording_broker: RecordingBroker) -> None:
     assert len(sub.calls) == 1
 
 
+@pytest.mark.filterwarnings("ignore::eventspype.SubscriberLostWarning")
 def test_swap_does_not_migrate_dropped_subscribers(
     recording_broker: RecordingBroker,
 ) -> None:

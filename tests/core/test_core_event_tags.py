@@ -112,7 +112,7 @@ def test_tag_enum_supports_auto() -> None:
     assert {Auto.A.value, Auto.B.value} == {1, 2}
 
 
-@pytest.mark.parametrize("bad", [1.5, None, True, False, b"x", frozenset()])
+@pytest.mark.parametrize("bad", [1.5, None, b"x", frozenset()])
 def test_tag_enum_rejects_other_values_at_class_creation(bad: object) -> None:
     with pytest.raises(TypeError, match=type(bad).__name__):
 

@@ -173,6 +173,7 @@ def test_caller_override_and_falsy_caller() -> None:
     assert sub.calls[2][2] == []
 
 
+@pytest.mark.filterwarnings("ignore::eventspype.SubscriberLostWarning")
 def test_publish_undeclared_publication_raises() -> None:
     shop = Shop()
     with pytest.raises(ValueError, match="not declared"):
@@ -199,6 +200,7 @@ def test_publish_wrong_type_raises_even_without_subscribers() -> None:
     shop.publish(Shop.PLACED, Placed(1))  # the right type and no one listening: fine
 
 
+@pytest.mark.filterwarnings("ignore::eventspype.SubscriberLostWarning")
 def test_publish_wrong_type_raises_with_subscribers() -> None:
     shop = Shop()
     sub = Recorder()
@@ -225,6 +227,7 @@ def test_remove_subscriber() -> None:
     assert len(b.calls) == 1
 
 
+@pytest.mark.filterwarnings("ignore::eventspype.SubscriberLostWarning")
 def test_subscribers_are_weak() -> None:
     shop = Shop()
     sub = Recorder()

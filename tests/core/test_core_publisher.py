@@ -141,6 +141,7 @@ def test_remove_stops_delivery_and_unknown_remove_is_noop(
         assert broker.subscriber_count(publisher.channel) == 1
 
 
+@pytest.mark.filterwarnings("ignore::eventspype.SubscriberLostWarning")
 def test_get_subscribers_in_subscription_order(
     publisher_and_broker: tuple[EventPublisher, LocalBroker | None],
 ) -> None:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import gc
 import weakref
 
+import pytest
 from _core_support import PLACED, Placed, Recorder, make_publisher
 
 from eventspype import EventPublisher, LocalBroker
+
+# These tests drop subscribers on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore::eventspype.SubscriberLostWarning")
 
 
 def test_dropped_subscriber_direct_route() -> None:

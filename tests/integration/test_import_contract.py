@@ -7,6 +7,7 @@ define (``eventspype.viz`` comes from the eventspype-viz distribution).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import pytest
 
@@ -49,6 +50,8 @@ REFERENCE_1_4_2 = {
     "eventspype.sub.subscriber": ["EventSubscriber", "OwnedEventSubscriber"],
     "eventspype.sub.subscription": [
         "EventSubscription", "PublicationSubscription", "EventSubscriptionCallback",
+        "SubscriberCompleteEventCallback", "SubscriberSimpleEventCallback",
+        "FunctionalEventCallback",
     ],
     "eventspype.sub.tracker": ["TrackingEventSubscriber"],
     "eventspype.viz": ["EventVisualizer"],
@@ -68,7 +71,9 @@ def test_names_reexported_from_eventspype_are_the_defining_objects() -> None:
     from eventspype.broker.redis import RedisBroker
     from eventspype.broker.serializer import JsonEventSerializer
     from eventspype.serializers import EventSerializer
+    from eventspype.viz.visualizer import EventVisualizer
 
     assert eventspype.JsonEventSerializer is JsonEventSerializer
     assert eventspype.EventSerializer is EventSerializer
     assert eventspype.broker.RedisBroker is RedisBroker
+    assert eventspype.EventVisualizer is EventVisualizer

@@ -248,6 +248,8 @@ def test_the_clients_retry_policy_never_blocks_the_listener(
             assert numsub(admin, "retry:BETA") == 0
         finally:
             admin.close()
+        # Done with it: unsubscribed, it is not reported as lost when collected.
+        assert _finishes(lambda: broker.unsubscribe("GAMMA", late))
 
         server.kill()  # and close while it reconnects
         wait_until(lambda: broker._listener._link is None)

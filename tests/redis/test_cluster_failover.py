@@ -113,5 +113,10 @@ def test_delivery_resumes_after_the_replica_takes_over(
             ids = [event.order_id for event in inbox.events]
             assert ids == sorted(ids)
             assert set(ids) <= set(sent[tag])
-        assert rx.stats().reconnects >= 1
+        rx.wait_until_subscribed(30)
+        stats = rx.stats()
+        assert stats.reconnects >= 1
+        assert stats.connected
+        assert stats.subscribed == len(tags)
+        assert stats.last_connection_error is not None
     assert "re-subscribed" in caplog.text

@@ -179,6 +179,27 @@ def test_classic_pubsub_stays_available_on_a_cluster(
         assert shard_subscribers(redis_cluster, owner, prefix + "CLASSIC") == 0
 
 
+def test_stats_and_wait_until_subscribed_cover_every_shard(
+    redis_cluster: LocalCluster, clients: list[RedisCluster]
+) -> None:
+    prefix = unique_prefix()
+    tags = list(tags_on_every_master(redis_cluster, prefix).values())
+    with RedisBroker(clients[0], channel_prefix=prefix) as broker:
+        broker.register_event_class(OrderPlaced)
+        assert broker.stats().subscribed == 0
+        inbox = Inbox()
+        publishers = [publisher_for(broker, tag, OrderPlaced) for tag in tags]
+        for publisher in publishers:
+            publisher.add_subscriber(inbox.subscriber)
+        broker.wait_until_subscribed(10)
+        stats = broker.stats()
+        assert stats.connected
+        assert stats.subscribed == len(tags)
+        assert stats.last_connection_error is None
+        publishers[0].remove_subscriber(inbox.subscriber)
+        wait_until(lambda: broker.stats().subscribed == len(tags) - 1)
+
+
 # -- across processes ----------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from typing import Any
 
@@ -190,3 +191,74 @@ def test_a_refused_command_raises_and_is_counted(
     monkeypatch.undo()
     publisher.publish(OrderPlaced(4, 0.0))  # the connection is still in sync
     assert broker.stats().published == 1
+
+
+@pytest.mark.parametrize("size", [0, 1, 100, 70_000])
+def test_pack_publish_writes_what_redis_py_would(size: int) -> None:
+    # pack_publish is a faster copy of Connection.pack_command (see the
+    # benchmark it cites): it must never differ from it.
+    from eventspype.broker.redis._transport import pack_publish
+
+    channel, message = "chännel:X".encode(), bytes(range(256)) * (size // 256 + 1)
+    message = message[:size]
+    packed = redis.Connection().pack_command("PUBLISH", channel, message)
+    assert pack_publish(channel, message) == b"".join(packed)
+
+
+class _Pipeline:
+    def __init__(self, client: Any, error: Exception | None) -> None:
+        self.client, self.error, self.sent = client, error, []
+
+    def publish(self, channel: bytes, message: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self.sent.append((channel, message))
+
+    def execute(self) -> None:
+        self.client.published.extend(self.sent)
+
+
+class _Client:
+    """Just enough of a client for ClientTransport."""
+
+    def __init__(self, pipeline_error: Exception | None) -> None:
+        self.pipeline_error = pipeline_error
+        self.published: list[tuple[bytes, bytes]] = []
+        self.pipelines = 0
+
+    def pipeline(self, transaction: bool) -> _Pipeline:
+        self.pipelines += 1
+        return _Pipeline(self, self.pipeline_error)
+
+    def publish(self, channel: bytes, message: bytes) -> None:
+        self.published.append((channel, message))
+
+
+def test_a_cluster_pipeline_refusing_publish_is_said_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from redis.exceptions import RedisClusterException
+
+    from eventspype.broker.redis._transport import ClientTransport
+
+    caplog.set_level(logging.INFO, logger="eventspype.broker.redis")
+    client = _Client(RedisClusterException("PUBLISH is blocked in pipelines"))
+    transport = ClientTransport(client)
+    transport.publish_many([(b"a", b"1"), (b"b", b"2")])
+    transport.publish_many([(b"c", b"3")])
+    assert client.published == [(b"a", b"1"), (b"b", b"2"), (b"c", b"3")]
+    assert client.pipelines == 1  # not tried again
+    assert caplog.text.count("refuse PUBLISH") == 1
+
+
+def test_other_pipeline_errors_propagate_and_keep_pipelining() -> None:
+    from eventspype.broker.redis._transport import ClientTransport
+
+    client = _Client(redis.ConnectionError("down"))
+    transport = ClientTransport(client)
+    with pytest.raises(redis.ConnectionError):
+        transport.publish_many([(b"a", b"1")])
+    client.pipeline_error = None
+    transport.publish_many([(b"b", b"2")])
+    assert client.pipelines == 2  # still pipelined
+    assert client.published == [(b"b", b"2")]

@@ -216,6 +216,9 @@ def test_subscribers_are_held_weakly(
     assert received == [OrderPlaced(1, 1.0)]
 
 
+@pytest.mark.filterwarnings(
+    "ignore::eventspype.SubscriberLostWarning"
+)  # dropped on purpose
 def test_a_quiet_channel_is_unsubscribed_once_its_subscribers_are_collected(
     broker: RedisBroker, client: redis.Redis, prefix: str
 ) -> None:

@@ -171,7 +171,6 @@ def test_repr(broker: RedisBroker, prefix: str) -> None:
     "options",
     [
         {"max_message_bytes": 0},
-        {"max_nesting_depth": 0},
         {"reconnect_delay": (0.0, 1.0)},
         {"reconnect_delay": (2.0, 1.0)},
         {"health_check_interval": 0},

@@ -1,8 +1,14 @@
 """eventspype: typed publish/subscribe with pluggable transports.
 
 This module is a manifest: everything importable from ``eventspype``. Names that
-live in optional distributions (the serializers) are loaded on first access and
-raise an ``ImportError`` naming the distribution to install when it is missing.
+live in optional distributions (the serializers, the visualizer) are loaded on
+first access and raise an ``ImportError`` naming the distribution to install
+when it is missing; importing a missing optional subpackage
+(``eventspype.broker.redis``, ...) raises a ``ModuleNotFoundError`` that names
+it too.
+
+``__version__`` is the version of eventspype-core, the distribution that owns
+this package; :func:`versions` lists every installed eventspype distribution.
 """
 
 # Several distributions (eventspype-core, -serializers, -redis) install into the
@@ -12,6 +18,8 @@ __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
 from typing import TYPE_CHECKING, Any
 
+from eventspype import _missing
+from eventspype._distributions import versions
 from eventspype._json_safe import make_json_safe
 from eventspype._lazy import available, load_lazy
 from eventspype._version import __version__
@@ -36,7 +44,11 @@ from eventspype.sub.functional import FunctionalEventSubscriber
 from eventspype.sub.multisubscriber import MultiSubscriber
 from eventspype.sub.queue import QueueEventSubscriber
 from eventspype.sub.reporter import ReportingEventSubscriber
-from eventspype.sub.subscriber import EventSubscriber, OwnedEventSubscriber
+from eventspype.sub.subscriber import (
+    EventSubscriber,
+    OwnedEventSubscriber,
+    SubscriberLostWarning,
+)
 from eventspype.sub.subscription import EventSubscription, PublicationSubscription
 from eventspype.sub.tracker import TrackingEventSubscriber
 
@@ -47,6 +59,11 @@ if TYPE_CHECKING:
         MsgpackEventSerializer as MsgpackEventSerializer,
     )
     from eventspype.serializers import SerializationError as SerializationError
+
+    # eventspype-viz may be absent from the tree mypy checks.
+    from eventspype.viz.visualizer import (  # type: ignore[import-not-found,import-untyped,unused-ignore]
+        EventVisualizer as EventVisualizer,
+    )
 
 __all__ = [
     "AsyncEventSubscriber",
@@ -67,12 +84,14 @@ __all__ = [
     "PublicationSubscription",
     "QueueEventSubscriber",
     "ReportingEventSubscriber",
+    "SubscriberLostWarning",
     "TagEnum",
     "TrackingEventSubscriber",
     "__version__",
     "format_event_tag",
     "make_json_safe",
     "normalize_event_tag",
+    "versions",
 ]
 
 # name -> (module, distribution). Kept out of __all__: a star import must not
@@ -82,7 +101,11 @@ _LAZY = {
     "JsonEventSerializer": ("eventspype.serializers", "eventspype-serializers"),
     "MsgpackEventSerializer": ("eventspype.serializers", "eventspype-serializers"),
     "SerializationError": ("eventspype.serializers", "eventspype-serializers"),
+    "EventVisualizer": ("eventspype.viz.visualizer", "eventspype-viz"),
 }
+
+# Last in sys.meta_path: consulted only by imports that already failed.
+_missing.install()
 
 
 def __getattr__(name: str) -> Any:

@@ -38,11 +38,12 @@ class TagEnum(Enum):
     """
 
     def __new__(cls, value: int | str) -> TagEnum:
-        # bool is an int subclass, but True/False as tags are almost surely a bug.
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
+        # bool is an int, and 1.4.2 accepts it: the member's tag is still its
+        # name ("Flags.ON"), so True does not collide with the int tag 1.
+        if not isinstance(value, (int, str)):
             raise TypeError(
-                f"{cls.__name__} member values must be int or str, "
-                f"got {type(value).__name__}: {value!r}"
+                f"TagEnum member value must be int or str, got "
+                f"{type(value).__name__}: {value!r} (in {cls.__name__})"
             )
         member = object.__new__(cls)
         member._value_ = value

@@ -11,6 +11,7 @@ from eventspype._fork import register_for_fork
 from eventspype._subscribers import WeakSubscriberList, log_subscriber_error
 from eventspype.broker.broker import MessageBroker
 from eventspype.event import NormalizedTag
+from eventspype.sub.subscriber import require_subscriber
 
 if TYPE_CHECKING:
     from eventspype.sub.subscriber import EventSubscriber
@@ -43,6 +44,11 @@ class LocalBroker(MessageBroker):
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The ``logging.Logger`` of this module, where subscriber errors go."""
+        return _logger
 
     def publish(
         self, channel: str, event: Any, event_tag: NormalizedTag, caller: Any
@@ -87,11 +93,17 @@ class LocalBroker(MessageBroker):
             subscribers.reconcile()
 
     def subscribe(self, channel: str, subscriber: EventSubscriber) -> None:
-        """Add ``subscriber`` to ``channel``; subscribing twice has no effect."""
+        """Add ``subscriber`` to ``channel``; subscribing twice has no effect.
+
+        Raises:
+            TypeError: ``subscriber`` has no ``call`` method.
+        """
+        require_subscriber(subscriber, "subscribe")
         with self._lock:
             subscribers = self._channels.get(channel)
             if subscribers is None:
-                subscribers = self._channels[channel] = WeakSubscriberList()
+                subscribers = WeakSubscriberList(f"channel {channel!r}")
+                self._channels[channel] = subscribers
             subscribers.add(subscriber)
 
     def unsubscribe(self, channel: str, subscriber: EventSubscriber) -> None:

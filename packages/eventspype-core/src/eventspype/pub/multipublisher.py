@@ -12,6 +12,7 @@ from eventspype.event import EventTag, NormalizedTag, normalize_event_tag
 from eventspype.pub.publication import EventPublication
 from eventspype.pub.publisher import EventPublisher
 from eventspype.sub.functional import FunctionalEventSubscriber
+from eventspype.sub.subscriber import require_subscriber
 
 if TYPE_CHECKING:
     from eventspype.broker.broker import MessageBroker
@@ -79,8 +80,9 @@ class MultiPublisher:
                     and cached[publication.event_tag] is not publication
                 ):
                     raise ValueError(
-                        f"{cls.__name__}: publication {name!r} reuses the tag "
-                        f"{publication.event_tag!r} of another publication"
+                        f"Duplicate normalized event_tag {publication.event_tag!r}: "
+                        f"publication {name!r} of {cls.__name__} reuses the tag of "
+                        "another publication"
                     )
                 cached[publication.event_tag] = publication
             MultiPublisher._tags_cache[cls] = cached
@@ -98,7 +100,10 @@ class MultiPublisher:
         if cls._publications_by_tag().get(publication.event_tag) is publication:
             return True
         if raise_error:
-            raise ValueError(f"{publication!r} is not declared on {cls.__name__}")
+            raise ValueError(
+                f"Invalid publication: {publication!r} is not declared on "
+                f"{cls.__name__}"
+            )
         return False
 
     @classmethod
@@ -117,7 +122,10 @@ class MultiPublisher:
             return by_tag[event_tag]
         publication = by_tag.get(normalize_event_tag(event_tag))
         if publication is None:
-            raise ValueError(f"{cls.__name__} declares no event with tag {event_tag!r}")
+            raise ValueError(
+                f"No event definition found for tag: {event_tag!r} "
+                f"(not declared on {cls.__name__})"
+            )
         return publication
 
     # --- broker -------------------------------------------------------------
@@ -148,6 +156,7 @@ class MultiPublisher:
         self, publication: EventPublication, subscriber: EventSubscriber
     ) -> None:
         """Subscribe ``subscriber`` (held weakly) to ``publication``."""
+        require_subscriber(subscriber, "add_subscriber")
         self.is_publication_valid(publication)
         with self._lock:
             self._publisher_for(publication).add_subscriber(subscriber)

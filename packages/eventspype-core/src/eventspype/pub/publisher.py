@@ -11,6 +11,7 @@ from eventspype._fork import register_for_fork
 from eventspype._subscribers import WeakSubscriberList, log_subscriber_error
 from eventspype.broker.broker import _subscribe_through, _unsubscribe_through
 from eventspype.pub.publication import EventPublication
+from eventspype.sub.subscriber import require_subscriber
 
 if TYPE_CHECKING:
     from eventspype.broker.broker import MessageBroker
@@ -65,7 +66,10 @@ class EventPublisher:
         self._broker = broker
         # Serializes broker swaps against add/remove so none is lost mid-migration.
         self._lock = threading.RLock()
-        self._subscribers = WeakSubscriberList()
+        # Watched only while this list is the one publish() dispatches to.
+        self._subscribers = WeakSubscriberList(
+            repr(publication) if broker is None else None
+        )
         # The list publish() dispatches to directly, or None when a broker
         # delivers: one attribute read decides the route on the hot path.
         self._direct: WeakSubscriberList | None = (
@@ -91,6 +95,14 @@ class EventPublisher:
     def name(self) -> str:
         """The class name, used by subscribers that report who published."""
         return type(self).__name__
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The ``logging.Logger`` of this module, where subscriber errors go.
+
+        The same object every time (as in eventspype 1.4.2).
+        """
+        return _logger
 
     @property
     def publication(self) -> EventPublication:
@@ -138,6 +150,9 @@ class EventPublisher:
                 self._broker = broker
                 self._direct = None
             self._stale = set()
+            self._subscribers.set_watch(
+                repr(self._publication) if broker is None else None
+            )
             if old is not None:
                 for subscriber in subscribers:
                     _unsubscribe_through(old, self._publication, subscriber)
@@ -149,7 +164,12 @@ class EventPublisher:
         ``fork()``: there, adding again a subscriber that was added before the
         fork subscribes it on the broker again (a broker such as RedisBroker
         forgets the parent's subscriptions in the child), once.
+
+        Raises:
+            TypeError: ``subscriber`` has no ``call`` method (a plain function:
+                wrap it in :class:`~eventspype.FunctionalEventSubscriber`).
         """
+        require_subscriber(subscriber, "add_subscriber")
         with self._lock:
             # Only a new subscriber concerns the broker: a repeated add must
             # not subscribe twice on a broker that does not deduplicate.

@@ -64,6 +64,7 @@ class MultiSubscriber:
     def _check_declared(self, subscription: EventSubscription) -> None:
         if not any(s is subscription for s in self.get_event_definitions().values()):
             raise ValueError(
+                "Subscription not defined in event definitions: "
                 f"{subscription!r} is not declared on {type(self).__name__}"
             )
 

@@ -93,6 +93,11 @@ class QueueEventSubscriber(EventSubscriber):
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
 
+    @property
+    def logger(self) -> logging.Logger:
+        """The ``logging.Logger`` of this module, where dropped events are logged."""
+        return _logger
+
     def subscribe_consumer(self) -> _Queue:
         """Create a consumer queue, read by the loop this is called from.
 

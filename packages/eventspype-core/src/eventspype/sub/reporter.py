@@ -42,26 +42,28 @@ class ReportingEventSubscriber(EventSubscriber):
 
     def call(
         self,
-        arg: Any,
+        event_object: Any,
         current_event_tag: NormalizedTag,
         current_event_caller: Any,
     ) -> None:
         try:
-            if dataclasses.is_dataclass(arg) and not isinstance(arg, type):
-                data = dataclasses.asdict(arg)
-            elif isinstance(arg, HasAsDict):
-                data = dict(arg._asdict())
+            if dataclasses.is_dataclass(event_object) and not isinstance(
+                event_object, type
+            ):
+                data = dataclasses.asdict(event_object)
+            elif isinstance(event_object, HasAsDict):
+                data = dict(event_object._asdict())
             else:
-                data = {"value": str(arg)}
+                data = {"value": str(event_object)}
             data.update(
-                event_name=type(arg).__name__,
+                event_name=type(event_object).__name__,
                 event_source=self.event_source,
                 event_tag=current_event_tag,
             )
             self.logger().info("Event received: %s", data, extra={"event_data": data})
         except Exception:
             self.logger().exception(
-                "Could not report %s event",
-                type(arg).__name__,
+                "Error logging event: could not report a %s",
+                type(event_object).__name__,
                 extra={"event_source": self.event_source},
             )

@@ -58,7 +58,7 @@ class EventSubscription:
             and issubclass(publisher_class, (EventPublisher, MultiPublisher))
         ):
             raise ValueError(
-                "publisher_class must be a subclass of EventPublisher or "
+                "Publisher class must be a subclass of EventPublisher or "
                 f"MultiPublisher, got {publisher_class!r}"
             )
         self._publisher_class = publisher_class
@@ -122,8 +122,8 @@ class EventSubscription:
         if self._callback_with_subscriber:
             if subscriber is None:
                 raise ValueError(
-                    "this subscription calls its callback with the subscriber: "
-                    "pass the subscriber object"
+                    "Subscriber is required for callback with subscriber: this "
+                    "subscription calls its callback with the subscriber object"
                 )
             name = getattr(callback, "__name__", None)
             bound = getattr(subscriber, name, None) if name else None
@@ -175,7 +175,8 @@ class EventSubscription:
     def _check_publisher(self, publisher: EventPublisher | MultiPublisher) -> None:
         if not isinstance(publisher, self._publisher_class):
             raise ValueError(
-                f"publisher {publisher!r} is not a {self._publisher_class.__name__}"
+                f"Publisher type mismatch: {publisher!r} is not a "
+                f"{self._publisher_class.__name__}"
             )
 
     def _publication(
@@ -201,7 +202,7 @@ class PublicationSubscription(EventSubscription):
             and issubclass(publisher_class, MultiPublisher)
         ):
             raise ValueError(
-                "publisher_class must be a MultiPublisher subclass, "
+                "Publisher class must be a subclass of MultiPublisher, "
                 f"got {publisher_class!r}"
             )
         super().__init__(

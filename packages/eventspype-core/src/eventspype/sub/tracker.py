@@ -101,14 +101,14 @@ class TrackingEventSubscriber(EventSubscriber):
 
     def call(
         self,
-        arg: Any,
+        event_object: Any,
         current_event_tag: NormalizedTag,
         current_event_caller: Any,
     ) -> None:
-        event_type = type(arg)
+        event_type = type(event_object)
         with self._lock:
             log = self._collected_events.get(event_type, self._generic_collected_events)
-            log.append(arg)
+            log.append(event_object)
             waiters = self._waiters.pop(event_type, None)
         for future, loop in waiters or ():
-            call_in_loop(loop, _resolve, future, arg)
+            call_in_loop(loop, _resolve, future, event_object)

@@ -11,6 +11,8 @@ Provided by the eventspype-redis distribution::
 
 from eventspype.broker.redis._batch import Batch
 from eventspype.broker.redis._broker import RedisBroker
+from eventspype.broker.redis._channel_book import SubscriptionRefused
+from eventspype.broker.redis._registry import UnsafeClassImportWarning
 from eventspype.broker.redis._stats import DROP_REASONS, DropReason, RedisBrokerStats
 from eventspype.broker.redis._version import __version__
 
@@ -20,5 +22,7 @@ __all__ = [
     "DropReason",
     "RedisBroker",
     "RedisBrokerStats",
+    "SubscriptionRefused",
+    "UnsafeClassImportWarning",
     "__version__",
 ]

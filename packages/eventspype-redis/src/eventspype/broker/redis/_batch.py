@@ -29,9 +29,15 @@ class Held:
 
 
 def _owner() -> tuple[int, object]:
-    """The running thread and asyncio task (``None`` outside a task)."""
-    loop = asyncio._get_running_loop()
-    task = None if loop is None else asyncio.current_task(loop)
+    """The running thread and asyncio task (``None`` outside a task).
+
+    Called inside ``batch()`` blocks only: ``publish()`` outside one never
+    gets here.
+    """
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running event loop in this thread
+        task = None
     return threading.get_ident(), task
 
 

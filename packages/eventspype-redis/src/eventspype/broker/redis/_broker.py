@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import warnings
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
@@ -16,11 +17,13 @@ from redis.retry import Retry
 from eventspype.broker.broker import MessageBroker
 from eventspype.broker.redis import _envelope
 from eventspype.broker.redis._batch import Batch, BatchBuffer
+from eventspype.broker.redis._channels import ChannelNames
 from eventspype.broker.redis._connections import client_encoding
-from eventspype.broker.redis._envelope import EnvelopeError
-from eventspype.broker.redis._inbound import ClassRegistry, Inbound
+from eventspype.broker.redis._inbound import Inbound
 from eventspype.broker.redis._link import link_factory
 from eventspype.broker.redis._listener import Listener
+from eventspype.broker.redis._receive import receive
+from eventspype.broker.redis._registry import ClassRegistry
 from eventspype.broker.redis._sharded_listener import ShardedListener
 from eventspype.broker.redis._sharded_transport import ShardedTransport
 from eventspype.broker.redis._stats import Counters, RedisBrokerStats
@@ -29,6 +32,9 @@ from eventspype.broker.redis._transport import Transport, make_transport
 from eventspype.event import NormalizedTag
 from eventspype.serializers import EventSerializer, JsonEventSerializer
 from eventspype.sub.subscriber import EventSubscriber
+
+if TYPE_CHECKING:
+    from eventspype.pub.publication import EventPublication
 
 __all__ = ["RedisBroker"]
 
@@ -57,14 +63,24 @@ class RedisBroker(MessageBroker):
     other, as with ``LocalBroker``; ``TrackingEventSubscriber`` and
     ``QueueEventSubscriber`` cross to their event loop's thread themselves.
 
-    Only classes registered with :meth:`register_event_class` are rebuilt: a
-    message naming another class is dropped and nothing is imported for it,
-    unless ``allow_unregistered_classes=True`` (anyone who can publish on the
-    server could then make this process import any module). Undecodable
-    messages are logged with channel and reason, counted in :meth:`stats` and
-    dropped. When the connection drops, the listener logs it, reconnects with
-    backoff and jitter and subscribes every channel again by itself; events
-    published in between are lost (that is Pub/Sub).
+    Everything received is untrusted (see the Security page of the docs).
+    A message is delivered only if its tag is the tag of the channel it came
+    on, its class is allowed and its payload decodes into that class; then
+    each subscriber gets it only if it accepts it: one that came through a
+    publisher (:meth:`subscribe_publication`) accepts events of that
+    publication's tag and class (subclasses included), one added with
+    :meth:`subscribe` accepts the channel's events. Only classes registered
+    with :meth:`register_event_class`, or of the modules named in
+    ``allowed_modules``, are rebuilt: a message naming another class is
+    dropped and nothing is imported for it, unless
+    ``allow_unregistered_classes=True`` (anyone who can publish on the server
+    could then make this process import any module; it warns). Refused
+    messages are logged (rate-limited) with channel and reason, counted in
+    :meth:`stats` and dropped. Nothing a message or a subscriber does ends
+    delivery: the listener logs it with its traceback, counts it and goes on.
+    When the connection drops, the listener logs it, reconnects with backoff
+    and jitter and subscribes every channel again by itself; events published
+    in between are lost (that is Pub/Sub).
 
     Connections: the listener has one of its own, made like the client's
     (same class and options: host, TLS, credentials, database, Sentinel, RESP
@@ -88,14 +104,21 @@ class RedisBroker(MessageBroker):
             :class:`~eventspype.serializers.JsonEventSerializer` by default.
             Binary output (MessagePack) travels base64-encoded.
         channel_prefix: Prepended to every channel name on the server.
-        allow_unregistered_classes: Import classes that were not registered.
-        max_message_bytes: Larger messages are dropped unread.
-        max_nesting_depth: Text payloads whose ``[``/``{`` nest deeper are
-            dropped before the serializer sees them.
+        allow_unregistered_classes: Import any class a message names (as
+            eventspype 1.4.2 allows; warns with ``UnsafeClassImportWarning``).
+        allowed_modules: Import the classes of these modules and their
+            submodules on demand, e.g. ``("myapp.events",)``: the safe
+            alternative to ``allow_unregistered_classes``.
+        max_message_bytes: Larger messages are dropped unparsed (redis-py has
+            read them already: bound them on the server too, see the Security
+            page).
+        max_nesting_depth: Deprecated, ignored: msgspec refuses nesting past
+            the interpreter's recursion limit itself (drop reason ``too_deep``).
         subscribe_timeout: How long ``subscribe()`` waits for Redis to confirm
             a new channel, so that an event published right after it returns
             is received. It does not wait while Redis is known to be down: the
-            channel is subscribed as soon as the connection is back.
+            channel is subscribed as soon as the connection is back (see
+            :meth:`wait_until_subscribed` to fail fast instead).
         reconnect_delay: ``(first, longest)`` wait in seconds between
             reconnection attempts; it doubles after each failure.
         health_check_interval: After this many idle seconds the listener
@@ -124,8 +147,9 @@ class RedisBroker(MessageBroker):
         channel_prefix: str = "eventspype:",
         allow_unregistered_classes: bool = False,
         *,
+        allowed_modules: Iterable[str] = (),
         max_message_bytes: int = 1 << 20,
-        max_nesting_depth: int = 64,
+        max_nesting_depth: int | None = None,
         subscribe_timeout: float = 5.0,
         reconnect_delay: tuple[float, float] = (0.05, 5.0),
         health_check_interval: float = 30.0,
@@ -135,19 +159,24 @@ class RedisBroker(MessageBroker):
     ) -> None:
         if publish_timeout is not None and not publish_timeout > 0:
             raise ValueError(f"publish_timeout must be > 0, got {publish_timeout}")
+        if max_nesting_depth is not None:
+            warnings.warn(
+                "max_nesting_depth is deprecated and ignored: msgspec refuses "
+                "nesting past the recursion limit by itself (drop reason too_deep)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         self._redis = redis_client
         self._serializer: EventSerializer = (
             serializer if serializer is not None else JsonEventSerializer()
         )
         self._channel_prefix = channel_prefix
-        self._encoding = client_encoding(redis_client)
+        encoding = client_encoding(redis_client)
+        self._names = ChannelNames(channel_prefix, encoding)
         self._subscribe_timeout = max(0.0, subscribe_timeout)
-        self._classes = ClassRegistry(allow_unregistered_classes)
+        self._classes = ClassRegistry(allow_unregistered_classes, allowed_modules)
         self._inbound = Inbound(
-            self._serializer,
-            self._classes,
-            max_bytes=max_message_bytes,
-            max_depth=max_nesting_depth,
+            self._serializer, self._classes, max_bytes=max_message_bytes
         )
         self._counters = Counters()
         self._batch_buffer = BatchBuffer()
@@ -163,27 +192,25 @@ class RedisBroker(MessageBroker):
                 idle_timeout=_IDLE_TIMEOUT,
                 health_check_interval=health_check_interval,
                 reconnect_delay=reconnect_delay,
+                encoding=encoding,
             )
         else:
             self._listener = Listener(
-                link_factory(redis_client, self._encoding),
+                link_factory(redis_client, encoding),
                 self._on_message,
                 self._tidy,
                 self._counters,
                 idle_timeout=_IDLE_TIMEOUT,
                 health_check_interval=health_check_interval,
                 reconnect_delay=reconnect_delay,
+                encoding=encoding,
             )
             self._transport = make_transport(
                 redis_client, fast=fast_publish, timeout=publish_timeout
             )
-        self._subscriptions = Subscriptions(
-            channel_prefix, self._encoding, self._listener
-        )
+        self._subscriptions = Subscriptions(self._names, self._listener)
         self._closed = False
         self._owns_client = False
-        # Channel -> name on the wire, for publish() (copy-on-write, bounded).
-        self._wire_names: dict[str, bytes] = {}
         # A broker dropped without close() still stops its thread and
         # closes its connections.
         self._finalizer = weakref.finalize(
@@ -280,7 +307,7 @@ class RedisBroker(MessageBroker):
         message = _envelope.encode(
             event_tag, type(event), self._serializer.serialize(event)
         )
-        wire = self._wire_names.get(channel) or self._wire_name(channel)
+        wire = self._names.wire(channel)
         held = self._batch_buffer.current()
         if held is not None:
             held.messages.append((wire, message))
@@ -293,33 +320,72 @@ class RedisBroker(MessageBroker):
         self._counters.add_published(1)
 
     def subscribe(self, channel: str, subscriber: EventSubscriber) -> None:
-        """Deliver events of ``channel``, from any process, to ``subscriber``.
+        """Deliver the events of ``channel``, from any process, to ``subscriber``.
 
+        ``subscriber`` gets every event whose tag is the channel's
+        (``str(tag) == channel``); publishers subscribe through
+        :meth:`subscribe_publication` instead, which also checks the class.
         Until Redis has confirmed the channel, this waits (up to
         ``subscribe_timeout``) for the confirmation, unless Redis is down: then
         the listener subscribes it once the connection is back, and a warning
         says so. ``subscriber`` is held by weak reference.
 
         Raises:
+            SubscriptionRefused: Redis refused the channel (an ACL forbids it);
+                ``subscriber`` is not subscribed, the other channels go on.
             RuntimeError: the broker is closed.
         """
-        pending = self._subscriptions.add(channel, subscriber)
-        if pending is None or self._listener.on_listener_thread:
-            return
-        if not pending.wait(self._subscribe_timeout):
-            _logger.warning(
-                "Redis has not confirmed the subscription to %r yet; events "
-                "published before it does are not received",
-                self._channel_prefix + channel,
-            )
+        self._subscribe(channel, subscriber, None)
+
+    def subscribe_publication(
+        self, publication: EventPublication, subscriber: EventSubscriber
+    ) -> None:
+        """:meth:`subscribe` on ``str(publication.event_tag)``, for a publisher.
+
+        ``subscriber`` then gets only events whose tag is the publication's
+        and that are instances of its event class (subclasses included); the
+        others are dropped for it, counted as ``tag_mismatch`` or
+        ``class_mismatch``. Subscribed through several publications on one
+        channel, it gets what any of them accepts.
+
+        Raises:
+            SubscriptionRefused: as :meth:`subscribe`.
+            RuntimeError: the broker is closed.
+        """
+        self._subscribe(str(publication.event_tag), subscriber, publication)
 
     def unsubscribe(self, channel: str, subscriber: EventSubscriber) -> None:
-        """Stop delivering ``channel`` to ``subscriber``.
+        """Stop delivering ``channel`` to ``subscriber`` (however it subscribed).
 
         The Redis subscription ends with the channel's last subscriber (within
         about a second when the last ones were garbage-collected).
         """
         self._subscriptions.discard(channel, subscriber)
+
+    def unsubscribe_publication(
+        self, publication: EventPublication, subscriber: EventSubscriber
+    ) -> None:
+        """Undo :meth:`subscribe_publication` for this publication only."""
+        self._subscriptions.discard(str(publication.event_tag), subscriber, publication)
+
+    def wait_until_subscribed(self, timeout: float = 10.0) -> None:
+        """Wait until Redis has confirmed every subscribed channel.
+
+        For start-up checks that should fail fast rather than wait for a
+        server to come back: ``subscribe()`` does not wait while Redis is
+        down, and the listener reconnects by itself. Returns at once when no
+        channel is subscribed.
+
+        Raises:
+            TimeoutError: not confirmed within ``timeout`` seconds; the message
+                names the channels and the last connection error (also in
+                :meth:`stats`).
+            SubscriptionRefused: Redis refused a channel (an ACL forbids it).
+            RuntimeError: the broker is closed.
+        """
+        if self._closed:
+            raise RuntimeError("RedisBroker is closed")
+        self._listener.wait_until_subscribed(timeout)
 
     # -- lifecycle --------------------------------------------------------
 
@@ -334,8 +400,12 @@ class RedisBroker(MessageBroker):
         return Batch(self._batch_buffer, self._send_batch)
 
     def stats(self) -> RedisBrokerStats:
-        """A snapshot of the counters (published, delivered, dropped, ...)."""
-        return self._counters.snapshot(self._subscriptions.local.subscriber_errors)
+        """A snapshot of the counters and of the connection's state."""
+        if not self._closed:
+            self._listener.ensure_running()
+        return self._counters.snapshot(
+            self._subscriptions.local.subscriber_errors, self._listener.state()
+        )
 
     def close(self) -> None:
         """Stop and join the listener thread and release the connections.
@@ -381,11 +451,26 @@ class RedisBroker(MessageBroker):
 
     # -- internals --------------------------------------------------------
 
-    def _wire_name(self, channel: str) -> bytes:
-        wire = (self._channel_prefix + channel).encode(self._encoding)
-        if len(self._wire_names) < 4096:  # bounded: tags may be generated
-            self._wire_names = {**self._wire_names, channel: wire}
-        return wire
+    def _subscribe(
+        self,
+        channel: str,
+        subscriber: EventSubscriber,
+        publication: EventPublication | None,
+    ) -> None:
+        subscriptions = self._subscriptions
+        pending = subscriptions.add(channel, subscriber, publication)
+        if pending is None or self._listener.on_listener_thread:
+            return
+        if pending.wait(self._subscribe_timeout):
+            return
+        if pending.refused is not None:
+            subscriptions.discard(channel, subscriber, publication)
+            raise pending.refused
+        _logger.warning(
+            "Redis has not confirmed the subscription to %r yet; events "
+            "published before it does are not received",
+            self._channel_prefix + channel,
+        )
 
     def _send_batch(self, messages: list[tuple[bytes, bytes]]) -> None:
         if self._closed:
@@ -407,17 +492,19 @@ class RedisBroker(MessageBroker):
         channel = subscriptions.channel_of(wire_channel)
         if channel is None:  # unsubscribed while the message was in flight
             return
-        if not subscriptions.local.subscriber_count(channel):
+        local = subscriptions.local
+        delivery = receive(
+            self._inbound,
+            local,
+            self._counters,
+            channel,
+            data,
+            self,
+            self._channel_prefix + channel,
+        )
+        if not (delivery.handled or delivery.failed or delivery.refused):
             # Every subscriber was garbage-collected: end the subscription.
             subscriptions.forget_if_unused(channel)
-            return
-        try:
-            event, event_tag = self._inbound.decode(data)
-        except EnvelopeError as error:
-            self._counters.drop(error.reason, self._channel_prefix + channel, error)
-            return
-        self._counters.delivered += 1
-        subscriptions.local.publish(channel, event, event_tag, self)
 
 
 def _shutdown(listener: Listener | ShardedListener, transport: Transport) -> None:

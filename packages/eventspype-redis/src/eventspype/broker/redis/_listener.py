@@ -17,6 +17,17 @@ Threading rules (why the locks look the way they do):
 * Stopping takes no lock: it sets flags and shuts the socket down, which wakes
   the reader at once.
 
+What to send and what each reply means is the :class:`~._channel_book.ChannelBook`'s
+(no I/O): an error reply to a SUBSCRIBE (an ACL that forbids the channel) is a
+refusal of that channel, reported to whoever waits for it and counted, never a
+lost connection: the other channels go on delivering.
+
+Nothing ends delivery: an exception of any kind raised while handling a
+message is logged with its traceback and counted, and the loop goes on; one
+raised by the loop itself (a bug of ours) makes it start over on a new
+connection; a thread that died anyway is replaced by the next :meth:`Listener.add`
+(or :meth:`Listener.ensure_running`).
+
 The reader waits in ``read(timeout=idle_timeout)``: an idle listener wakes once
 per ``idle_timeout`` and does nothing else. When the connection drops it
 reconnects with backoff (see ``_outage``) and subscribes every channel again.
@@ -33,39 +44,21 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from eventspype.broker.redis._channel_book import (
+    ChannelBook,
+    Subscription,
+)
 from eventspype.broker.redis._link import Link, UndecodableMessage
 from eventspype.broker.redis._outage import Outage
 from eventspype.broker.redis._process import stop_at_exit, track
-from eventspype.broker.redis._stats import Counters
+from eventspype.broker.redis._stats import ConnectionState, Counters
 
-__all__ = ["Listener", "Subscription"]
+__all__ = ["Listener"]
 
 _logger = logging.getLogger("eventspype.broker.redis")
 
 #: ``deliver(channel, data)``: the broker's handler for one Pub/Sub message.
 Deliver = Callable[[bytes, Any], None]
-
-
-class Subscription:
-    """Settled once Redis confirms a SUBSCRIBE, or waiting for it is pointless.
-
-    ``ok`` is ``False`` when the subscription is not in place (the connection
-    failed, the listener stopped), so that the subscriber can be warned.
-    """
-
-    __slots__ = ("_done", "ok")
-
-    def __init__(self) -> None:
-        self._done = threading.Event()
-        self.ok = False
-
-    def settle(self, ok: bool) -> None:
-        self.ok = ok
-        self._done.set()
-
-    def wait(self, timeout: float) -> bool:
-        """Wait until settled; ``False`` if not settled ``ok`` in time."""
-        return self._done.wait(timeout) and self.ok
 
 
 class Listener:
@@ -87,12 +80,14 @@ class Listener:
         idle_timeout: float,
         health_check_interval: float,
         reconnect_delay: tuple[float, float],
+        encoding: str = "utf-8",
     ) -> None:
         if not health_check_interval > 0:
             raise ValueError(
                 f"health_check_interval must be > 0, got {health_check_interval}"
             )
         self._outage = Outage(counters, reconnect_delay)
+        self._encoding = encoding
         self._new_link = new_link
         self._deliver = weakref.WeakMethod(deliver)
         self._tidy = weakref.WeakMethod(tidy)
@@ -112,12 +107,12 @@ class Listener:
         self._thread: threading.Thread | None = None
         self._tidy_requested = False
         # Under _lock (and _io_lock for the link and what was sent on it).
-        self._channels: dict[bytes, None] = {}  # wanted, in order
-        self._waiters: dict[bytes, list[Subscription]] = {}
+        self._book = ChannelBook(self._encoding)  # what _link is asked and answered
         self._link: Link | None = None  # subscribed, read by the thread
         self._opening: Link | None = None  # being opened, for request_stop
-        self._sent: set[bytes] = set()  # subscribed on _link, as last sent
-        self._unconfirmed: dict[bytes, int] = {}  # commands awaiting a reply
+        self._progress = threading.Event()  # set on every confirmation or failure
+        self._connected = False
+        self._state_since: float | None = None  # time.time() of the last change
         # Read and written by the listener thread only.
         self._outage.reset()
         self._quiet_since: float | None = None
@@ -146,29 +141,41 @@ class Listener:
         with self._lock:
             if self._stopping:
                 return None
-            self._channels[channel] = None
-            if channel in self._sent and not self._unconfirmed.get(channel):
+            waiter = self._book.want(channel)
+            if waiter is None:
                 return None  # subscribed on the live connection already
-            waiter = Subscription()
-            self._waiters.setdefault(channel, []).append(waiter)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="eventspype-redis-listener", daemon=True
-                )
-                self._thread.start()
-                stop_at_exit(self)
+            self._start_thread()
             self._work.set()
             return None if self._outage.down else waiter
+
+    def ensure_running(self) -> None:
+        """Start a new thread if channels are wanted and the thread died."""
+        with self._lock:
+            if self._book.wanted and not self._stopping:
+                self._start_thread()
+
+    def _start_thread(self) -> None:
+        # Caller holds _lock.
+        thread = self._thread
+        if thread is not None and (thread.is_alive() or self._stopping):
+            return
+        if thread is not None:  # died: nothing should, but never stay dead
+            self._counters.listener_restarts += 1
+            _logger.error("Redis listener thread had died; starting a new one")
+            if self._link is not None:  # nobody reads it any more
+                self._link.close()
+                self._link = None
+            self._book.new_connection()
+        self._thread = threading.Thread(
+            target=self._run, name="eventspype-redis-listener", daemon=True
+        )
+        self._thread.start()
+        stop_at_exit(self)
 
     def remove(self, channel: bytes) -> None:
         """Stop wanting ``channel``; call :meth:`sync` next."""
         with self._lock:
-            if channel in self._channels:
-                del self._channels[channel]
-                # Unsubscribed by another thread meanwhile: nothing to wait
-                # for, and nothing to warn about.
-                for waiter in self._waiters.pop(channel, ()):
-                    waiter.settle(True)
+            self._book.unwant(channel)
 
     def sync(self) -> None:
         """Send what :meth:`add` and :meth:`remove` changed, if connected.
@@ -181,21 +188,62 @@ class Listener:
                 link = self._link
                 if link is None or self._stopping:
                     return
-                new = [c for c in self._channels if c not in self._sent]
-                gone = [c for c in self._sent if c not in self._channels]
-                # Counted before sending: the reply may beat the bookkeeping.
-                for channel in (*new, *gone):
-                    self._unconfirmed[channel] = self._unconfirmed.get(channel, 0) + 1
-                self._sent.update(new)
-                self._sent.difference_update(gone)
+                # Recorded before sending: the reply may beat the bookkeeping.
+                commands = self._book.commands()
+            if not commands:
+                return
             try:
-                if new:
-                    link.send("SUBSCRIBE", *new)
-                if gone:
-                    link.send("UNSUBSCRIBE", *gone)
+                link.send(commands)
             except Exception as error:
                 _logger.debug("Pub/Sub command failed; reconnecting: %s", error)
                 link.interrupt()
+
+    # -- what is true now (any thread) ----------------------------------------
+
+    def state(self) -> ConnectionState:
+        """Connected or not, since when, the last error, what is subscribed."""
+        with self._lock:
+            book = self._book
+            return ConnectionState(
+                connected=self._connected,
+                since=self._state_since,
+                last_error=self._outage.last_error,
+                subscribed=book.subscribed() if self._connected else 0,
+                refused={book.name(c): r for c, r in book.refused.items()},
+            )
+
+    def wait_until_subscribed(self, timeout: float) -> None:
+        """Wait until Redis has confirmed every wanted channel on a live connection.
+
+        Returns at once when no channel is wanted.
+
+        Raises:
+            SubscriptionRefused: Redis refused a channel (the first one).
+            TimeoutError: not done within ``timeout`` seconds; the message
+                names the channels still waiting and the last connection error.
+        """
+        self.ensure_running()
+        deadline = time.monotonic() + timeout
+        while True:
+            self._progress.clear()
+            with self._lock:
+                book = self._book
+                refused = next(iter(book.refused), None)
+                missing = book.missing() if self._link else list(book.wanted)
+            if refused is not None:
+                raise book.refusal(refused)
+            if not missing:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                names = ", ".join(repr(book.name(c)) for c in missing[:5])
+                more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+                raise TimeoutError(
+                    f"Redis has not confirmed the subscription to {names}{more} "
+                    f"within {timeout} s (last connection error: "
+                    f"{self._outage.last_error or 'none'})"
+                )
+            self._progress.wait(min(left, 0.1))
 
     def request_tidy(self) -> None:
         """Have the thread call ``tidy`` soon (safe from a weakref callback)."""
@@ -232,28 +280,42 @@ class Listener:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                if self._tidy_requested:
-                    self._tidy_requested = False
-                    tidy = self._tidy()
-                    if tidy is not None:
-                        tidy()
-                link = self._link
-                if link is not None:
-                    self._read(link)
-                    continue
-                self._work.clear()
-                with self._lock:
-                    channels = list(self._channels)
-                if not channels:
-                    self._work.wait()
-                elif not self._outage.failures or not self._stop.wait(
-                    self._outage.next_delay()
-                ):
-                    self._open(channels)
-        except Exception:  # a bug: say so once, never die with a traceback
-            _logger.exception("Redis listener thread failed; no more deliveries")
+                try:
+                    self._loop()
+                except BaseException as error:
+                    if self._stop.is_set():
+                        break
+                    # A bug of ours: start over on a new connection, after a
+                    # pause that grows if it happens again and again.
+                    self._counters.listener_errors += 1
+                    self._counters.listener_restarts += 1
+                    _logger.exception("Redis listener failed; starting over")
+                    self._drop_link(None)
+                    self._outage.failed(error)
+                    self._stop.wait(self._outage.next_delay())
         finally:
             self._drop_link(None)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if self._tidy_requested:
+                self._tidy_requested = False
+                tidy = self._tidy()
+                if tidy is not None:
+                    tidy()
+            link = self._link
+            if link is not None:
+                self._read(link)
+                continue
+            self._work.clear()
+            with self._lock:
+                channels = list(self._book.wanted)
+            if not channels:
+                self._work.wait()
+            elif not self._outage.failures or not self._stop.wait(
+                self._outage.next_delay()
+            ):
+                self._open(channels)
 
     def _open(self, channels: list[bytes]) -> None:
         link = self._new_link()
@@ -262,7 +324,7 @@ class Listener:
                 return
             self._opening = link
         try:
-            link.open(channels)
+            link.open()
         except Exception as error:
             with self._lock:
                 self._opening = None
@@ -275,8 +337,7 @@ class Listener:
             self._opening = None
             if not self._stopping:
                 self._link = link
-                self._sent = set(channels)
-                self._unconfirmed = dict.fromkeys(channels, 1)
+                self._book.new_connection()
         if self._link is not link:  # stopping
             link.close()
             return
@@ -285,7 +346,7 @@ class Listener:
         # server that accepts connections but refuses commands (NOAUTH,
         # LOADING) must keep the backoff growing.
         self._recovering = True
-        self.sync()  # channels added or removed while connecting
+        self.sync()  # SUBSCRIBE every wanted channel, one command each
 
     def _read(self, link: Link) -> None:
         try:
@@ -296,6 +357,9 @@ class Listener:
                     self._counters.drop("invalid_json", "(unknown)", error)
                 self._connection_lost(link, error)
             return
+        except BaseException as error:
+            self._connection_lost(link, error)
+            raise
         if reply is None:
             self._idle(link)
             return
@@ -308,35 +372,64 @@ class Listener:
                 return
             try:
                 deliver(channel or b"", data)
-            except Exception:  # the broker's handler never raises; be sure
-                _logger.exception("Delivering a Redis message failed")
-        elif kind == b"subscribe":
-            self._confirmed(link, channel or b"", subscribed=True)
-        elif kind == b"unsubscribe":
-            self._confirmed(link, channel or b"", subscribed=False)
-        elif kind == b"pong":
-            self._ping_sent = None
+            except BaseException:
+                self._counters.listener_errors += 1
+                _logger.exception(
+                    "Handling a Redis message on %r failed; going on", channel
+                )
+        elif kind == b"error":
+            self._error_reply(data)
+        else:
+            self._answered(link, kind, channel)
 
-    def _confirmed(self, link: Link, channel: bytes, *, subscribed: bool) -> None:
-        if subscribed and self._recovering:
-            # Healthy: the server confirmed a command on this connection.
-            self._recovering = False
-            with self._lock:
-                count = len(self._channels)
-            self._outage.recovered(count)
+    def _answered(self, link: Link, kind: bytes, channel: bytes | None) -> None:
+        if kind == b"pong":
+            self._ping_sent = None
+        elif kind == b"subscribe":
+            self._healthy()
         with self._lock:
-            left = self._unconfirmed.get(channel, 0) - 1
-            if left > 0:  # a later command for this channel is in flight
-                self._unconfirmed[channel] = left
-                return
-            self._unconfirmed.pop(channel, None)
-            waiters = self._waiters.pop(channel, ()) if subscribed else ()
-            unused = not (self._channels or self._sent or self._unconfirmed)
+            waiters = self._book.answered(kind, channel)
+            unused = kind == b"unsubscribe" and self._book.idle
         for waiter in waiters:
             waiter.settle(True)
+        self._progress.set()
         if unused:
             # Nothing subscribed any more: give the connection back.
             self._drop_link(link, release=False)
+
+    def _error_reply(self, error: Any) -> None:
+        with self._lock:
+            kind, channel, _ = self._book.error_reply(error)
+        self._healthy()  # the server answered
+        self._progress.set()
+        if kind == b"ping":
+            self._ping_sent = None  # refused, but answered: the server is alive
+        elif kind == b"subscribe" and channel is not None:
+            self._counters.subscribe_refusals += 1
+            _logger.error(
+                "Redis refused to subscribe to %r: %s; the other channels are "
+                "not affected",
+                self._book.name(channel),
+                self._book.refused.get(channel),
+            )
+        else:
+            _logger.error(
+                "Redis refused a Pub/Sub command (%s %r): %s: %s",
+                kind.decode() or "unknown",
+                channel,
+                type(error).__name__,
+                error,
+            )
+
+    def _healthy(self) -> None:
+        if self._recovering:
+            # Healthy: the server answered a command on this connection.
+            self._recovering = False
+            with self._lock:
+                count = len(self._book.wanted)
+                self._connected = True
+                self._state_since = time.time()
+            self._outage.recovered(count)
 
     def _idle(self, link: Link) -> None:
         # Nothing for idle_timeout seconds: a silent half-open connection looks
@@ -355,8 +448,11 @@ class Listener:
         if not self._io_lock.acquire(blocking=wait):
             return  # another send is under way; its reply wakes the reader
         try:
-            if self._link is link or self._opening is link:
-                link.send("PING")
+            with self._lock:
+                current = self._link is link
+                ping = self._book.ping() if current else ("PING",)
+            if current or self._opening is link:
+                link.send([ping])
         except Exception as error:  # the reader finds out on its next read
             _logger.debug("PING failed: %s", error)
         finally:
@@ -370,23 +466,19 @@ class Listener:
                 link = current
             if link is not None and link is current:
                 self._link = None
-                self._sent = set()
-                self._unconfirmed = {}
+                self._book.new_connection()
+                if self._connected or self._state_since is None:
+                    self._connected = False
+                    self._state_since = time.time()
             if release:
                 # Nobody should wait for a confirmation that may take minutes.
-                self._release_waiters()
+                self._book.release_waiters()
+        self._progress.set()
         if link is not None:
             link.close()
 
     def _connection_lost(self, link: Link, error: BaseException) -> None:
         with self._lock:
-            count = len(self._channels)
+            count = len(self._book.wanted)
         self._drop_link(link)
         self._outage.lost(error, count)
-
-    def _release_waiters(self) -> None:
-        # Caller holds _lock.
-        for waiters in self._waiters.values():
-            for waiter in waiters:
-                waiter.settle(False)
-        self._waiters.clear()

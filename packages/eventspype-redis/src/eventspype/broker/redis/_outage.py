@@ -2,15 +2,18 @@
 
 One warning when the connection is lost (or cannot be made), debug lines while
 it stays down, one warning with the duration when it is back; never one per
-attempt, so a long outage does not flood the log. Used by the listener thread
-only, except :attr:`Outage.down`, which any thread may read.
+attempt, so a long outage does not flood the log. The waits come from
+redis-py's ``EqualJitterBackoff`` (doubling, capped, half of it random: no
+thundering herd). Used by the listener thread only, except the read-only
+properties, which any thread may read.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import time
+
+from redis.backoff import EqualJitterBackoff
 
 from eventspype.broker.redis._stats import Counters
 
@@ -32,7 +35,8 @@ class Outage:
                 f"longest, got {reconnect_delay}"
             )
         self._counters = counters
-        self._delay_min, self._delay_max = first, longest
+        # compute(n): between half and all of min(longest, first * 2**n) seconds.
+        self._backoff = EqualJitterBackoff(cap=longest, base=first)
         self.reset()
 
     def reset(self) -> None:
@@ -41,6 +45,8 @@ class Outage:
         self._ever_connected = False
         #: Failed attempts since the last healthy connection.
         self.failures = 0
+        #: ``"<ExceptionType>: <message>"`` of the last failure, if any.
+        self.last_error: str | None = None
 
     @property
     def down(self) -> bool:
@@ -50,31 +56,31 @@ class Outage:
     def lost(self, error: BaseException, channels: int) -> None:
         """The connection in use broke."""
         self.failures += 1
+        self.last_error = _describe(error)
         if self._down_since is None:
             self._down_since = time.monotonic()
             _logger.warning(
-                "Redis Pub/Sub connection lost (%s: %s); reconnecting with "
+                "Redis Pub/Sub connection lost (%s); reconnecting with "
                 "backoff to re-subscribe %d channel(s)",
-                type(error).__name__,
-                error,
+                self.last_error,
                 channels,
             )
 
     def failed(self, error: BaseException) -> None:
         """A connection attempt failed."""
         self.failures += 1
+        self.last_error = _describe(error)
         if self._down_since is None:
             self._down_since = time.monotonic()
             _logger.warning(
-                "Cannot reach Redis for Pub/Sub (%s: %s); retrying with backoff",
-                type(error).__name__,
-                error,
+                "Cannot reach Redis for Pub/Sub (%s); retrying with backoff",
+                self.last_error,
             )
         else:
             _logger.debug("Redis still unreachable (%s)", error)
 
     def recovered(self, channels: int) -> None:
-        """Redis confirmed a subscription on a new connection: healthy again."""
+        """Redis answered a command on a new connection: healthy again."""
         self.failures = 0
         if self._down_since is not None:
             away = time.monotonic() - self._down_since
@@ -97,6 +103,8 @@ class Outage:
 
     def next_delay(self) -> float:
         """Seconds to wait before the next attempt: doubling, capped, jittered."""
-        exponent = min(self.failures - 1, 30)
-        delay = min(self._delay_max, self._delay_min * 2.0**exponent)
-        return delay * random.uniform(0.5, 1.0)  # jitter: no thundering herd
+        return self._backoff.compute(min(max(self.failures - 1, 0), 30))
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"

@@ -6,23 +6,20 @@ key: SPUBLISH is delivered by that shard alone, and only a connection to that
 shard's master receives it. :class:`ShardLink` is such a connection, for the
 listener of :mod:`~._sharded_listener`; it speaks the listener's dialect
 (``SUBSCRIBE``/``UNSUBSCRIBE``/``PING`` in, ``message``/``subscribe``/
-``unsubscribe`` replies out, see :mod:`~._link`) and translates:
+``unsubscribe``/``error`` replies out, see :mod:`~._link`) and translates:
 
-* Redis refuses an SSUBSCRIBE whose channels lie in different slots
-  (``CROSSSLOT``), so each command is split into one per slot.
-* The node is looked up when the link opens, in the client's slot map; a link
-  opened after a failure refreshes that map first (``CLUSTER SLOTS`` through
-  the client), so that after a failover it finds the promoted replica.
+* The node is chosen when the link opens: the master owning most of the
+  channels of its listener, in the client's slot map. A link opened after a
+  failure refreshes that map first (``CLUSTER SLOTS`` through the client), so
+  that after a failover it finds the promoted replica. The channels that
+  another node owns by then (after a resharding) are handed to ``reroute``,
+  which moves them to the listener of their node before this one subscribes.
 * When its slot leaves the node (a failover that demoted it, a resharding),
   Redis ends the subscription by itself with an ``sunsubscribe`` nobody asked
-  for. The link then reports the connection as lost, and the listener opens a
-  new one and subscribes every channel again. A refused command (``MOVED``)
-  is handled the same way.
-* A link opens on the node that owns most of its channels. Channels owned by
-  other nodes (after a resharding) are handed to ``reroute``, which gives them
-  to the listener of their node; here they are answered locally (a
-  ``subscribe`` now, an ``unsubscribe`` when the listener lets them go), so
-  that the listener's bookkeeping of confirmations stays whole.
+  for; a redirection (``MOVED``, ``ASK``) or ``CLUSTERDOWN``/``TRYAGAIN``
+  answers a command sent to a node that is not, or not yet, the owner. Both
+  are reported as a lost connection, not as a refused channel: the listener
+  opens a new link and subscribes every channel again.
 
 The connection is the broker's own, made like the client's connection to that
 node (see ``_connections``), without retries: the listener reconnects itself.
@@ -31,15 +28,16 @@ node (see ``_connections``), without retries: the listener reconnects itself.
 from __future__ import annotations
 
 import contextlib
-from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import redis
-from redis.crc import key_slot
+from redis.exceptions import AskError, ClusterDownError, TryAgainError
 
 from eventspype.broker.redis._connections import connection_recipe
 from eventspype.broker.redis._link import (
+    Commands,
     Link,
     Reply,
     _normalize,
@@ -56,7 +54,8 @@ _KINDS = {
     b"sunsubscribe": b"unsubscribe",
 }
 _COMMANDS = {"SUBSCRIBE": "SSUBSCRIBE", "UNSUBSCRIBE": "SUNSUBSCRIBE"}
-
+#: Error replies that mean "not this node (now)": reconnect, do not refuse.
+_ELSEWHERE = (AskError, ClusterDownError, TryAgainError)
 
 #: ``reroute(channels)``: give ``channels`` to the listeners of their nodes.
 Reroute = Callable[[list[bytes]], None]
@@ -65,35 +64,47 @@ Reroute = Callable[[list[bytes]], None]
 class ShardLinkFactory:
     """Makes the links of one shard's listener (``Listener(new_link=...)``).
 
-    Every link after the first refreshes the client's slot map before it
-    looks up its node: it replaces a link that failed, maybe because the node
-    is gone. ``reroute`` is set by the owner of the listener, once made.
+    ``channels()`` lists the channels routed to that listener. Every link
+    after the first refreshes the client's slot map before it looks up its
+    node: it replaces a link that failed, maybe because the node is gone. The
+    owner of the listener sets ``channels`` and ``reroute`` once it is made.
     """
 
     def __init__(self, client: Any) -> None:
         self._client = client
         self._made = 0
+        self.channels: Callable[[], list[bytes]] = list
         self.reroute: Reroute = _keep
 
     def __call__(self) -> ShardLink:
         self._made += 1
-        return ShardLink(self._client, refresh=self._made > 1, reroute=self.reroute)
+        return ShardLink(
+            self._client,
+            refresh=self._made > 1,
+            channels=self.channels,
+            reroute=self.reroute,
+        )
 
 
 def _keep(channels: list[bytes]) -> None:
-    raise redis.ConnectionError(f"{channels!r} are served by another node")
+    """The default ``reroute``: keep the channels (they get ``MOVED``)."""
 
 
 class ShardLink(Link):
     """One connection to the master owning some shard channels (see the module docs)."""
 
-    def __init__(self, client: Any, *, refresh: bool, reroute: Reroute) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        refresh: bool,
+        channels: Callable[[], list[bytes]],
+        reroute: Reroute,
+    ) -> None:
         self._client = client
         self._refresh = refresh
+        self._channels = channels
         self._reroute = reroute
-        # Channels handed to other listeners, and the replies owed for them.
-        self._elsewhere: set[bytes] = set()
-        self._owed: deque[Reply] = deque()
         self._connection: Any = None
         self._connects = 0
         self._failed = False
@@ -106,7 +117,7 @@ class ShardLink(Link):
     def _connected(self, connection: Any) -> None:
         self._connects += 1
 
-    def open(self, channels: list[bytes]) -> None:
+    def open(self) -> None:
         if self._refresh:
             try:
                 self._client.nodes_manager.initialize()
@@ -114,19 +125,7 @@ class ShardLink(Link):
                 raise redis.ConnectionError(
                     f"cannot refresh the cluster's slot map: {error}"
                 ) from error
-        try:
-            owners = {c: self._client.get_node_from_key(c) for c in channels}
-        except Exception as error:  # a slot not covered (yet): back off
-            raise redis.ConnectionError(
-                f"no node of the cluster serves these channels now: {error}"
-            ) from error
-        counts = Counter(n.name for n in owners.values() if n is not None)
-        if not counts:
-            raise redis.ConnectionError(
-                f"no node of the cluster serves the slot of {channels[0]!r}"
-            )
-        name = counts.most_common(1)[0][0]
-        node = next(n for n in owners.values() if n is not None and n.name == name)
+        node = self._choose_node()
         recipe = connection_recipe(self._client.get_redis_connection(node), None)
         if recipe is None:  # a cluster node's client always has a pool
             raise redis.ConnectionError(f"no connection pool for node {node.name}")
@@ -135,54 +134,62 @@ class ShardLink(Link):
         connection.register_connect_callback(self._connected)
         connection.connect()
         _quiet_push_messages(connection)
-        mine = [c for c in channels if (n := owners[c]) is not None and n.name == name]
-        self._send_by_slot("SSUBSCRIBE", mine)
-        elsewhere = [c for c in channels if c not in set(mine)]
-        if elsewhere:
-            self._elsewhere.update(elsewhere)
-            self._owed.extend((b"subscribe", c, None) for c in elsewhere)
-            self._reroute(elsewhere)
 
-    def send(self, command: str, *channels: bytes) -> None:
-        if self._failed or self._connection is None:
-            raise redis.ConnectionError("the sharded Pub/Sub connection failed")
+    def _choose_node(self) -> Any:
         try:
-            if command == "PING":
-                self._connection.send_command("PING", check_health=False)
-                return
+            owners = {c: self._client.get_node_from_key(c) for c in self._channels()}
+        except Exception as error:  # a slot not covered (yet): back off
+            raise redis.ConnectionError(
+                f"no node of the cluster serves these channels now: {error}"
+            ) from error
+        counts = Counter(n.name for n in owners.values() if n is not None)
+        if not counts:
+            nodes = self._client.get_primaries()
+            if not nodes:
+                raise redis.ConnectionError("the cluster has no master")
+            return nodes[0]
+        name = counts.most_common(1)[0][0]
+        elsewhere = [c for c, n in owners.items() if n is None or n.name != name]
+        if elsewhere:
+            self._reroute(elsewhere)
+        return next(n for n in owners.values() if n is not None and n.name == name)
+
+    def send(self, commands: Commands) -> None:
+        connection = self._connection
+        if self._failed or connection is None:
+            raise redis.ConnectionError("the sharded Pub/Sub connection failed")
+        sharded = []
+        for command, *channels in commands:
             if command == "UNSUBSCRIBE":
-                gone = [c for c in channels if c in self._elsewhere]
-                self._elsewhere.difference_update(gone)
-                self._owed.extend((b"unsubscribe", c, None) for c in gone)
-                channels = tuple(c for c in channels if c not in set(gone))
                 for channel in channels:
                     self._leaving[channel] = self._leaving.get(channel, 0) + 1
-            else:
-                self._elsewhere.difference_update(channels)
-            self._send_by_slot(_COMMANDS[command], channels)
+            sharded.append((_COMMANDS.get(command, command), *channels))
+        try:
+            connection.send_packed_command(
+                connection.pack_commands(sharded), check_health=False
+            )
         except BaseException:
             self._failed = True
             raise
-
-    def _send_by_slot(self, command: str, channels: Iterable[bytes]) -> None:
-        by_slot: defaultdict[int, list[bytes]] = defaultdict(list)
-        for channel in channels:
-            by_slot[key_slot(channel)].append(channel)
-        for group in by_slot.values():
-            self._connection.send_command(command, *group, check_health=False)
 
     def read(self, timeout: float) -> Reply | None:
         connection = self._connection
         if self._failed or connection is None:
             raise redis.ConnectionError("the sharded Pub/Sub connection failed")
-        if self._owed:
-            return self._owed.popleft()
-        response = None
+        response: Any = None
         ready = connection.can_read(timeout=timeout)
         if ready:
-            response = connection.read_response(
-                disconnect_on_error=False, push_request=True
-            )
+            try:
+                response = connection.read_response(
+                    disconnect_on_error=False, push_request=True
+                )
+            except _ELSEWHERE as error:
+                raise redis.ConnectionError(
+                    f"node {self.node_name} does not serve a channel now: "
+                    f"{type(error).__name__}: {error}"
+                ) from None
+            except redis.ResponseError as error:
+                response = error  # a refusal of one command (an ACL)
         if self._connects > 1:
             raise redis.ConnectionError(
                 "the sharded Pub/Sub connection was re-opened without its subscriptions"

@@ -14,8 +14,8 @@ it reconnects with backoff, to the node that owns its channels' slots by then
 delivering meanwhile.
 
 Resharding: when slots move to another master, Redis ends their
-subscriptions; the listener reconnects, keeps the channels of the node that
-owns most of them and hands the others to the listeners of their new nodes.
+subscriptions; the listener reconnects to the node that owns most of its
+channels and hands the others to the listeners of their new nodes.
 
 Delivery: the shard listeners hand every message to one handler under one
 lock, so the broker decodes, counts and calls subscribers on one thread at a
@@ -31,10 +31,11 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from eventspype.broker.redis._listener import Deliver, Listener, Subscription
+from eventspype.broker.redis._channel_book import Subscription
+from eventspype.broker.redis._listener import Deliver, Listener
 from eventspype.broker.redis._process import track
 from eventspype.broker.redis._shard_link import ShardLinkFactory
-from eventspype.broker.redis._stats import Counters
+from eventspype.broker.redis._stats import ConnectionState, Counters
 
 __all__ = ["ShardedListener"]
 
@@ -89,6 +90,12 @@ class _Rerouter:
         self._owner = weakref.ref(owner)
         self._shard = weakref.ref(shard)
 
+    def channels(self) -> list[bytes]:
+        owner, shard = self._owner(), self._shard()
+        if owner is None or shard is None:
+            return []
+        return owner.channels_of(shard)
+
     def reroute(self, channels: list[bytes]) -> None:
         owner, shard = self._owner(), self._shard()
         if owner is not None and shard is not None:
@@ -113,8 +120,10 @@ class ShardedListener:
         idle_timeout: float,
         health_check_interval: float,
         reconnect_delay: tuple[float, float],
+        encoding: str = "utf-8",
     ) -> None:
         self._client = client
+        self._encoding = encoding
         self._handlers = _OneAtATime(deliver, tidy)
         self._counters = counters
         self._idle_timeout = idle_timeout
@@ -147,8 +156,11 @@ class ShardedListener:
             idle_timeout=self._idle_timeout,
             health_check_interval=self._health_check_interval,
             reconnect_delay=self._reconnect_delay,
+            encoding=self._encoding,
         )
-        factory.reroute = _Rerouter(self, listener).reroute
+        rerouter = _Rerouter(self, listener)
+        factory.channels = rerouter.channels
+        factory.reroute = rerouter.reroute
         return listener
 
     def _shard_for(
@@ -187,6 +199,10 @@ class ShardedListener:
         for target in {id(t): t for _, t in moves}.values():
             target.sync()
 
+    def channels_of(self, shard: Listener) -> list[bytes]:
+        """The channels routed to ``shard``."""
+        return [c for c, s in self._routes.items() if s is shard]
+
     @property
     def shards(self) -> tuple[Listener, ...]:
         """The listener of each shard (a snapshot)."""
@@ -221,6 +237,39 @@ class ShardedListener:
         """Send what changed, on every shard's connection (see ``Listener.sync``)."""
         for shard in self._all:
             shard.sync()
+
+    def ensure_running(self) -> None:
+        """Start a new thread for every shard whose thread died (see ``Listener``)."""
+        for shard in self._all:
+            shard.ensure_running()
+
+    def state(self) -> ConnectionState:
+        """The shards' states in one: connected when every shard in use is.
+
+        ``since`` is the latest change of any shard, ``last_error`` the one of
+        the shard that changed last among those with an error.
+        """
+        states = [s.state() for s in self._all if self.channels_of(s)]
+        if not states:
+            return ConnectionState()
+        changed = sorted(states, key=lambda state: state.since or 0.0)
+        errors = [state.last_error for state in changed if state.last_error]
+        refused: dict[str, str] = {}
+        for state in states:
+            refused.update(state.refused)
+        return ConnectionState(
+            connected=all(state.connected for state in states),
+            since=changed[-1].since,
+            last_error=errors[-1] if errors else None,
+            subscribed=sum(state.subscribed for state in states),
+            refused=refused,
+        )
+
+    def wait_until_subscribed(self, timeout: float) -> None:
+        """``Listener.wait_until_subscribed`` on every shard, in ``timeout`` in all."""
+        deadline = time.monotonic() + timeout
+        for shard in self._all:
+            shard.wait_until_subscribed(max(0.0, deadline - time.monotonic()))
 
     def request_tidy(self) -> None:
         """Have a listener thread call ``tidy`` soon (safe from a weakref callback)."""

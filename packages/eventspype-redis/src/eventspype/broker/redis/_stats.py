@@ -12,7 +12,13 @@ from typing import Final, Literal, get_args
 
 from eventspype.broker.redis._process import track
 
-__all__ = ["DROP_REASONS", "Counters", "DropReason", "RedisBrokerStats"]
+__all__ = [
+    "DROP_REASONS",
+    "ConnectionState",
+    "Counters",
+    "DropReason",
+    "RedisBrokerStats",
+]
 
 _logger = logging.getLogger("eventspype.broker.redis")
 
@@ -26,8 +32,10 @@ DropReason = Literal[
     "invalid_json",
     "invalid_envelope",
     "too_deep",
+    "tag_mismatch",
     "unregistered_class",
     "invalid_payload",
+    "class_mismatch",
 ]
 
 #: Every drop reason, in the order a message is checked.
@@ -52,6 +60,22 @@ class RedisBrokerStats:
             delivered event (each is logged and isolated).
         reconnects: Times the listener re-established its Pub/Sub connection
             and re-subscribed after losing it.
+        listener_errors: Exceptions of any kind (a bug of ours, a
+            ``SystemExit`` raised while handling a message) that the listener
+            caught, logged with their traceback, and survived.
+        listener_restarts: Times the listener started over after such an
+            exception (in its thread, or with a new thread if it had died).
+        subscribe_refusals: SUBSCRIBE commands Redis refused (an ACL that
+            forbids the channel); each concerns that channel only.
+        connected: Whether the listener holds a Pub/Sub connection on which
+            Redis has answered (``False`` before the first ``subscribe()``).
+        connected_since: Since when (``time.time()``) it has been connected,
+            or, when not connected, since when it has not been.
+        last_connection_error: The last error that broke or prevented the
+            Pub/Sub connection (``"ConnectionError: ..."``), ``None`` if none.
+        subscribed: Channels Redis has confirmed on the live connection now.
+        refused_channels: Channels (names on the server) whose last SUBSCRIBE
+            Redis refused, with its reason; they are not subscribed.
     """
 
     published: int = 0
@@ -62,6 +86,16 @@ class RedisBrokerStats:
     )
     subscriber_errors: int = 0
     reconnects: int = 0
+    listener_errors: int = 0
+    listener_restarts: int = 0
+    subscribe_refusals: int = 0
+    connected: bool = False
+    connected_since: float | None = None
+    last_connection_error: str | None = None
+    subscribed: int = 0
+    refused_channels: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     @property
     def dropped_total(self) -> int:
@@ -72,8 +106,9 @@ class RedisBrokerStats:
 class Counters:
     """The live counters behind :class:`RedisBrokerStats`.
 
-    The listener thread is the only writer of ``delivered``, ``dropped`` and
-    ``reconnects``, so those need no lock; publish counters are written by any
+    The listener thread is the only writer of ``delivered``, ``dropped``,
+    ``reconnects``, ``listener_errors``, ``listener_restarts`` and
+    ``subscribe_refusals``, so those need no lock; publish counters are written by any
     thread that publishes, so they go through :meth:`add_published`, which
     takes a lock (``+=`` on an attribute is not atomic across threads).
     """
@@ -85,9 +120,12 @@ class Counters:
         "_suppressed",
         "delivered",
         "dropped",
+        "listener_errors",
+        "listener_restarts",
         "publish_errors",
         "published",
         "reconnects",
+        "subscribe_refusals",
     )
 
     def __init__(self) -> None:
@@ -100,6 +138,9 @@ class Counters:
         self.publish_errors = 0
         self.delivered = 0
         self.reconnects = 0
+        self.listener_errors = 0
+        self.listener_restarts = 0
+        self.subscribe_refusals = 0
         self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         self._last_logged: dict[str, float] = {}
         self._suppressed: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
@@ -115,21 +156,24 @@ class Counters:
         Called by the listener thread only. Repeats of one reason within a
         second are counted but not logged; the next warning says how many.
         """
-        self.dropped[reason] += 1
         now = time.monotonic()
         last = self._last_logged.get(reason)
         if last is not None and now - last < _DROP_LOG_INTERVAL:
             self._suppressed[reason] += 1
-            return
-        self._last_logged[reason] = now
-        suppressed, self._suppressed[reason] = self._suppressed[reason], 0
-        _logger.warning(
-            "Dropped a message on channel %r (%s): %s%s",
-            channel,
-            reason,
-            detail,
-            f" [{suppressed} more {reason} drop(s) not logged]" if suppressed else "",
-        )
+        else:
+            self._last_logged[reason] = now
+            suppressed, self._suppressed[reason] = self._suppressed[reason], 0
+            _logger.warning(
+                "Dropped a message on channel %r (%s): %s%s",
+                channel,
+                reason,
+                detail,
+                f" [{suppressed} more {reason} drop(s) not logged]"
+                if suppressed
+                else "",
+            )
+        # Counted after the warning: whoever sees the count sees the log line.
+        self.dropped[reason] += 1
 
     def add_published(self, count: int) -> None:
         """Count ``count`` events acknowledged by Redis."""
@@ -141,7 +185,9 @@ class Counters:
         with self._lock:
             self.publish_errors += 1
 
-    def snapshot(self, subscriber_errors: int) -> RedisBrokerStats:
+    def snapshot(
+        self, subscriber_errors: int, connection: ConnectionState
+    ) -> RedisBrokerStats:
         """Copy the counters into an immutable :class:`RedisBrokerStats`."""
         with self._lock:
             published, publish_errors = self.published, self.publish_errors
@@ -152,4 +198,23 @@ class Counters:
             dropped=MappingProxyType(dict(self.dropped)),
             subscriber_errors=subscriber_errors,
             reconnects=self.reconnects,
+            listener_errors=self.listener_errors,
+            listener_restarts=self.listener_restarts,
+            subscribe_refusals=self.subscribe_refusals,
+            connected=connection.connected,
+            connected_since=connection.since,
+            last_connection_error=connection.last_error,
+            subscribed=connection.subscribed,
+            refused_channels=MappingProxyType(dict(connection.refused)),
         )
+
+
+@dataclass(frozen=True)
+class ConnectionState:
+    """What the listener reports about its Pub/Sub connection right now."""
+
+    connected: bool = False
+    since: float | None = None
+    last_error: str | None = None
+    subscribed: int = 0
+    refused: Mapping[str, str] = field(default_factory=dict)
