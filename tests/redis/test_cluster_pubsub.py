@@ -31,7 +31,7 @@ from _redis_support import (
 from redis.cluster import RedisCluster
 
 from eventspype import FunctionalEventSubscriber
-from eventspype.broker.redis import RedisBroker
+from eventspype.broker.redis import RedisBroker, SubscriptionRefused
 
 pytestmark = pytest.mark.slow
 
@@ -391,3 +391,48 @@ def test_a_forked_child_subscribes_on_shard_connections_of_its_own(
         wait_until(lambda: OrderPlaced(2, 1.0) in inbox.events)
         # The child's events on tags[0] reached the parent too (one Redis).
         assert inbox.events.count(OrderPlaced(1, 1.0)) == 1
+
+
+def test_a_shard_channel_refused_by_an_acl_concerns_that_channel_only(
+    redis_cluster: LocalCluster,
+) -> None:
+    prefix = unique_prefix()
+    user = f"limited-{prefix.split(':')[1]}"
+    for node in redis_cluster.nodes:
+        admin = node.client()
+        try:
+            admin.execute_command(
+                "ACL", "SETUSER", user, "on", ">pw", "~*", "resetchannels",
+                f"&{prefix}OK*", "+@all",
+            )  # fmt: skip
+        finally:
+            admin.close()
+    tags = list(tags_on_every_master(redis_cluster, f"{prefix}OK").values())
+    receiving = redis_cluster.client(username=user, password="pw")
+    sending = redis_cluster.client()
+    try:
+        with (
+            RedisBroker(receiving, channel_prefix=prefix) as receiver,
+            RedisBroker(sending, channel_prefix=prefix) as sender,
+        ):
+            receiver.register_event_class(OrderPlaced)
+            inbox = Inbox()
+            for tag in tags:
+                publisher_for(receiver, f"OK{tag}", OrderPlaced).add_subscriber(
+                    inbox.subscriber
+                )
+            with pytest.raises(SubscriptionRefused, match=r"NOPERM|[Pp]ermission"):
+                publisher_for(receiver, "FORBIDDEN", OrderPlaced).add_subscriber(
+                    inbox.subscriber
+                )
+            for order_id, tag in enumerate(tags):
+                publisher_for(sender, f"OK{tag}", OrderPlaced).publish(
+                    OrderPlaced(order_id, 1.0)
+                )
+            assert len(inbox.wait_for(len(tags))) == len(tags)
+            stats = receiver.stats()
+            assert stats.reconnects == 0
+            assert stats.subscribed == len(tags)
+    finally:
+        receiving.close()
+        sending.close()
