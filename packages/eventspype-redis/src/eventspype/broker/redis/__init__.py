@@ -14,6 +14,7 @@ from eventspype.broker.redis._broker import RedisBroker
 from eventspype.broker.redis._channel_book import SubscriptionRefused
 from eventspype.broker.redis._registry import UnsafeClassImportWarning
 from eventspype.broker.redis._stats import DROP_REASONS, DropReason, RedisBrokerStats
+from eventspype.broker.redis._stream_broker import RedisStreamBroker
 from eventspype.broker.redis._version import __version__
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "DropReason",
     "RedisBroker",
     "RedisBrokerStats",
+    "RedisStreamBroker",
     "SubscriptionRefused",
     "UnsafeClassImportWarning",
     "__version__",

@@ -1,0 +1,391 @@
+"""RedisStreamBroker: at-least-once delivery per consumer group on Redis Streams."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import redis
+
+from eventspype.broker.broker import MessageBroker
+from eventspype.broker.redis import _envelope
+from eventspype.broker.redis._batch import Batch, BatchBuffer
+from eventspype.broker.redis._connections import (
+    DEFAULT_TIMEOUT,
+    ConnectionRecipe,
+    connection_recipe,
+)
+from eventspype.broker.redis._dead_letters import DeadLetterAccess
+from eventspype.broker.redis._inbound import Inbound
+from eventspype.broker.redis._registry import ClassRegistry
+from eventspype.broker.redis._stream_reader import StreamReader
+from eventspype.broker.redis._stream_receiving import StreamReceiving
+from eventspype.broker.redis._stream_stats import (
+    ChannelBacklog,
+    RedisStreamStats,
+    StreamCounters,
+    read_backlog,
+)
+from eventspype.broker.redis._stream_writer import (
+    StreamWriter,
+    check_options,
+    default_consumer_name,
+    url_client,
+)
+from eventspype.event import NormalizedTag
+from eventspype.serializers import EventSerializer, JsonEventSerializer
+
+if TYPE_CHECKING:
+    from eventspype.pub.publication import EventPublication
+    from eventspype.sub.subscriber import EventSubscriber
+
+__all__ = ["RedisStreamBroker"]
+
+_logger = logging.getLogger("eventspype.broker.redis")
+
+_B = TypeVar("_B", bound="RedisStreamBroker")
+
+#: How long ``close()`` waits for the reader to finish what it holds.
+_CLOSE_TIMEOUT = 10.0
+
+
+class RedisStreamBroker(DeadLetterAccess, MessageBroker):
+    """Durable delivery: every consumer group receives every event at least once.
+
+    Each channel is a stream, ``<channel_prefix><channel>``: ``publish()``
+    XADDs the envelope :class:`RedisBroker` publishes (one field, ``event``,
+    ``MAXLEN ~ maxlen``), returns once Redis has it and raises when Redis
+    cannot be reached. Brokers with the same ``group`` share the work; every
+    group gets every event. One reader thread (from the first
+    ``subscribe()``) calls the local subscribers, with the broker as caller,
+    and acknowledges an event once all of them returned without raising.
+    One that was not (a subscriber raised, the process died) is delivered
+    again, to this or another consumer, after ``claim_idle`` seconds, and
+    after ``max_deliveries`` deliveries moved to ``<stream>:dead`` with the
+    last error (see :meth:`dead_letters`). Handlers must therefore be
+    idempotent. Within a stream, one consumer sees events in order. The
+    receiver checks and publication rules of :class:`RedisBroker` apply, and
+    every refusal is counted under its reason. An entry a consumer-side fix
+    can cure (size, envelope, unregistered class, payload) is dead-lettered at
+    once (register the class, then re-publish it); one whose tag is not its
+    stream's, or that no local subscriber's publication accepts, is
+    acknowledged: it is not this group's to handle.
+
+    Args:
+        redis_client: A ``redis.Redis`` (or ``fakeredis.FakeRedis``). The
+            broker opens connections of its own with the same settings.
+        serializer: The payload serializer; JSON by default.
+        channel_prefix: Prepended to every channel to name its stream.
+        allow_unregistered_classes: Import classes that were not registered
+            (see :class:`RedisBroker`).
+        group: The consumer group of this broker's subscriptions.
+        consumer: This consumer's name in the group; unique per process by
+            default (host, pid, random). Two live processes must never share
+            one: each would acknowledge the other's events.
+        maxlen: Trim each stream to about this many entries on publish
+            (``MAXLEN ~``); ``None`` never trims. Entries trimmed before a
+            group read them are lost to it: size it above the worst backlog.
+        start: Where a group that does not exist yet starts reading a stream:
+            ``"new"`` (events published from now on) or ``"all"``.
+        claim_idle: Seconds an event may stay unacknowledged before another
+            delivery is tried; longer than your slowest handler.
+        max_deliveries: Deliveries before an event is dead-lettered.
+        prefetch: The most events this consumer holds unacknowledged.
+        forget_consumers_after: Consumers of the group idle this many seconds
+            with nothing pending are removed from it (never one with pending
+            events: that would lose them).
+        allowed_modules: Import the classes of these modules (and their
+            submodules) without registering them (see :class:`RedisBroker`).
+        max_message_bytes: Larger entries are refused unread.
+        reconnect_delay: ``(first, longest)`` seconds between reconnection
+            attempts of the reader; doubles after each failure.
+
+    Raises:
+        ValueError: an option is out of range.
+    """
+
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        serializer: EventSerializer | None = None,
+        channel_prefix: str = "eventspype:",
+        allow_unregistered_classes: bool = False,
+        *,
+        group: str = "eventspype",
+        consumer: str | None = None,
+        maxlen: int | None = 100_000,
+        start: Literal["new", "all"] = "new",
+        claim_idle: float = 30.0,
+        max_deliveries: int = 5,
+        prefetch: int = 100,
+        forget_consumers_after: float = 3600.0,
+        allowed_modules: Iterable[str] = (),
+        max_message_bytes: int = 1 << 20,
+        reconnect_delay: tuple[float, float] = (0.05, 5.0),
+    ) -> None:
+        check_options(
+            start, claim_idle, max_deliveries, prefetch, maxlen, reconnect_delay
+        )
+        self._redis = redis_client
+        self._serializer: EventSerializer = serializer or JsonEventSerializer()
+        self._channel_prefix = channel_prefix
+        self._maxlen = maxlen
+        self._group = group
+        self._consumer = consumer or default_consumer_name()
+        self._classes = ClassRegistry(allow_unregistered_classes, allowed_modules)
+        self._counters = StreamCounters()
+        self._batch_buffer = BatchBuffer()
+        self._closed = False
+        self._owns_client = False
+        # Connections of our own, made like the client's: replies as bytes,
+        # no retries (a retried XADD could be added twice).
+        self._commands: Any = redis.Redis(connection_pool=_recipe(redis_client).pool())
+        inbound = Inbound(self._serializer, self._classes, max_bytes=max_message_bytes)
+        self._receiving = StreamReceiving(
+            channel_prefix, inbound, self._counters, self._commands, self
+        )
+        self._reader = self._receiving.reader = StreamReader(
+            self._reader_client,
+            self._receiving.handle,
+            self._counters,
+            group=group.encode(),
+            consumer=self._consumer.encode(),
+            rename=None if consumer else lambda: default_consumer_name().encode(),
+            start=start,
+            prefetch=prefetch,
+            claim_idle=claim_idle,
+            max_deliveries=max_deliveries,
+            maxlen=maxlen,
+            forget_after=forget_consumers_after,
+            reconnect_delay=reconnect_delay,
+        )
+        self._writer = StreamWriter(redis_client, maxlen)
+
+    @classmethod
+    def from_url(
+        cls: type[_B],
+        url: str,
+        serializer: EventSerializer | None = None,
+        channel_prefix: str = "eventspype:",
+        allow_unregistered_classes: bool = False,
+        *,
+        socket_timeout: float = 5.0,
+        socket_connect_timeout: float = 2.0,
+        client_options: Mapping[str, Any] | None = None,
+        **broker_options: Any,
+    ) -> _B:
+        """A broker on a new client for ``url``; the broker owns (closes) it.
+
+        As :meth:`RedisBroker.from_url`: timeouts, keepalive, no retries;
+        ``broker_options`` are the constructor's keyword-only options
+        (``group``, ``consumer``, ``maxlen``, ``start``, ``claim_idle``,
+        ``max_deliveries``, ``prefetch``, ...).
+        """
+        client = url_client(url, socket_timeout, socket_connect_timeout, client_options)
+        try:
+            broker = cls(
+                client,
+                serializer,
+                channel_prefix,
+                allow_unregistered_classes,
+                **broker_options,
+            )
+        except BaseException:
+            client.close()
+            raise
+        broker._owns_client = True
+        return broker
+
+    # -- configuration -----------------------------------------------------
+
+    def register_event_class(self, event_class: type) -> None:
+        """Accept ``event_class`` in received entries."""
+        self._classes.register(event_class)
+
+    def register_event_classes(self, *event_classes: type) -> None:
+        """:meth:`register_event_class` for each class."""
+        for event_class in event_classes:
+            self._classes.register(event_class)
+
+    @property
+    def channel_prefix(self) -> str:
+        """The prefix of every stream key."""
+        return self._channel_prefix
+
+    @property
+    def group(self) -> str:
+        """The consumer group of this broker."""
+        return self._group
+
+    @property
+    def consumer(self) -> str:
+        """This broker's consumer name in the group (new in a forked child
+        when it was generated)."""
+        return self._reader.consumer.decode()
+
+    def stream_key(self, channel: str) -> str:
+        """The Redis key of ``channel``'s stream (its dead letters: ``+ ":dead"``)."""
+        return self._channel_prefix + channel
+
+    # -- MessageBroker -------------------------------------------------------
+
+    def publish(
+        self, channel: str, event: Any, event_tag: NormalizedTag, caller: Any
+    ) -> None:
+        """XADD ``event`` to the channel's stream; returns once Redis has it.
+
+        Inside a :meth:`batch` block the event is held and sent when the block
+        ends. ``caller`` does not travel. Not retried: when it raises, Redis
+        may or may not have the event.
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis cannot be reached.
+            redis.exceptions.TimeoutError: Redis did not answer in time.
+            eventspype.serializers.SerializationError: ``event`` cannot be
+                serialized (nothing is sent).
+            RuntimeError: the broker is closed.
+        """
+        if self._closed:
+            raise RuntimeError("RedisStreamBroker is closed")
+        message = _envelope.encode(
+            event_tag, type(event), self._serializer.serialize(event)
+        )
+        key = (self._channel_prefix + channel).encode()
+        held = self._batch_buffer.current()
+        if held is not None:
+            held.messages.append((key, message))
+            return
+        try:
+            self._writer.add(key, message)
+        except Exception:
+            self._counters.add_publish_error()
+            raise
+        self._counters.add_published(1)
+
+    def subscribe(self, channel: str, subscriber: EventSubscriber) -> None:
+        """Deliver ``channel``'s events to ``subscriber`` (held weakly).
+
+        Creates the group on the stream (and the stream) if needed, so an
+        event published after this returns is delivered to the group even if
+        the reader has not started on it yet. While Redis is down, the reader
+        creates it on reconnection.
+
+        Raises:
+            RuntimeError: the broker is closed.
+        """
+        self._receiving.add(channel, subscriber, None)
+
+    def unsubscribe(self, channel: str, subscriber: EventSubscriber) -> None:
+        """Stop delivering ``channel`` to ``subscriber``.
+
+        With no subscriber left the reader stops reading the stream; what
+        the group has not read stays in it for the other consumers.
+        """
+        self._receiving.discard(channel, subscriber, None)
+
+    def subscribe_publication(
+        self, publication: EventPublication, subscriber: EventSubscriber
+    ) -> None:
+        """Subscribe through ``publication`` (its tag is the channel)."""
+        self._receiving.add(str(publication.event_tag), subscriber, publication)
+
+    def unsubscribe_publication(
+        self, publication: EventPublication, subscriber: EventSubscriber
+    ) -> None:
+        """Undo :meth:`subscribe_publication` for this publication."""
+        channel = str(publication.event_tag)
+        self._receiving.discard(channel, subscriber, publication)
+
+    # -- operations ------------------------------------------------------------
+
+    def batch(self) -> Batch:
+        """``with broker.batch():`` sends the publishes in it in one pipeline."""
+        return Batch(self._batch_buffer, self._send_batch)
+
+    def stats(self) -> RedisStreamStats:
+        """Counters, plus each subscribed channel's backlog (read from Redis)."""
+        channels: dict[str, ChannelBacklog] = {}
+        for channel in self._receiving.channels():
+            key = self.stream_key(channel).encode()
+            backlog = read_backlog(self._commands, key, self._group)
+            if backlog is not None:
+                channels[channel] = backlog
+        return self._counters.stream_snapshot(
+            self._receiving.subscriber_errors, MappingProxyType(channels)
+        )
+
+    def close(self) -> None:
+        """Stop reading, finish and acknowledge the events in hand, join.
+
+        What was not finished stays pending for the group. Idempotent; the
+        client passed in stays open, one made by :meth:`from_url` is closed.
+        """
+        if self._closed:
+            return
+        self._closed = self._receiving.closed = True
+        self._reader.request_stop()
+        self._reader.wake(self._commands)
+        if not self._reader.join(_CLOSE_TIMEOUT):
+            _logger.warning("Redis stream reader still running after close()")
+        self._commands.connection_pool.disconnect()
+        self._writer.close()
+        if self._owns_client:
+            self._redis.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def __enter__(self: _B) -> _B:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self._reader.streams)} stream(s)"
+        return (
+            f"<{type(self).__name__} prefix={self._channel_prefix!r} "
+            f"group={self._group!r} {state}>"
+        )
+
+    # -- internals -----------------------------------------------------------------
+
+    def _reader_client(self) -> Any:
+        """A client on one connection of the reader's own (bytes, no retries).
+
+        One connection, held: a pool would silently reconnect a connection
+        the server closed between two commands, and the reader would not know
+        that Redis restarted (nor count it).
+        """
+        timeout = self._reader.block_seconds + DEFAULT_TIMEOUT
+        pool = _recipe(self._redis, timeout).pool()
+        return redis.Redis(connection_pool=pool, single_connection_client=True)
+
+    def _send_batch(self, messages: list[tuple[bytes, bytes]]) -> None:
+        if self._closed:
+            raise RuntimeError("RedisStreamBroker is closed")
+        try:
+            self._writer.add_many(messages)
+        except Exception:
+            self._counters.add_publish_error()
+            raise
+        self._counters.add_published(len(messages))
+
+
+def _recipe(client: Any, timeout: float | None = None) -> ConnectionRecipe:
+    recipe = connection_recipe(client, timeout)
+    if recipe is None:
+        raise TypeError(
+            "RedisStreamBroker needs a client with a connection pool, such as "
+            f"redis.Redis; got {type(client).__name__}"
+        )
+    return recipe

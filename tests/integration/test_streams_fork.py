@@ -1,0 +1,110 @@
+"""A RedisStreamBroker in a process that forks: the child is a consumer of its own.
+
+The child (``os.fork()``; it reports through a pipe and leaves with
+``os._exit``) subscribes on the broker it inherited: it gets a reader thread,
+a connection and, since the name was generated, a consumer name of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import redis
+from redis_helpers import shared_redis_url, unique_prefix, wait_until
+
+from eventspype import EventPublication, EventPublisher, FunctionalEventSubscriber
+from eventspype.broker.redis import RedisStreamBroker
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.redis_server,
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork() (POSIX)"),
+    pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning"),
+]
+
+
+@dataclass
+class Note:
+    n: int
+
+
+NOTE = EventPublication("note", Note)
+
+
+@pytest.fixture
+def broker() -> Iterator[RedisStreamBroker]:
+    url = shared_redis_url()
+    prefix = unique_prefix()
+    made = RedisStreamBroker.from_url(url, channel_prefix=prefix, group="g")
+    made.register_event_class(Note)
+    yield made
+    made.close()
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def in_child(body: Callable[[], object], timeout: float = 20.0) -> str:
+    """Run ``body`` in a forked child; what it returned (repr) or raised."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os.close(read_end)
+            report = repr(body())
+        except BaseException as error:
+            report = f"{type(error).__name__}: {error}"
+        finally:
+            os.write(write_end, report.encode())
+            os._exit(0)
+    os.close(write_end)
+    deadline = time.monotonic() + timeout
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(read_end)
+            return "hung"
+        time.sleep(0.01)
+    with os.fdopen(read_end, "rb") as pipe:
+        return pipe.read().decode()
+
+
+def test_a_forked_child_consumes_as_a_consumer_of_its_own(
+    broker: RedisStreamBroker,
+) -> None:
+    parent_got: list[Any] = []
+    kept = FunctionalEventSubscriber(parent_got.append, with_event_info=False)
+    publisher = EventPublisher(NOTE, broker=broker)
+    publisher.add_subscriber(kept)
+    publisher.publish(Note(1))
+    wait_until(lambda: parent_got == [Note(1)])
+    parent_name = broker.consumer
+
+    def child() -> tuple[list[Any], bool, int]:
+        # Its own channel: on NOTE, the parent (same group) may take the event.
+        got: list[Any] = []
+        mine = FunctionalEventSubscriber(got.append, with_event_info=False)
+        child_note = EventPublication("child_note", Note)
+        EventPublisher(child_note, broker=broker).add_subscriber(mine)
+        EventPublisher(child_note, broker=broker).publish(Note(2))
+        wait_until(lambda: got, timeout=10)
+        name_changed = broker.consumer != parent_name
+        # The parent's subscriptions were not inherited.
+        inherited = len(broker._receiving.channels())
+        broker.close()
+        return got, name_changed, inherited
+
+    report = in_child(child)
+
+    assert report == f"({[Note(2)]!r}, True, 1)"  # its one channel
+    publisher.publish(Note(3))  # the parent's broker is unaffected
+    wait_until(lambda: Note(3) in parent_got)
