@@ -21,6 +21,7 @@ if _HERE not in sys.path:
 
 import fakeredis  # noqa: E402
 import redis  # noqa: E402
+from _cluster import LocalCluster, local_cluster  # noqa: E402
 from _redis_support import (  # noqa: E402
     REDIS_URL,
     OrderCancelled,
@@ -121,3 +122,20 @@ def unsafe_broker(
     monkeypatch.setattr(_registry, "_warned", False)
     with pytest.warns(UnsafeClassImportWarning, match="import any module"):
         return broker_factory(allow_unregistered_classes=True)
+
+
+@pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[LocalCluster]:
+    """A local Redis Cluster of three masters, shared by a module's tests.
+
+    Tests must not damage it (kill nodes): use ``redis_cluster_with_replicas``.
+    """
+    with local_cluster(masters=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def redis_cluster_with_replicas() -> Iterator[LocalCluster]:
+    """Three masters with one replica each, of this test alone (kill at will)."""
+    with local_cluster(masters=3, replicas=1) as cluster:
+        yield cluster

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from eventspype.broker.broker import MessageBroker
@@ -23,6 +24,8 @@ from eventspype.broker.redis._link import link_factory
 from eventspype.broker.redis._listener import Listener
 from eventspype.broker.redis._receive import receive
 from eventspype.broker.redis._registry import ClassRegistry
+from eventspype.broker.redis._sharded_listener import ShardedListener
+from eventspype.broker.redis._sharded_transport import ShardedTransport
 from eventspype.broker.redis._stats import Counters, RedisBrokerStats
 from eventspype.broker.redis._subscriptions import Subscriptions
 from eventspype.broker.redis._transport import Transport, make_transport
@@ -126,6 +129,13 @@ class RedisBroker(MessageBroker):
         publish_timeout: On the fast path, how long ``publish()`` waits for
             Redis (seconds; the client's ``socket_timeout`` by default, or 5 s
             if it has none) before raising ``TimeoutError``.
+        sharded_pubsub: With a ``RedisCluster`` client (Redis 7+), publish
+            with SPUBLISH and receive with SSUBSCRIBE: each channel's traffic
+            stays on the shard that owns its slot, one listener thread per
+            shard (see the "Scaling out" page). ``False``: classic
+            PUBLISH/SUBSCRIBE, which every node of the cluster relays (what
+            eventspype 1.4.2 does; a sharded and a classic process do not
+            hear each other). Ignored for other clients.
 
     Raises:
         ValueError: an option is out of range.
@@ -146,6 +156,7 @@ class RedisBroker(MessageBroker):
         health_check_interval: float = 30.0,
         fast_publish: bool = True,
         publish_timeout: float | None = None,
+        sharded_pubsub: bool = True,
     ) -> None:
         if publish_timeout is not None and not publish_timeout > 0:
             raise ValueError(f"publish_timeout must be > 0, got {publish_timeout}")
@@ -170,20 +181,35 @@ class RedisBroker(MessageBroker):
         )
         self._counters = Counters()
         self._batch_buffer = BatchBuffer()
-        self._listener = Listener(
-            link_factory(redis_client, encoding),
-            self._on_message,
-            self._tidy,
-            self._counters,
-            idle_timeout=_IDLE_TIMEOUT,
-            health_check_interval=health_check_interval,
-            reconnect_delay=reconnect_delay,
-            encoding=encoding,
-        )
+        self._listener: Listener | ShardedListener
+        self._transport: Transport
+        if sharded_pubsub and isinstance(redis_client, RedisCluster):
+            self._transport = ShardedTransport(redis_client)
+            self._listener = ShardedListener(
+                redis_client,
+                self._on_message,
+                self._tidy,
+                self._counters,
+                idle_timeout=_IDLE_TIMEOUT,
+                health_check_interval=health_check_interval,
+                reconnect_delay=reconnect_delay,
+                encoding=encoding,
+            )
+        else:
+            self._listener = Listener(
+                link_factory(redis_client, encoding),
+                self._on_message,
+                self._tidy,
+                self._counters,
+                idle_timeout=_IDLE_TIMEOUT,
+                health_check_interval=health_check_interval,
+                reconnect_delay=reconnect_delay,
+                encoding=encoding,
+            )
+            self._transport = make_transport(
+                redis_client, fast=fast_publish, timeout=publish_timeout
+            )
         self._subscriptions = Subscriptions(self._names, self._listener)
-        self._transport = make_transport(
-            redis_client, fast=fast_publish, timeout=publish_timeout
-        )
         self._closed = False
         self._owns_client = False
         # A broker dropped without close() still stops its thread and
@@ -482,6 +508,6 @@ class RedisBroker(MessageBroker):
             subscriptions.forget_if_unused(channel)
 
 
-def _shutdown(listener: Listener, transport: Transport) -> None:
+def _shutdown(listener: Listener | ShardedListener, transport: Transport) -> None:
     listener.request_stop()
     transport.close()

@@ -23,6 +23,7 @@ from eventspype.broker.redis._listener import Listener
 from eventspype.broker.redis._process import track
 
 if TYPE_CHECKING:
+    from eventspype.broker.redis._sharded_listener import ShardedListener
     from eventspype.pub.publication import EventPublication
     from eventspype.sub.subscriber import EventSubscriber
 
@@ -32,7 +33,9 @@ __all__ = ["Subscriptions"]
 class Subscriptions:
     """The channel tables of one broker (thread-safe; see the module docs)."""
 
-    def __init__(self, names: ChannelNames, listener: Listener) -> None:
+    def __init__(
+        self, names: ChannelNames, listener: Listener | ShardedListener
+    ) -> None:
         self._names = names
         self._listener = listener
         self.closed = False
