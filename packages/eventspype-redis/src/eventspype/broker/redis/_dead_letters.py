@@ -20,10 +20,25 @@ __all__ = [
     "move_to_dead",
     "read_dead_letters",
     "republish",
+    "stream_key",
 ]
 
 #: Appended to a stream's key to name its dead-letter stream.
 DEAD_SUFFIX = ":dead"
+
+
+def stream_key(prefix: str, channel: str) -> str:
+    """The key of ``channel``'s stream: ``<prefix>{<channel>}``.
+
+    The channel is a hash tag, so the stream and its dead-letter stream
+    (``<stream>:dead``) always hash to one slot: on Redis Cluster they live on
+    one shard, where the dead-letter transactions need them, and a deployment
+    moving from one server to a cluster keeps its key names. (An empty
+    channel makes an empty tag, which Redis ignores: avoid it on a cluster.)
+    """
+    return f"{prefix}{{{channel}}}"
+
+
 #: The one field of a stream entry: the envelope RedisBroker publishes.
 EVENT_FIELD = b"event"
 

@@ -17,7 +17,7 @@ from eventspype.broker.redis._connections import (
     ConnectionRecipe,
     connection_recipe,
 )
-from eventspype.broker.redis._dead_letters import DeadLetterAccess
+from eventspype.broker.redis._dead_letters import DeadLetterAccess, stream_key
 from eventspype.broker.redis._inbound import Inbound
 from eventspype.broker.redis._registry import ClassRegistry
 from eventspype.broker.redis._stream_reader import StreamReader
@@ -54,7 +54,7 @@ _CLOSE_TIMEOUT = 10.0
 class RedisStreamBroker(DeadLetterAccess, MessageBroker):
     """Durable delivery: every consumer group receives every event at least once.
 
-    Each channel is a stream, ``<channel_prefix><channel>``: ``publish()``
+    Each channel is a stream, ``<channel_prefix>{<channel>}``: ``publish()``
     XADDs the envelope :class:`RedisBroker` publishes (one field, ``event``,
     ``MAXLEN ~ maxlen``), returns once Redis has it and raises when Redis
     cannot be reached. Brokers with the same ``group`` share the work; every
@@ -226,8 +226,12 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
         return self._reader.consumer.decode()
 
     def stream_key(self, channel: str) -> str:
-        """The Redis key of ``channel``'s stream (its dead letters: ``+ ":dead"``)."""
-        return self._channel_prefix + channel
+        """The Redis key of ``channel``'s stream: ``<channel_prefix>{<channel>}``.
+
+        Its dead letters are in ``stream_key(channel) + ":dead"``; the hash
+        tag keeps both in one slot of a Redis Cluster.
+        """
+        return stream_key(self._channel_prefix, channel)
 
     # -- MessageBroker -------------------------------------------------------
 
@@ -252,7 +256,7 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
         message = _envelope.encode(
             event_tag, type(event), self._serializer.serialize(event)
         )
-        key = (self._channel_prefix + channel).encode()
+        key = stream_key(self._channel_prefix, channel).encode()
         held = self._batch_buffer.current()
         if held is not None:
             held.messages.append((key, message))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from eventspype.broker.redis._dead_letters import stream_key
 from eventspype.broker.redis._fanout import Fanout
 from eventspype.broker.redis._inbound import Inbound
 from eventspype.broker.redis._process import track
@@ -92,7 +93,7 @@ class StreamReceiving:
             raise RuntimeError("RedisStreamBroker is closed")
         assert self.reader is not None
         self.fanout.add(channel, subscriber, publication)
-        stream = (self._prefix + channel).encode()
+        stream = stream_key(self._prefix, channel).encode()
         if stream not in self.reader.streams:
             try:
                 self.reader.ensure_group(self._commands, stream)
@@ -129,7 +130,8 @@ class StreamReceiving:
         reader = self.reader
         assert reader is not None
         self.fanout.reap()  # forget collected subscribers
-        wanted = {(self._prefix + c).encode(): c for c in self.fanout.channels()}
+        prefix = self._prefix
+        wanted = {stream_key(prefix, c).encode(): c for c in self.fanout.channels()}
         if wanted != reader.streams and not self.closed:
             reader.set_streams(wanted, self._commands)
 
@@ -148,7 +150,7 @@ class StreamReceiving:
             channel,
             data,
             self._caller,
-            self._prefix + channel,
+            stream_key(self._prefix, channel),
         )
         if delivery.failed:
             return "failed", "; ".join(
