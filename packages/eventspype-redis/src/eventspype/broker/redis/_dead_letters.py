@@ -9,8 +9,9 @@ acknowledged. The copy keeps the envelope byte for byte, so putting it back
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "DEAD_SUFFIX",
@@ -22,6 +23,8 @@ __all__ = [
     "republish",
     "stream_key",
 ]
+
+_T = TypeVar("_T")
 
 #: Appended to a stream's key to name its dead-letter stream.
 DEAD_SUFFIX = ":dead"
@@ -166,12 +169,15 @@ def republish(
 class DeadLetterAccess:
     """The dead-letter operations of :class:`RedisStreamBroker` (a mixin).
 
-    Needs ``_commands`` (a client replying bytes), ``_maxlen`` and
-    ``stream_key()`` from the class it is mixed into.
+    Needs ``_on_owner(key, call)`` (runs ``call`` with a client of the node
+    holding ``key``, replying bytes), ``_maxlen`` and ``stream_key()`` from the
+    class it is mixed into.
     """
 
-    _commands: Any
     _maxlen: int | None
+
+    def _on_owner(self, key: bytes, call: Callable[[Any], _T]) -> _T:
+        raise NotImplementedError
 
     def stream_key(self, channel: str) -> str:
         """The Redis key of ``channel``'s stream (its dead letters: ``+ ":dead"``)."""
@@ -185,8 +191,10 @@ class DeadLetterAccess:
         Page with ``after=letters[-1].id``. Every group's letters are there;
         :attr:`DeadLetter.group` says whose.
         """
-        return read_dead_letters(
-            self._commands, self.stream_key(channel).encode(), channel, count, after
+        stream = self.stream_key(channel).encode()
+        return self._on_owner(
+            stream,
+            lambda client: read_dead_letters(client, stream, channel, count, after),
         )
 
     def republish_dead_letters(
@@ -205,4 +213,7 @@ class DeadLetterAccess:
             while page := self.dead_letters(channel, 1000, after):
                 letters.extend(page)
                 after = page[-1].id
-        return republish(self._commands, stream, letters, self._maxlen)
+        chosen = letters
+        return self._on_owner(
+            stream, lambda client: republish(client, stream, chosen, self._maxlen)
+        )

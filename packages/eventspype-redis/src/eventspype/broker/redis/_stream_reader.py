@@ -32,9 +32,11 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import redis
+from redis.exceptions import AskError, ClusterDownError, TryAgainError
 
 from eventspype.broker.redis._dead_letters import EVENT_FIELD, move_to_dead
 from eventspype.broker.redis._process import stop_at_exit, track
+from eventspype.broker.redis._stream_slots import Entry, SlotOf, read_group
 from eventspype.broker.redis._stream_stats import StreamCounters
 
 __all__ = ["Handled", "StreamReader"]
@@ -45,9 +47,18 @@ _logger = logging.getLogger("eventspype.broker.redis")
 #: retry later; ``("refused", why)`` dead-letter now; ``("skip", None)`` leave
 #: it pending for the group (no local subscriber any more).
 Handled = tuple[Literal["ok", "failed", "refused", "skip"], "str | None"]
-Entry = tuple[bytes, "dict[bytes, bytes] | None"]
 
-_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
+#: Reconnect on these. On a cluster, ``MOVED``/``ASK`` (a slot is not, or no
+#: longer, the node's), ``CLUSTERDOWN`` and ``TRYAGAIN`` mean the same: the
+#: node is the wrong one now, and the next connection looks it up again.
+_DOWN = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    OSError,
+    AskError,  # MovedError too (a subclass)
+    ClusterDownError,
+    TryAgainError,
+)
 #: The longest time between two looks for consumers that are gone.
 _CLEANUP_INTERVAL = 60.0
 
@@ -71,8 +82,11 @@ class StreamReader:
         maxlen: int | None,
         forget_after: float,
         reconnect_delay: tuple[float, float],
+        slot_of: SlotOf | None = None,
+        created: set[bytes] | None = None,
     ) -> None:
         self._connect = connect
+        self._slot_of = slot_of
         self._handle = handle
         self._counters = counters
         self.group, self.consumer = group, consumer
@@ -93,7 +107,8 @@ class StreamReader:
         self._ready: set[bytes] = set()  # streams whose group is known to exist
         self._client: Any = None
         self._client_id: int | None = None
-        self._created: set[bytes] = set()  # streams whose group we saw once
+        # Streams whose group we saw once (shared by the readers of a cluster).
+        self._created: set[bytes] = set() if created is None else created
         self._rename = rename
         self._start_over()
         track(self)
@@ -206,14 +221,17 @@ class StreamReader:
             for stream in streams:
                 self._forget_gone(stream)
         count = max(1, self._prefetch // len(streams))
-        replies = self._client.xreadgroup(
+        replies = read_group(
+            self._client,
             self.group,
             self.consumer,
-            dict.fromkeys(streams, ">"),
-            count=count,
-            block=self._block_ms,
+            streams,
+            count,
+            self._block_ms,
+            self._slot_of,
+            self._stop,
         )
-        for stream, entries in _by_stream(replies):
+        for stream, entries in replies:
             channel = streams.get(stream)
             if channel is not None and entries:
                 self._process(stream, channel, entries, {})
@@ -383,18 +401,3 @@ class StreamReader:
         except Exception:  # Redis down: the consumer is forgotten later
             pass
         self._drop_client()
-
-
-def _by_stream(replies: Any) -> list[tuple[bytes, list[Entry]]]:
-    """XREADGROUP's reply as ``[(stream, entries)]``.
-
-    RESP2: a list of ``[stream, entries]``; RESP3: a map of stream to
-    ``[entries]`` (one more level of list).
-    """
-    if not replies:
-        return []
-    if isinstance(replies, dict):
-        return [
-            (k, v[0] if v and isinstance(v[0], list) else v) for k, v in replies.items()
-        ]
-    return [(stream, entries) for stream, entries in replies]

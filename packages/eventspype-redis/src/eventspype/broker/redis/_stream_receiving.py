@@ -20,6 +20,7 @@ from eventspype.broker.redis._inbound import Inbound
 from eventspype.broker.redis._process import track
 from eventspype.broker.redis._receive import receive
 from eventspype.broker.redis._stats import DropReason
+from eventspype.broker.redis._stream_cluster import ClusterStreamReader
 from eventspype.broker.redis._stream_reader import Handled, StreamReader
 from eventspype.broker.redis._stream_stats import StreamCounters
 
@@ -69,7 +70,7 @@ class StreamReceiving:
         self._commands = commands  # for XGROUP CREATE and waking the reader
         self._caller = caller
         self.fanout = Fanout()
-        self.reader: StreamReader | None = None
+        self.reader: StreamReader | ClusterStreamReader | None = None
         self.closed = False
         track(self)
 
