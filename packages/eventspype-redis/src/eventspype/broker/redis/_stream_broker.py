@@ -74,11 +74,9 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
     stream's, or that no local subscriber's publication accepts, is
     acknowledged: it is not this group's to handle.
 
-    On Redis Cluster (a ``redis.cluster.RedisCluster`` client), each stream
-    lives on the master owning its channel's slot, so the channels spread over
-    the shards; the broker reads each master's streams on a connection to
-    that master, and follows failovers and reshardings (see the "Scaling out"
-    page).
+    On Redis Cluster (a ``RedisCluster`` client) each stream lives on the
+    master owning its channel's slot; the broker reads each master's streams
+    there and follows failovers and reshardings (see "Scaling out").
 
     Args:
         redis_client: A ``redis.Redis`` (or ``fakeredis.FakeRedis``), or a

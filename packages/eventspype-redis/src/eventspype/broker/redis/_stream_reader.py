@@ -1,10 +1,11 @@
 """The reader thread of a RedisStreamBroker: read, hand over, acknowledge, claim.
 
-One thread per broker, on a connection of its own:
+One thread per broker (per master on a cluster: ``_stream_cluster``), on a
+connection of its own:
 
 * ``XREADGROUP GROUP g c COUNT n BLOCK t STREAMS s1 s2 ... > > ...`` over
-  every subscribed stream. ``n`` keeps at most ``prefetch`` entries in hand;
-  the wait blocks in Redis (an idle broker sends one command per ``t``).
+  every subscribed stream (by hash slot on a cluster: ``_stream_slots``).
+  ``n`` keeps at most ``prefetch`` entries in hand; the wait blocks in Redis.
 * Each entry goes to the broker's ``handle(channel, data)``, which decodes it
   and calls the local subscribers; the entries that were handled are
   acknowledged together, one pipelined round trip per batch.
@@ -14,9 +15,9 @@ One thread per broker, on a connection of its own:
   died, and delivers them again. Once an entry has been delivered
   ``max_deliveries`` times without success it is dead-lettered (see
   ``_dead_letters``), as is an entry ``handle`` refuses.
-* Redis down: the reader logs once, reconnects with doubling, jittered delays
-  and goes on. A group that vanished (NOGROUP: a restart without
-  persistence) is created again from the stream's start.
+* Redis down (or, on a cluster, the node no longer the owner): the reader
+  logs once, reconnects with doubling, jittered delays and goes on. A group
+  that vanished (NOGROUP: a restart without persistence) is made again.
 * Consumers of the group idle for longer than ``forget_after`` and with nothing
   pending are removed, and so is this one when the broker closes cleanly.
 """
@@ -48,17 +49,10 @@ _logger = logging.getLogger("eventspype.broker.redis")
 #: it pending for the group (no local subscriber any more).
 Handled = tuple[Literal["ok", "failed", "refused", "skip"], "str | None"]
 
-#: Reconnect on these. On a cluster, ``MOVED``/``ASK`` (a slot is not, or no
-#: longer, the node's), ``CLUSTERDOWN`` and ``TRYAGAIN`` mean the same: the
-#: node is the wrong one now, and the next connection looks it up again.
-_DOWN = (
-    redis.ConnectionError,
-    redis.TimeoutError,
-    OSError,
-    AskError,  # MovedError too (a subclass)
-    ClusterDownError,
-    TryAgainError,
-)
+#: Reconnect on these; on a cluster, MOVED/ASK, CLUSTERDOWN and TRYAGAIN too:
+#: the next connection looks the node up again.
+_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
+_DOWN += (AskError, ClusterDownError, TryAgainError)  # AskError: MovedError too
 #: The longest time between two looks for consumers that are gone.
 _CLEANUP_INTERVAL = 60.0
 
@@ -203,12 +197,13 @@ class StreamReader:
         if self._client is None:
             self._client = self._connect()
             self._client_id = int(self._client.client_id())
-            self._recovered()
+            self._ready.clear()  # the server may have restarted: check the groups
         streams = self.streams
         for stream in streams:
             if stream not in self._ready:
                 self._ensure_group(stream)
         if not streams:
+            self._recovered()
             self._stop.wait(self._claim_every)
             return
         now = time.monotonic()
@@ -231,6 +226,7 @@ class StreamReader:
             self._slot_of,
             self._stop,
         )
+        self._recovered()  # only now: a cluster node may refuse (CLUSTERDOWN)
         for stream, entries in replies:
             channel = streams.get(stream)
             if channel is not None and entries:
@@ -375,7 +371,6 @@ class StreamReader:
             )
         self._failures = 0
         self._down_since = None
-        self._ready.clear()  # the server may have restarted: check the groups
 
     def _drop_client(self) -> None:
         client, self._client, self._client_id = self._client, None, None
