@@ -225,3 +225,90 @@ def test_dead_letters_and_republish_stay_on_each_stream_s_shard(
             stream = f"{prefix}{{{tag}}}"
             assert master_holds(redis_cluster, port, f"{stream}:dead") == 0
             assert master_holds(redis_cluster, port, stream) == 2
+
+
+def _node_id(cluster: LocalCluster, port: int) -> str:
+    client = cluster.node(port).client()
+    try:
+        return str(client.execute_command("CLUSTER", "MYID").decode())
+    finally:
+        client.close()
+
+
+def migrate_slot(cluster: LocalCluster, slot: int, source: int, target: int) -> None:
+    """Move ``slot`` and its keys from master ``source`` to master ``target``.
+
+    The resharding ``redis-cli --cluster reshard`` does: IMPORTING/MIGRATING,
+    MIGRATE of every key (a stream keeps its groups and pending entries),
+    then the new owner on every master.
+    """
+    source_id, target_id = _node_id(cluster, source), _node_id(cluster, target)
+    src, dst = cluster.node(source).client(), cluster.node(target).client()
+    try:
+        dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+        src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        keys = src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000)
+        if keys:
+            src.execute_command(
+                "MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", *keys
+            )
+    finally:
+        src.close()
+        dst.close()
+    for port in [target, source, *cluster.masters()]:
+        client = cluster.node(port).client()
+        try:
+            client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        finally:
+            client.close()
+    wait_until(lambda: cluster.slot_owners()[slot] == target, timeout=30)
+
+
+def test_a_stream_whose_slot_moves_is_read_on_its_new_master(
+    redis_cluster: LocalCluster, client: RedisCluster
+) -> None:
+    prefix = unique_prefix()
+    tags = tags_on_every_master(redis_cluster)
+    source, target = list(tags)[:2]
+    moving = tags[source]
+    flaky = Flaky()
+    flaky.failing = False
+    held: list[Any] = []
+
+    def handle(event: Any) -> None:
+        if event.order_id == 99 and not held:
+            held.append(event)
+            raise RuntimeError("hold it pending")
+        flaky(event)
+
+    subscriber = FunctionalEventSubscriber(handle, with_event_info=False)
+    with RedisStreamBroker(
+        client, channel_prefix=prefix, group="g", claim_idle=1.0
+    ) as broker:
+        broker.register_event_class(OrderPlaced)
+        publishers = {}
+        for tag in tags.values():
+            publishers[tag] = publisher_for(broker, tag, OrderPlaced)
+            publishers[tag].add_subscriber(subscriber)
+        publishers[moving].publish(OrderPlaced(99, 1.0))  # fails once: pending
+        wait_until(lambda: held != [], timeout=30)
+
+        migrate_slot(redis_cluster, key_slot(moving.encode()), source, target)
+        for order_id, publisher in enumerate(publishers.values()):
+            publisher.publish(OrderPlaced(order_id, 1.0))
+
+        wait_until(lambda: len(flaky.handled) >= 4, timeout=60, interval=0.1)
+        assert sorted(e.order_id for e in flaky.handled) == [0, 1, 2, 99]
+        assert master_holds(redis_cluster, target, f"{prefix}{{{moving}}}") == 2
+        old = redis_cluster.node(source).client()
+        try:
+            slot = key_slot(moving.encode())
+            assert old.execute_command("CLUSTER", "COUNTKEYSINSLOT", slot) == 0
+        finally:
+            old.close()
+        wait_until(
+            lambda: all(
+                broker.stats().channels[tag].pending == 0 for tag in tags.values()
+            ),
+            timeout=30,
+        )

@@ -49,10 +49,16 @@ _logger = logging.getLogger("eventspype.broker.redis")
 #: it pending for the group (no local subscriber any more).
 Handled = tuple[Literal["ok", "failed", "refused", "skip"], "str | None"]
 
-#: Reconnect on these; on a cluster, MOVED/ASK, CLUSTERDOWN and TRYAGAIN too:
-#: the next connection looks the node up again.
-_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
-_DOWN += (AskError, ClusterDownError, TryAgainError)  # AskError: MovedError too
+#: Reconnect on these; on a cluster, MOVED (an AskError), ASK, CLUSTERDOWN
+#: and TRYAGAIN too: the next connection looks the node up again.
+_DOWN = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    OSError,
+    AskError,
+    ClusterDownError,
+    TryAgainError,
+)
 #: The longest time between two looks for consumers that are gone.
 _CLEANUP_INTERVAL = 60.0
 
@@ -177,6 +183,8 @@ class StreamReader:
             except _DOWN as error:
                 self._lost(error)
             except redis.ResponseError as error:
+                if str(error).startswith("UNBLOCKED"):  # its key moved or went
+                    continue  # away: the next read finds where, or NOGROUP
                 if "NOGROUP" not in str(error):
                     _logger.exception("Redis refused a stream command; going on")
                     self._stop.wait(self._claim_every)
