@@ -31,6 +31,7 @@ import redis
 from redis.exceptions import AskError, ClusterDownError, TryAgainError
 
 from eventspype.broker.redis._connections import ConnectionRecipe, connection_recipe
+from eventspype.broker.redis._process import track
 
 __all__ = ["ELSEWHERE", "NodeClients"]
 
@@ -53,6 +54,13 @@ class NodeClients:
     def __init__(self, cluster: Any) -> None:
         self._cluster = cluster
         self._clients: dict[str, redis.Redis] = {}
+        self._lock = threading.Lock()
+        track(self)
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's connections are not the child's (nor is a lock some
+        # parent thread held at the fork): start afresh.
+        self._clients = {}
         self._lock = threading.Lock()
 
     def owner(self, key: bytes) -> str:
