@@ -88,7 +88,7 @@ def child(mode: str, url: str, prefix: str, count: int) -> None:
     simulated I/O until the parent sends SIGTERM; eventspype only).
     """
     impl, scenario = mode.split("-")
-    stream = f"{prefix}ORDER_PLACED"
+    stream = f"{prefix}{{ORDER_PLACED}}"
     latencies: list[float] = []
     received = 0
     finished = threading.Event()
@@ -199,7 +199,7 @@ class Publisher:
 
     def __init__(self, url: str, impl: str, prefix: str) -> None:
         self.impl = impl
-        self.stream = f"{prefix}ORDER_PLACED"
+        self.stream = f"{prefix}{{ORDER_PLACED}}"
         self.client = redis.Redis.from_url(url)
         self.broker = RedisStreamBroker.from_url(
             url, channel_prefix=prefix, maxlen=MAXLEN
@@ -258,7 +258,7 @@ def idle(url: str, impl: str) -> float:
     prefix = f"bench-streams-{uuid.uuid4().hex[:8]}:"
     cpu = float(Consumer(f"{impl}-idle", url, prefix, 0).result()["cpu"]) * 100
     client = redis.Redis.from_url(url)
-    client.delete(f"{prefix}ORDER_PLACED")
+    client.delete(f"{prefix}{{ORDER_PLACED}}")
     client.close()
     return cpu
 
@@ -266,7 +266,7 @@ def idle(url: str, impl: str) -> float:
 def group_rate(url: str, consumers: int, events: int) -> float:
     """Events/s through ``consumers`` processes of one group (simulated I/O)."""
     prefix = f"bench-streams-{uuid.uuid4().hex[:8]}:"
-    stream = f"{prefix}ORDER_PLACED"
+    stream = f"{prefix}{{ORDER_PLACED}}"
     started = [Consumer("eventspype-work", url, prefix, 0) for _ in range(consumers)]
     publisher = Publisher(url, "eventspype", prefix)
     admin = redis.Redis.from_url(url)

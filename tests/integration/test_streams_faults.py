@@ -72,7 +72,7 @@ def test_a_consumer_killed_mid_stream_loses_nothing_to_the_group(
         stats = stop(survivor)
         client = server.client()
         try:
-            pending = client.xpending("kill:SHIPMENTS", "g")["pending"]
+            pending = client.xpending("kill:{SHIPMENTS}", "g")["pending"]
         finally:
             client.close()
 

@@ -125,11 +125,11 @@ def test_failures_are_redelivered_and_dead_lettered_across_processes(
     try:
 
         def settled() -> bool:
-            dead = client.xlen(f"{prefix}{STREAM}:dead")
+            dead = client.xlen(f"{prefix}{{{STREAM}}}:dead")
             return len(set(handled(out))) + dead >= 300
 
         wait_until(settled, timeout=60)
-        dead = client.xlen(f"{prefix}{STREAM}:dead")
+        dead = client.xlen(f"{prefix}{{{STREAM}}}:dead")
     finally:
         client.close()
     stats = stop(processes[0])

@@ -63,7 +63,7 @@ def test_publish_adds_the_redis_broker_envelope_in_one_field(
     broker = streams()
     publisher_for(broker, "orders", OrderPlaced).publish(OrderPlaced(7, 2.5))
 
-    [(_, fields)] = _entries(client, f"{prefix}ORDERS")
+    [(_, fields)] = _entries(client, f"{prefix}{{ORDERS}}")
     expected = _envelope.encode(
         "ORDERS", OrderPlaced, JsonEventSerializer().serialize(OrderPlaced(7, 2.5))
     )
@@ -135,8 +135,8 @@ def test_batch_sends_every_held_event_and_a_raising_block_none(
         for index in range(4):
             publisher.publish(OrderPlaced(index, 0.0))
         assert batch.pending == 4
-        assert client.exists(f"{prefix}ORDERS") == 0
-    assert client.xlen(f"{prefix}ORDERS") == 4
+        assert client.exists(f"{prefix}{{ORDERS}}") == 0
+    assert client.xlen(f"{prefix}{{ORDERS}}") == 4
 
     def failing_block() -> None:
         with broker.batch():
@@ -145,7 +145,7 @@ def test_batch_sends_every_held_event_and_a_raising_block_none(
 
     with pytest.raises(KeyError):
         failing_block()
-    assert client.xlen(f"{prefix}ORDERS") == 4
+    assert client.xlen(f"{prefix}{{ORDERS}}") == 4
     assert broker.stats().published == 4
 
 
@@ -156,11 +156,11 @@ def test_maxlen_trims_the_stream_approximately(
     publisher = publisher_for(broker, "orders", OrderPlaced)
     for index in range(500):
         publisher.publish(OrderPlaced(index, 0.0))
-    assert client.xlen(f"{prefix}ORDERS") < 500
+    assert client.xlen(f"{prefix}{{ORDERS}}") < 500
     untrimmed = publisher_for(streams(maxlen=None), "other", OrderPlaced)
     for index in range(500):
         untrimmed.publish(OrderPlaced(index, 0.0))
-    assert client.xlen(f"{prefix}OTHER") == 500
+    assert client.xlen(f"{prefix}{{OTHER}}") == 500
 
 
 def test_a_failing_subscriber_gets_the_event_again_then_it_is_acknowledged(
@@ -209,7 +209,7 @@ def test_an_always_failing_event_is_dead_lettered_then_republished(
     assert letter.deliveries == 3
     assert letter.error == "ValueError: cannot handle order 42"
     assert (letter.group, letter.consumer) == ("g", broker.consumer)
-    [(original_id, fields)] = _entries(client, f"{prefix}ORDERS")
+    [(original_id, fields)] = _entries(client, f"{prefix}{{ORDERS}}")
     assert letter.original_id == original_id.decode()
     assert letter.event == fields[b"event"]
     stats = broker.stats()
@@ -221,7 +221,7 @@ def test_an_always_failing_event_is_dead_lettered_then_republished(
 
     wait_until(lambda: handled == [42])
     assert broker.dead_letters("ORDERS") == []
-    assert client.xlen(f"{prefix}ORDERS:dead") == 0
+    assert client.xlen(f"{prefix}{{ORDERS}}:dead") == 0
 
 
 def test_dead_letters_page_with_after(
@@ -249,7 +249,7 @@ def test_dead_letters_page_with_after(
     assert [d.id for d in broker.dead_letters("ORDERS")] == [
         d.id for d in first + rest[1:]
     ]
-    assert client.xlen(f"{prefix}ORDERS") == 6
+    assert client.xlen(f"{prefix}{{ORDERS}}") == 6
 
 
 def test_an_entry_that_fails_the_receiver_checks_is_dead_lettered_at_once(
@@ -258,7 +258,7 @@ def test_an_entry_that_fails_the_receiver_checks_is_dead_lettered_at_once(
     broker = streams()
     inbox = Inbox()
     broker.subscribe("ORDERS", inbox.subscriber)
-    client.xadd(f"{prefix}ORDERS", {"event": b"not json"})
+    client.xadd(f"{prefix}{{ORDERS}}", {"event": b"not json"})
     sender = streams()
     publisher_for(sender, "orders", OrderPlaced).publish(OrderPlaced(1, 0.0))
 
@@ -354,7 +354,7 @@ def test_close_joins_the_reader_and_leaves_the_group_when_nothing_is_pending(
     broker.close()  # idempotent
 
     assert broker._reader.join(0)
-    consumers = client.xinfo_consumers(f"{prefix}ORDERS", "g")
+    consumers = client.xinfo_consumers(f"{prefix}{{ORDERS}}", "g")
     assert broker.consumer.encode() not in [c["name"] for c in consumers]
     with pytest.raises(RuntimeError):
         broker.publish("ORDERS", OrderPlaced(2, 0.0), "ORDERS", None)
@@ -365,7 +365,7 @@ def test_close_joins_the_reader_and_leaves_the_group_when_nothing_is_pending(
 def test_a_consumer_with_pending_entries_is_never_forgotten(
     streams: StreamFactory, client: redis.Redis, prefix: str
 ) -> None:
-    key = f"{prefix}ORDERS"
+    key = f"{prefix}{{ORDERS}}"
     client.xgroup_create(key, "g", id="0", mkstream=True)
     client.xadd(key, {"event": b"x"})
     client.xreadgroup("g", "ghost-with-work", {key: ">"})  # pending, never acked
@@ -390,7 +390,7 @@ def test_a_vanished_group_is_created_again_and_reading_goes_on(
     publisher.publish(OrderPlaced(1, 0.0))
     inbox.wait_for(1)
 
-    client.xgroup_destroy(f"{prefix}ORDERS", "g")
+    client.xgroup_destroy(f"{prefix}{{ORDERS}}", "g")
     publisher.publish(OrderPlaced(2, 0.0))
 
     wait_until(lambda: OrderPlaced(2, 0.0) in inbox.events)
@@ -405,7 +405,7 @@ def test_events_a_redis_broker_publishes_do_not_reach_the_stream(
         publisher_for(pubsub, "orders", OrderPlaced).publish(OrderPlaced(1, 0.0))
     finally:
         pubsub.close()
-    assert client.exists(f"{prefix}ORDERS") == 0
+    assert client.exists(f"{prefix}{{ORDERS}}") == 0
 
 
 @pytest.mark.parametrize(
@@ -461,7 +461,7 @@ def test_close_lets_the_events_in_hand_finish_and_be_acknowledged(
     assert not closing.is_alive()
     assert handled == [0, 1, 2]
     assert broker.stats().acknowledged == 3
-    assert client.xpending(f"{prefix}ORDERS", "g")["pending"] == 0
+    assert client.xpending(f"{prefix}{{ORDERS}}", "g")["pending"] == 0
 
 
 def test_a_collected_subscriber_leaves_its_events_to_the_group(
@@ -528,7 +528,7 @@ def test_an_entry_whose_tag_is_not_its_streams_is_dropped_and_acknowledged(
     forged = _envelope.encode(
         "REFUNDS", OrderPlaced, JsonEventSerializer().serialize(OrderPlaced(1, 0.0))
     )
-    client.xadd(f"{prefix}ORDERS", {"event": forged})
+    client.xadd(f"{prefix}{{ORDERS}}", {"event": forged})
 
     wait_until(lambda: broker.stats().acknowledged == 1)
     assert inbox.events == []
@@ -554,4 +554,4 @@ def test_a_resp3_client_works_the_same(
         assert broker.stats().channels["ORDERS"].pending == 0
     finally:
         broker.close()
-        resp3.delete(f"{prefix}ORDERS")
+        resp3.delete(f"{prefix}{{ORDERS}}")

@@ -9,8 +9,9 @@ acknowledged. The copy keeps the envelope byte for byte, so putting it back
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "DEAD_SUFFIX",
@@ -20,10 +21,27 @@ __all__ = [
     "move_to_dead",
     "read_dead_letters",
     "republish",
+    "stream_key",
 ]
+
+_T = TypeVar("_T")
 
 #: Appended to a stream's key to name its dead-letter stream.
 DEAD_SUFFIX = ":dead"
+
+
+def stream_key(prefix: str, channel: str) -> str:
+    """The key of ``channel``'s stream: ``<prefix>{<channel>}``.
+
+    The channel is a hash tag, so the stream and its dead-letter stream
+    (``<stream>:dead``) always hash to one slot: on Redis Cluster they live on
+    one shard, where the dead-letter transactions need them, and a deployment
+    moving from one server to a cluster keeps its key names. (An empty
+    channel makes an empty tag, which Redis ignores: avoid it on a cluster.)
+    """
+    return f"{prefix}{{{channel}}}"
+
+
 #: The one field of a stream entry: the envelope RedisBroker publishes.
 EVENT_FIELD = b"event"
 
@@ -151,12 +169,15 @@ def republish(
 class DeadLetterAccess:
     """The dead-letter operations of :class:`RedisStreamBroker` (a mixin).
 
-    Needs ``_commands`` (a client replying bytes), ``_maxlen`` and
-    ``stream_key()`` from the class it is mixed into.
+    Needs ``_on_owner(key, call)`` (runs ``call`` with a client of the node
+    holding ``key``, replying bytes), ``_maxlen`` and ``stream_key()`` from the
+    class it is mixed into.
     """
 
-    _commands: Any
     _maxlen: int | None
+
+    def _on_owner(self, key: bytes, call: Callable[[Any], _T]) -> _T:
+        raise NotImplementedError
 
     def stream_key(self, channel: str) -> str:
         """The Redis key of ``channel``'s stream (its dead letters: ``+ ":dead"``)."""
@@ -170,8 +191,10 @@ class DeadLetterAccess:
         Page with ``after=letters[-1].id``. Every group's letters are there;
         :attr:`DeadLetter.group` says whose.
         """
-        return read_dead_letters(
-            self._commands, self.stream_key(channel).encode(), channel, count, after
+        stream = self.stream_key(channel).encode()
+        return self._on_owner(
+            stream,
+            lambda client: read_dead_letters(client, stream, channel, count, after),
         )
 
     def republish_dead_letters(
@@ -190,4 +213,7 @@ class DeadLetterAccess:
             while page := self.dead_letters(channel, 1000, after):
                 letters.extend(page)
                 after = page[-1].id
-        return republish(self._commands, stream, letters, self._maxlen)
+        chosen = letters
+        return self._on_owner(
+            stream, lambda client: republish(client, stream, chosen, self._maxlen)
+        )

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import redis
+from redis.cluster import RedisCluster
 
 from eventspype.broker.broker import MessageBroker
 from eventspype.broker.redis import _envelope
 from eventspype.broker.redis._batch import Batch, BatchBuffer
-from eventspype.broker.redis._connections import (
-    DEFAULT_TIMEOUT,
-    ConnectionRecipe,
-    connection_recipe,
-)
-from eventspype.broker.redis._dead_letters import DeadLetterAccess
+from eventspype.broker.redis._connections import DEFAULT_TIMEOUT
+from eventspype.broker.redis._dead_letters import DeadLetterAccess, stream_key
 from eventspype.broker.redis._inbound import Inbound
 from eventspype.broker.redis._registry import ClassRegistry
+from eventspype.broker.redis._stream_cluster import stream_reader
+from eventspype.broker.redis._stream_nodes import NodeClients
 from eventspype.broker.redis._stream_reader import StreamReader
 from eventspype.broker.redis._stream_receiving import StreamReceiving
 from eventspype.broker.redis._stream_stats import (
@@ -32,6 +31,7 @@ from eventspype.broker.redis._stream_writer import (
     StreamWriter,
     check_options,
     default_consumer_name,
+    own_pool,
     url_client,
 )
 from eventspype.event import NormalizedTag
@@ -46,6 +46,7 @@ __all__ = ["RedisStreamBroker"]
 _logger = logging.getLogger("eventspype.broker.redis")
 
 _B = TypeVar("_B", bound="RedisStreamBroker")
+_T = TypeVar("_T")
 
 #: How long ``close()`` waits for the reader to finish what it holds.
 _CLOSE_TIMEOUT = 10.0
@@ -54,7 +55,7 @@ _CLOSE_TIMEOUT = 10.0
 class RedisStreamBroker(DeadLetterAccess, MessageBroker):
     """Durable delivery: every consumer group receives every event at least once.
 
-    Each channel is a stream, ``<channel_prefix><channel>``: ``publish()``
+    Each channel is a stream, ``<channel_prefix>{<channel>}``: ``publish()``
     XADDs the envelope :class:`RedisBroker` publishes (one field, ``event``,
     ``MAXLEN ~ maxlen``), returns once Redis has it and raises when Redis
     cannot be reached. Brokers with the same ``group`` share the work; every
@@ -73,9 +74,14 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
     stream's, or that no local subscriber's publication accepts, is
     acknowledged: it is not this group's to handle.
 
+    On Redis Cluster (a ``RedisCluster`` client) each stream lives on the
+    master owning its channel's slot; the broker reads each master's streams
+    there and follows failovers and reshardings (see "Scaling out").
+
     Args:
-        redis_client: A ``redis.Redis`` (or ``fakeredis.FakeRedis``). The
-            broker opens connections of its own with the same settings.
+        redis_client: A ``redis.Redis`` (or ``fakeredis.FakeRedis``), or a
+            ``redis.cluster.RedisCluster``. The broker opens connections of
+            its own with the same settings.
         serializer: The payload serializer; JSON by default.
         channel_prefix: Prepended to every channel to name its stream.
         allow_unregistered_classes: Import classes that were not registered
@@ -140,19 +146,25 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
         self._closed = False
         self._owns_client = False
         # Connections of our own, made like the client's: replies as bytes,
-        # no retries (a retried XADD could be added twice).
-        self._commands: Any = redis.Redis(connection_pool=_recipe(redis_client).pool())
+        # no retries (a retried XADD could be added twice). On a cluster, per
+        # node (see _stream_nodes).
+        cluster = isinstance(redis_client, RedisCluster)
+        self._nodes = NodeClients(redis_client) if cluster else None
+        self._commands: Any = (
+            None if cluster else redis.Redis(connection_pool=own_pool(redis_client))
+        )
         inbound = Inbound(self._serializer, self._classes, max_bytes=max_message_bytes)
         self._receiving = StreamReceiving(
             channel_prefix, inbound, self._counters, self._commands, self
         )
-        self._reader = self._receiving.reader = StreamReader(
+        self._reader = self._receiving.reader = stream_reader(
+            self._nodes,
             self._reader_client,
             self._receiving.handle,
             self._counters,
+            rename=None if consumer else lambda: default_consumer_name().encode(),
             group=group.encode(),
             consumer=self._consumer.encode(),
-            rename=None if consumer else lambda: default_consumer_name().encode(),
             start=start,
             prefetch=prefetch,
             claim_idle=claim_idle,
@@ -226,8 +238,12 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
         return self._reader.consumer.decode()
 
     def stream_key(self, channel: str) -> str:
-        """The Redis key of ``channel``'s stream (its dead letters: ``+ ":dead"``)."""
-        return self._channel_prefix + channel
+        """The Redis key of ``channel``'s stream: ``<channel_prefix>{<channel>}``.
+
+        Its dead letters are in ``stream_key(channel) + ":dead"``; the hash
+        tag keeps both in one slot of a Redis Cluster.
+        """
+        return stream_key(self._channel_prefix, channel)
 
     # -- MessageBroker -------------------------------------------------------
 
@@ -252,7 +268,7 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
         message = _envelope.encode(
             event_tag, type(event), self._serializer.serialize(event)
         )
-        key = (self._channel_prefix + channel).encode()
+        key = stream_key(self._channel_prefix, channel).encode()
         held = self._batch_buffer.current()
         if held is not None:
             held.messages.append((key, message))
@@ -309,7 +325,7 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
         channels: dict[str, ChannelBacklog] = {}
         for channel in self._receiving.channels():
             key = self.stream_key(channel).encode()
-            backlog = read_backlog(self._commands, key, self._group)
+            backlog = read_backlog(self._on_owner, key, self._group)
             if backlog is not None:
                 channels[channel] = backlog
         return self._counters.stream_snapshot(
@@ -329,7 +345,10 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
         self._reader.wake(self._commands)
         if not self._reader.join(_CLOSE_TIMEOUT):
             _logger.warning("Redis stream reader still running after close()")
-        self._commands.connection_pool.disconnect()
+        if self._commands is not None:
+            self._commands.connection_pool.disconnect()
+        if self._nodes is not None:
+            self._nodes.close()
         self._writer.close()
         if self._owns_client:
             self._redis.close()
@@ -359,6 +378,12 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
 
     # -- internals -----------------------------------------------------------------
 
+    def _on_owner(self, key: bytes, call: Callable[[Any], _T]) -> _T:
+        """``call(client)`` with a client of the node holding ``key``."""
+        if self._nodes is None:
+            return call(self._commands)
+        return self._nodes.on_owner(key, call)
+
     def _reader_client(self) -> Any:
         """A client on one connection of the reader's own (bytes, no retries).
 
@@ -366,8 +391,8 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
         the server closed between two commands, and the reader would not know
         that Redis restarted (nor count it).
         """
-        timeout = self._reader.block_seconds + DEFAULT_TIMEOUT
-        pool = _recipe(self._redis, timeout).pool()
+        assert isinstance(self._reader, StreamReader)
+        pool = own_pool(self._redis, self._reader.block_seconds + DEFAULT_TIMEOUT)
         return redis.Redis(connection_pool=pool, single_connection_client=True)
 
     def _send_batch(self, messages: list[tuple[bytes, bytes]]) -> None:
@@ -379,13 +404,3 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
             self._counters.add_publish_error()
             raise
         self._counters.add_published(len(messages))
-
-
-def _recipe(client: Any, timeout: float | None = None) -> ConnectionRecipe:
-    recipe = connection_recipe(client, timeout)
-    if recipe is None:
-        raise TypeError(
-            "RedisStreamBroker needs a client with a connection pool, such as "
-            f"redis.Redis; got {type(client).__name__}"
-        )
-    return recipe

@@ -1,10 +1,11 @@
 """The reader thread of a RedisStreamBroker: read, hand over, acknowledge, claim.
 
-One thread per broker, on a connection of its own:
+One thread per broker (per master on a cluster: ``_stream_cluster``), on a
+connection of its own:
 
 * ``XREADGROUP GROUP g c COUNT n BLOCK t STREAMS s1 s2 ... > > ...`` over
-  every subscribed stream. ``n`` keeps at most ``prefetch`` entries in hand;
-  the wait blocks in Redis (an idle broker sends one command per ``t``).
+  every subscribed stream (by hash slot on a cluster: ``_stream_slots``).
+  ``n`` keeps at most ``prefetch`` entries in hand; the wait blocks in Redis.
 * Each entry goes to the broker's ``handle(channel, data)``, which decodes it
   and calls the local subscribers; the entries that were handled are
   acknowledged together, one pipelined round trip per batch.
@@ -14,9 +15,9 @@ One thread per broker, on a connection of its own:
   died, and delivers them again. Once an entry has been delivered
   ``max_deliveries`` times without success it is dead-lettered (see
   ``_dead_letters``), as is an entry ``handle`` refuses.
-* Redis down: the reader logs once, reconnects with doubling, jittered delays
-  and goes on. A group that vanished (NOGROUP: a restart without
-  persistence) is created again from the stream's start.
+* Redis down (or, on a cluster, the node no longer the owner): the reader
+  logs once, reconnects with doubling, jittered delays and goes on. A group
+  that vanished (NOGROUP: a restart without persistence) is made again.
 * Consumers of the group idle for longer than ``forget_after`` and with nothing
   pending are removed, and so is this one when the broker closes cleanly.
 """
@@ -32,9 +33,11 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import redis
+from redis.exceptions import AskError, ClusterDownError, TryAgainError
 
 from eventspype.broker.redis._dead_letters import EVENT_FIELD, move_to_dead
 from eventspype.broker.redis._process import stop_at_exit, track
+from eventspype.broker.redis._stream_slots import Entry, SlotOf, read_group
 from eventspype.broker.redis._stream_stats import StreamCounters
 
 __all__ = ["Handled", "StreamReader"]
@@ -45,9 +48,17 @@ _logger = logging.getLogger("eventspype.broker.redis")
 #: retry later; ``("refused", why)`` dead-letter now; ``("skip", None)`` leave
 #: it pending for the group (no local subscriber any more).
 Handled = tuple[Literal["ok", "failed", "refused", "skip"], "str | None"]
-Entry = tuple[bytes, "dict[bytes, bytes] | None"]
 
-_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
+#: Reconnect on these; on a cluster, MOVED (an AskError), ASK, CLUSTERDOWN
+#: and TRYAGAIN too: the next connection looks the node up again.
+_DOWN = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    OSError,
+    AskError,
+    ClusterDownError,
+    TryAgainError,
+)
 #: The longest time between two looks for consumers that are gone.
 _CLEANUP_INTERVAL = 60.0
 
@@ -71,8 +82,11 @@ class StreamReader:
         maxlen: int | None,
         forget_after: float,
         reconnect_delay: tuple[float, float],
+        slot_of: SlotOf | None = None,
+        created: set[bytes] | None = None,
     ) -> None:
         self._connect = connect
+        self._slot_of = slot_of
         self._handle = handle
         self._counters = counters
         self.group, self.consumer = group, consumer
@@ -93,7 +107,8 @@ class StreamReader:
         self._ready: set[bytes] = set()  # streams whose group is known to exist
         self._client: Any = None
         self._client_id: int | None = None
-        self._created: set[bytes] = set()  # streams whose group we saw once
+        # Streams whose group we saw once (shared by the readers of a cluster).
+        self._created: set[bytes] = set() if created is None else created
         self._rename = rename
         self._start_over()
         track(self)
@@ -168,6 +183,8 @@ class StreamReader:
             except _DOWN as error:
                 self._lost(error)
             except redis.ResponseError as error:
+                if str(error).startswith("UNBLOCKED"):  # its key moved or went
+                    continue  # away: the next read finds where, or NOGROUP
                 if "NOGROUP" not in str(error):
                     _logger.exception("Redis refused a stream command; going on")
                     self._stop.wait(self._claim_every)
@@ -188,12 +205,13 @@ class StreamReader:
         if self._client is None:
             self._client = self._connect()
             self._client_id = int(self._client.client_id())
-            self._recovered()
+            self._ready.clear()  # the server may have restarted: check the groups
         streams = self.streams
         for stream in streams:
             if stream not in self._ready:
                 self._ensure_group(stream)
         if not streams:
+            self._recovered()
             self._stop.wait(self._claim_every)
             return
         now = time.monotonic()
@@ -206,14 +224,18 @@ class StreamReader:
             for stream in streams:
                 self._forget_gone(stream)
         count = max(1, self._prefetch // len(streams))
-        replies = self._client.xreadgroup(
+        replies = read_group(
+            self._client,
             self.group,
             self.consumer,
-            dict.fromkeys(streams, ">"),
-            count=count,
-            block=self._block_ms,
+            streams,
+            count,
+            self._block_ms,
+            self._slot_of,
+            self._stop,
         )
-        for stream, entries in _by_stream(replies):
+        self._recovered()  # only now: a cluster node may refuse (CLUSTERDOWN)
+        for stream, entries in replies:
             channel = streams.get(stream)
             if channel is not None and entries:
                 self._process(stream, channel, entries, {})
@@ -357,7 +379,6 @@ class StreamReader:
             )
         self._failures = 0
         self._down_since = None
-        self._ready.clear()  # the server may have restarted: check the groups
 
     def _drop_client(self) -> None:
         client, self._client, self._client_id = self._client, None, None
@@ -383,18 +404,3 @@ class StreamReader:
         except Exception:  # Redis down: the consumer is forgotten later
             pass
         self._drop_client()
-
-
-def _by_stream(replies: Any) -> list[tuple[bytes, list[Entry]]]:
-    """XREADGROUP's reply as ``[(stream, entries)]``.
-
-    RESP2: a list of ``[stream, entries]``; RESP3: a map of stream to
-    ``[entries]`` (one more level of list).
-    """
-    if not replies:
-        return []
-    if isinstance(replies, dict):
-        return [
-            (k, v[0] if v and isinstance(v[0], list) else v) for k, v in replies.items()
-        ]
-    return [(stream, entries) for stream, entries in replies]

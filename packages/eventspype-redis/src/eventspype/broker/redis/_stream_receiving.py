@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from eventspype.broker.redis._dead_letters import stream_key
 from eventspype.broker.redis._fanout import Fanout
 from eventspype.broker.redis._inbound import Inbound
 from eventspype.broker.redis._process import track
 from eventspype.broker.redis._receive import receive
 from eventspype.broker.redis._stats import DropReason
+from eventspype.broker.redis._stream_cluster import ClusterStreamReader
 from eventspype.broker.redis._stream_reader import Handled, StreamReader
 from eventspype.broker.redis._stream_stats import StreamCounters
 
@@ -68,7 +70,7 @@ class StreamReceiving:
         self._commands = commands  # for XGROUP CREATE and waking the reader
         self._caller = caller
         self.fanout = Fanout()
-        self.reader: StreamReader | None = None
+        self.reader: StreamReader | ClusterStreamReader | None = None
         self.closed = False
         track(self)
 
@@ -92,7 +94,7 @@ class StreamReceiving:
             raise RuntimeError("RedisStreamBroker is closed")
         assert self.reader is not None
         self.fanout.add(channel, subscriber, publication)
-        stream = (self._prefix + channel).encode()
+        stream = stream_key(self._prefix, channel).encode()
         if stream not in self.reader.streams:
             try:
                 self.reader.ensure_group(self._commands, stream)
@@ -129,7 +131,8 @@ class StreamReceiving:
         reader = self.reader
         assert reader is not None
         self.fanout.reap()  # forget collected subscribers
-        wanted = {(self._prefix + c).encode(): c for c in self.fanout.channels()}
+        prefix = self._prefix
+        wanted = {stream_key(prefix, c).encode(): c for c in self.fanout.channels()}
         if wanted != reader.streams and not self.closed:
             reader.set_streams(wanted, self._commands)
 
@@ -148,7 +151,7 @@ class StreamReceiving:
             channel,
             data,
             self._caller,
-            self._prefix + channel,
+            stream_key(self._prefix, channel),
         )
         if delivery.failed:
             return "failed", "; ".join(

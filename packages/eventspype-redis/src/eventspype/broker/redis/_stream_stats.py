@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -130,10 +130,15 @@ class StreamCounters(Counters):
         )
 
 
-def read_backlog(client: Any, stream: bytes, group: str) -> ChannelBacklog | None:
-    """The group's backlog on ``stream`` (XINFO GROUPS); ``None`` if unknown."""
+def read_backlog(
+    on_owner: Callable[[bytes, Callable[[Any], Any]], Any], stream: bytes, group: str
+) -> ChannelBacklog | None:
+    """The group's backlog on ``stream`` (XINFO GROUPS); ``None`` if unknown.
+
+    ``on_owner(key, call)`` runs ``call`` with a client of ``key``'s node.
+    """
     try:
-        groups = client.xinfo_groups(stream)
+        groups = on_owner(stream, lambda client: client.xinfo_groups(stream))
     except redis.RedisError:
         return None
     for info in groups:

@@ -20,7 +20,13 @@ from eventspype.broker.redis._connections import connection_recipe, fast_path_cl
 from eventspype.broker.redis._dead_letters import EVENT_FIELD
 from eventspype.broker.redis._transport import FastTransport
 
-__all__ = ["StreamWriter", "check_options", "default_consumer_name", "url_client"]
+__all__ = [
+    "StreamWriter",
+    "check_options",
+    "default_consumer_name",
+    "own_pool",
+    "url_client",
+]
 
 _FIELD = EVENT_FIELD
 
@@ -137,3 +143,19 @@ def url_client(
         **(client_options or {}),
     }
     return redis.Redis.from_url(url, **options)
+
+
+def own_pool(client: Any, timeout: float | None = None) -> redis.ConnectionPool:
+    """A pool of the broker's own, with connections like the client's.
+
+    Raises:
+        TypeError: the client has no connection pool to copy (and is not a
+            ``RedisCluster``, which the broker handles per node).
+    """
+    recipe = connection_recipe(client, timeout)
+    if recipe is None:
+        raise TypeError(
+            "RedisStreamBroker needs a redis.Redis (a client with a connection "
+            f"pool) or a redis.cluster.RedisCluster; got {type(client).__name__}"
+        )
+    return recipe.pool()
