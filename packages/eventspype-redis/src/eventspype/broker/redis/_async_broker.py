@@ -3,32 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import warnings
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from eventspype.broker.broker import MessageBroker
-from eventspype.broker.redis import _envelope
 from eventspype.broker.redis._async_connections import own_connection_options
 from eventspype.broker.redis._async_listener import AsyncListener
 from eventspype.broker.redis._async_senders import make_sender
 from eventspype.broker.redis._async_writer import AsyncWriter
+from eventspype.broker.redis._broker_base import (
+    RedisBrokerBase,
+    check_pubsub_options,
+    url_client_options,
+)
 from eventspype.broker.redis._channels import ChannelNames
 from eventspype.broker.redis._connections import client_encoding
 from eventspype.broker.redis._inbound import Inbound
-from eventspype.broker.redis._listener import Listener
 from eventspype.broker.redis._receive import receive
-from eventspype.broker.redis._registry import ClassRegistry
 from eventspype.broker.redis._stats import Counters, RedisBrokerStats
 from eventspype.broker.redis._subscriptions import Subscriptions
 from eventspype.event import NormalizedTag
 from eventspype.pub.publication import EventPublication
-from eventspype.serializers import EventSerializer, JsonEventSerializer
+from eventspype.serializers import EventSerializer
 from eventspype.sub.subscriber import EventSubscriber
 
 __all__ = ["AsyncRedisBroker"]
@@ -36,7 +36,7 @@ __all__ = ["AsyncRedisBroker"]
 _B = TypeVar("_B", bound="AsyncRedisBroker")
 
 
-class AsyncRedisBroker(MessageBroker):
+class AsyncRedisBroker(RedisBrokerBase):
     """``RedisBroker`` for asyncio: the listener is a task, publishing never blocks.
 
     Same wire format, checks, limits, drop reasons and :meth:`stats` as
@@ -89,6 +89,8 @@ class AsyncRedisBroker(MessageBroker):
         TypeError: the client has no connection pool (``RedisCluster``).
     """
 
+    _kind = "AsyncRedisBroker"
+
     def __init__(
         self,
         redis_client: redis.asyncio.Redis,
@@ -107,25 +109,15 @@ class AsyncRedisBroker(MessageBroker):
         max_queued: int = 10_000,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        if publish_timeout is not None and not publish_timeout > 0:
-            raise ValueError(f"publish_timeout must be > 0, got {publish_timeout}")
-        if max_nesting_depth is not None:
-            warnings.warn(
-                "max_nesting_depth is deprecated and ignored: msgspec refuses "
-                "nesting past the recursion limit by itself (drop reason too_deep)",
-                DeprecationWarning,
-                stacklevel=2,
-            )
+        check_pubsub_options(publish_timeout, max_nesting_depth)
         self._loop = loop if loop is not None else asyncio.get_running_loop()
-        self._redis = redis_client
-        self._serializer: EventSerializer = (
-            serializer if serializer is not None else JsonEventSerializer()
+        self._configure(
+            serializer, channel_prefix, allow_unregistered_classes, allowed_modules
         )
-        self._channel_prefix = channel_prefix
+        self._redis = redis_client
         encoding = client_encoding(redis_client)
         self._names = ChannelNames(channel_prefix, encoding)
         self._subscribe_timeout = max(0.0, subscribe_timeout)
-        self._classes = ClassRegistry(allow_unregistered_classes, allowed_modules)
         self._inbound = Inbound(
             self._serializer, self._classes, max_bytes=max_message_bytes
         )
@@ -141,15 +133,11 @@ class AsyncRedisBroker(MessageBroker):
             reconnect_delay=reconnect_delay,
             encoding=encoding,
         )
-        # Subscriptions is typed for the thread listener; it calls add, remove,
-        # sync and request_tidy, which AsyncListener has too.
-        self._subscriptions = Subscriptions(self._names, cast(Listener, self._listener))
+        self._subscriptions = Subscriptions(self._names, self._listener)
         self._sender = make_sender(
             redis_client, fast=fast_publish, timeout=publish_timeout
         )
         self._writer = AsyncWriter(self._loop, self._sender, self._counters, max_queued)
-        self._closed = False
-        self._owns_client = False
 
     @classmethod
     def from_url(
@@ -171,44 +159,25 @@ class AsyncRedisBroker(MessageBroker):
         ``redis.asyncio.Redis.from_url``; ``broker_options`` are the
         constructor's keyword-only options. :meth:`aclose` closes the client.
         """
-        options: dict[str, Any] = {
-            "socket_timeout": socket_timeout,
-            "socket_connect_timeout": socket_connect_timeout,
-            "socket_keepalive": True,
-            "retry": Retry(NoBackoff(), 0),
-            **(client_options or {}),
-        }
+        options = url_client_options(
+            socket_timeout,
+            socket_connect_timeout,
+            client_options,
+            Retry(NoBackoff(), 0),
+        )
         client = redis.asyncio.Redis.from_url(url, **options)
-        broker = cls(
+        # Not closed if the constructor raises: closing is a coroutine, and a
+        # client that never connected holds nothing.
+        return cls._owning(
             client,
+            None,
             serializer,
             channel_prefix,
             allow_unregistered_classes,
             **broker_options,
         )
-        broker._owns_client = True
-        return broker
 
     # -- configuration ----------------------------------------------------
-
-    def register_event_class(self, event_class: type) -> None:
-        """Accept ``event_class`` in received messages."""
-        self._classes.register(event_class)
-
-    def register_event_classes(self, *event_classes: type) -> None:
-        """:meth:`register_event_class` for each class."""
-        for event_class in event_classes:
-            self._classes.register(event_class)
-
-    @property
-    def channel_prefix(self) -> str:
-        """The prefix of every channel name on the server."""
-        return self._channel_prefix
-
-    @property
-    def serializer(self) -> EventSerializer:
-        """The serializer of event payloads."""
-        return self._serializer
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -260,32 +229,7 @@ class AsyncRedisBroker(MessageBroker):
         Raises:
             RuntimeError: the broker is closed.
         """
-        self._subscriptions.add(channel, subscriber)
-
-    def subscribe_publication(
-        self, publication: EventPublication, subscriber: EventSubscriber
-    ) -> None:
-        """:meth:`subscribe` on ``str(publication.event_tag)``, for a publisher.
-
-        ``subscriber`` then gets only events whose tag is the publication's
-        and that are instances of its event class (subclasses included); the
-        others are dropped for it, counted as ``tag_mismatch`` or
-        ``class_mismatch``, as with ``RedisBroker``.
-
-        Raises:
-            RuntimeError: the broker is closed.
-        """
-        self._subscriptions.add(str(publication.event_tag), subscriber, publication)
-
-    def unsubscribe(self, channel: str, subscriber: EventSubscriber) -> None:
-        """Stop delivering ``channel`` to ``subscriber`` (however it subscribed)."""
-        self._subscriptions.discard(channel, subscriber)
-
-    def unsubscribe_publication(
-        self, publication: EventPublication, subscriber: EventSubscriber
-    ) -> None:
-        """Undo :meth:`subscribe_publication` for this publication only."""
-        self._subscriptions.discard(str(publication.event_tag), subscriber, publication)
+        self._add(channel, subscriber, None)
 
     # -- lifecycle --------------------------------------------------------
 
@@ -301,8 +245,7 @@ class AsyncRedisBroker(MessageBroker):
             SubscriptionRefused: Redis refused a channel (an ACL forbids it).
             RuntimeError: the broker is closed.
         """
-        if self._closed:
-            raise RuntimeError("AsyncRedisBroker is closed")
+        self._check_open()
         limit = self._subscribe_timeout if timeout is None else timeout
         await self._listener.wait_until_subscribed(limit)
 
@@ -341,11 +284,6 @@ class AsyncRedisBroker(MessageBroker):
                 close = getattr(self._redis, "aclose", None) or self._redis.close
                 await close()
 
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`aclose` was called."""
-        return self._closed
-
     async def __aenter__(self: _B) -> _B:
         return self
 
@@ -368,12 +306,23 @@ class AsyncRedisBroker(MessageBroker):
         self, channel: str, event: Any, event_tag: NormalizedTag
     ) -> tuple[bytes, bytes]:
         """The wire name and the envelope to PUBLISH (checks the broker is open)."""
-        if self._closed:
-            raise RuntimeError("AsyncRedisBroker is closed")
-        payload = self._serializer.serialize(event)
-        return self._names.wire(channel), _envelope.encode(
-            event_tag, type(event), payload
-        )
+        return self._names.wire(channel), self._envelope(event, event_tag)
+
+    def _add(
+        self,
+        channel: str,
+        subscriber: EventSubscriber,
+        publication: EventPublication | None,
+    ) -> None:
+        self._subscriptions.add(channel, subscriber, publication)
+
+    def _discard(
+        self,
+        channel: str,
+        subscriber: EventSubscriber,
+        publication: EventPublication | None,
+    ) -> None:
+        self._subscriptions.discard(channel, subscriber, publication)
 
     def _tidy(self) -> None:
         """End subscriptions whose subscribers were collected (on the loop)."""
