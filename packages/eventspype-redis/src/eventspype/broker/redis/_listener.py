@@ -49,9 +49,13 @@ from eventspype.broker.redis._channel_book import (
     Subscription,
 )
 from eventspype.broker.redis._link import Link, UndecodableMessage
+from eventspype.broker.redis._listener_core import (
+    ListenerCore,
+    check_health_check_interval,
+)
 from eventspype.broker.redis._outage import Outage
 from eventspype.broker.redis._process import stop_at_exit, track
-from eventspype.broker.redis._stats import ConnectionState, Counters
+from eventspype.broker.redis._stats import Counters
 
 __all__ = ["Listener"]
 
@@ -61,7 +65,7 @@ _logger = logging.getLogger("eventspype.broker.redis")
 Deliver = Callable[[bytes, Any], None]
 
 
-class Listener:
+class Listener(ListenerCore):
     """Owns the broker's Pub/Sub connection and the daemon thread reading it.
 
     Channels are the names on the wire, as bytes. ``new_link`` makes an
@@ -82,10 +86,7 @@ class Listener:
         reconnect_delay: tuple[float, float],
         encoding: str = "utf-8",
     ) -> None:
-        if not health_check_interval > 0:
-            raise ValueError(
-                f"health_check_interval must be > 0, got {health_check_interval}"
-            )
+        check_health_check_interval(health_check_interval)
         self._outage = Outage(counters, reconnect_delay)
         self._encoding = encoding
         self._new_link = new_link
@@ -123,6 +124,10 @@ class Listener:
         # The parent's thread does not exist here and its socket is not ours
         # (dropped, not closed). The broker forgets its subscriptions too.
         self._start_over()
+
+    @property
+    def _live(self) -> bool:
+        return self._link is not None
 
     @property
     def on_listener_thread(self) -> bool:
@@ -200,18 +205,6 @@ class Listener:
 
     # -- what is true now (any thread) ----------------------------------------
 
-    def state(self) -> ConnectionState:
-        """Connected or not, since when, the last error, what is subscribed."""
-        with self._lock:
-            book = self._book
-            return ConnectionState(
-                connected=self._connected,
-                since=self._state_since,
-                last_error=self._outage.last_error,
-                subscribed=book.subscribed() if self._connected else 0,
-                refused={book.name(c): r for c, r in book.refused.items()},
-            )
-
     def wait_until_subscribed(self, timeout: float) -> None:
         """Wait until Redis has confirmed every wanted channel on a live connection.
 
@@ -226,23 +219,9 @@ class Listener:
         deadline = time.monotonic() + timeout
         while True:
             self._progress.clear()
-            with self._lock:
-                book = self._book
-                refused = next(iter(book.refused), None)
-                missing = book.missing() if self._link else list(book.wanted)
-            if refused is not None:
-                raise book.refusal(refused)
-            if not missing:
-                return
             left = deadline - time.monotonic()
-            if left <= 0:
-                names = ", ".join(repr(book.name(c)) for c in missing[:5])
-                more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-                raise TimeoutError(
-                    f"Redis has not confirmed the subscription to {names}{more} "
-                    f"within {timeout} s (last connection error: "
-                    f"{self._outage.last_error or 'none'})"
-                )
+            if self._all_confirmed(timeout, left <= 0):
+                return
             self._progress.wait(min(left, 0.1))
 
     def request_tidy(self) -> None:
@@ -400,36 +379,18 @@ class Listener:
     def _error_reply(self, error: Any) -> None:
         with self._lock:
             kind, channel, _ = self._book.error_reply(error)
+            reason = self._book.refused.get(channel) if channel else None
         self._healthy()  # the server answered
         self._progress.set()
         if kind == b"ping":
             self._ping_sent = None  # refused, but answered: the server is alive
-        elif kind == b"subscribe" and channel is not None:
-            self._counters.subscribe_refusals += 1
-            _logger.error(
-                "Redis refused to subscribe to %r: %s; the other channels are "
-                "not affected",
-                self._book.name(channel),
-                self._book.refused.get(channel),
-            )
-        else:
-            _logger.error(
-                "Redis refused a Pub/Sub command (%s %r): %s: %s",
-                kind.decode() or "unknown",
-                channel,
-                type(error).__name__,
-                error,
-            )
+        self._report_refusal(kind, channel, reason, error)
 
     def _healthy(self) -> None:
         if self._recovering:
             # Healthy: the server answered a command on this connection.
             self._recovering = False
-            with self._lock:
-                count = len(self._book.wanted)
-                self._connected = True
-                self._state_since = time.time()
-            self._outage.recovered(count)
+            self._mark_connected()
 
     def _idle(self, link: Link) -> None:
         # Nothing for idle_timeout seconds: a silent half-open connection looks
@@ -467,9 +428,7 @@ class Listener:
             if link is not None and link is current:
                 self._link = None
                 self._book.new_connection()
-                if self._connected or self._state_since is None:
-                    self._connected = False
-                    self._state_since = time.time()
+                self._mark_disconnected()
             if release:
                 # Nobody should wait for a confirmation that may take minutes.
                 self._book.release_waiters()
