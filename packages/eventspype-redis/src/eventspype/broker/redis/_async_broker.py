@@ -16,15 +16,11 @@ from eventspype.broker.redis._async_listener import AsyncListener
 from eventspype.broker.redis._async_senders import make_sender
 from eventspype.broker.redis._async_writer import AsyncWriter
 from eventspype.broker.redis._broker_base import (
-    RedisBrokerBase,
     check_pubsub_options,
     url_client_options,
 )
-from eventspype.broker.redis._channels import ChannelNames
-from eventspype.broker.redis._connections import client_encoding
-from eventspype.broker.redis._inbound import Inbound
-from eventspype.broker.redis._receive import receive
-from eventspype.broker.redis._stats import Counters, RedisBrokerStats
+from eventspype.broker.redis._pubsub_base import PubSubBrokerBase
+from eventspype.broker.redis._stats import RedisBrokerStats
 from eventspype.broker.redis._subscriptions import Subscriptions
 from eventspype.event import NormalizedTag
 from eventspype.pub.publication import EventPublication
@@ -36,7 +32,7 @@ __all__ = ["AsyncRedisBroker"]
 _B = TypeVar("_B", bound="AsyncRedisBroker")
 
 
-class AsyncRedisBroker(RedisBrokerBase):
+class AsyncRedisBroker(PubSubBrokerBase):
     """``RedisBroker`` for asyncio: the listener is a task, publishing never blocks.
 
     Same wire format, checks, limits, drop reasons and :meth:`stats` as
@@ -111,17 +107,15 @@ class AsyncRedisBroker(RedisBrokerBase):
     ) -> None:
         check_pubsub_options(publish_timeout, max_nesting_depth)
         self._loop = loop if loop is not None else asyncio.get_running_loop()
-        self._configure(
-            serializer, channel_prefix, allow_unregistered_classes, allowed_modules
+        encoding = self._configure_pubsub(
+            redis_client,
+            serializer,
+            channel_prefix,
+            allow_unregistered_classes,
+            allowed_modules,
+            max_message_bytes,
         )
-        self._redis = redis_client
-        encoding = client_encoding(redis_client)
-        self._names = ChannelNames(channel_prefix, encoding)
         self._subscribe_timeout = max(0.0, subscribe_timeout)
-        self._inbound = Inbound(
-            self._serializer, self._classes, max_bytes=max_message_bytes
-        )
-        self._counters = Counters()
         connection_class, options = own_connection_options(redis_client, None)
         self._listener = AsyncListener(
             self._loop,
@@ -295,11 +289,6 @@ class AsyncRedisBroker(RedisBrokerBase):
     ) -> None:
         await self.aclose()
 
-    def __repr__(self) -> str:
-        count = self._subscriptions.count
-        state = "closed" if self._closed else f"{count} channel(s)"
-        return f"<{type(self).__name__} prefix={self._channel_prefix!r} {state}>"
-
     # -- internals --------------------------------------------------------
 
     def _encode(
@@ -315,34 +304,3 @@ class AsyncRedisBroker(RedisBrokerBase):
         publication: EventPublication | None,
     ) -> None:
         self._subscriptions.add(channel, subscriber, publication)
-
-    def _discard(
-        self,
-        channel: str,
-        subscriber: EventSubscriber,
-        publication: EventPublication | None,
-    ) -> None:
-        self._subscriptions.discard(channel, subscriber, publication)
-
-    def _tidy(self) -> None:
-        """End subscriptions whose subscribers were collected (on the loop)."""
-        self._subscriptions.tidy()
-
-    def _on_message(self, wire_channel: bytes, data: bytes) -> None:
-        """Decode one Pub/Sub message and deliver it (on the loop)."""
-        subscriptions = self._subscriptions
-        channel = subscriptions.channel_of(wire_channel)
-        if channel is None:  # unsubscribed while the message was in flight
-            return
-        delivery = receive(
-            self._inbound,
-            subscriptions.local,
-            self._counters,
-            channel,
-            data,
-            self,
-            self._channel_prefix + channel,
-        )
-        if not (delivery.handled or delivery.failed or delivery.refused):
-            # Every subscriber was garbage-collected: end the subscription.
-            subscriptions.forget_if_unused(channel)

@@ -11,26 +11,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
-from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from eventspype.broker.redis._batch import Batch, BatchBuffer
 from eventspype.broker.redis._broker_base import (
-    RedisBrokerBase,
     check_pubsub_options,
     url_client_options,
 )
-from eventspype.broker.redis._channels import ChannelNames
-from eventspype.broker.redis._connections import client_encoding
-from eventspype.broker.redis._inbound import Inbound
-from eventspype.broker.redis._link import link_factory
-from eventspype.broker.redis._listener import Listener
-from eventspype.broker.redis._receive import receive
-from eventspype.broker.redis._sharded_listener import ShardedListener
-from eventspype.broker.redis._sharded_transport import ShardedTransport
-from eventspype.broker.redis._stats import Counters, RedisBrokerStats
-from eventspype.broker.redis._subscriptions import Subscriptions, ThreadListener
-from eventspype.broker.redis._transport import Transport, make_transport
+from eventspype.broker.redis._pubsub_base import PubSubBrokerBase
+from eventspype.broker.redis._pubsub_drivers import pubsub_drivers, shutdown
+from eventspype.broker.redis._stats import RedisBrokerStats
+from eventspype.broker.redis._subscriptions import Subscriptions
 from eventspype.event import NormalizedTag
 from eventspype.serializers import EventSerializer
 from eventspype.sub.subscriber import EventSubscriber
@@ -46,11 +37,9 @@ _B = TypeVar("_B", bound="RedisBroker")
 
 #: How long ``close()`` waits for the listener thread.
 _CLOSE_TIMEOUT = 5.0
-#: The listener's longest uninterrupted wait on an idle connection.
-_IDLE_TIMEOUT = 1.0
 
 
-class RedisBroker(RedisBrokerBase):
+class RedisBroker(PubSubBrokerBase):
     """Routes events through Redis Pub/Sub, so every process subscribed gets them.
 
     ``publish()`` serializes the event, wraps it in the JSON envelope of
@@ -163,51 +152,33 @@ class RedisBroker(RedisBrokerBase):
         sharded_pubsub: bool = True,
     ) -> None:
         check_pubsub_options(publish_timeout, max_nesting_depth)
-        self._configure(
-            serializer, channel_prefix, allow_unregistered_classes, allowed_modules
+        encoding = self._configure_pubsub(
+            redis_client,
+            serializer,
+            channel_prefix,
+            allow_unregistered_classes,
+            allowed_modules,
+            max_message_bytes,
         )
-        self._redis = redis_client
-        encoding = client_encoding(redis_client)
-        self._names = ChannelNames(channel_prefix, encoding)
         self._subscribe_timeout = max(0.0, subscribe_timeout)
-        self._inbound = Inbound(
-            self._serializer, self._classes, max_bytes=max_message_bytes
-        )
-        self._counters = Counters()
         self._batch_buffer = BatchBuffer()
-        self._listener: ThreadListener
-        self._transport: Transport
-        if sharded_pubsub and isinstance(redis_client, RedisCluster):
-            self._transport = ShardedTransport(redis_client)
-            self._listener = ShardedListener(
-                redis_client,
-                self._on_message,
-                self._tidy,
-                self._counters,
-                idle_timeout=_IDLE_TIMEOUT,
-                health_check_interval=health_check_interval,
-                reconnect_delay=reconnect_delay,
-                encoding=encoding,
-            )
-        else:
-            self._listener = Listener(
-                link_factory(redis_client, encoding),
-                self._on_message,
-                self._tidy,
-                self._counters,
-                idle_timeout=_IDLE_TIMEOUT,
-                health_check_interval=health_check_interval,
-                reconnect_delay=reconnect_delay,
-                encoding=encoding,
-            )
-            self._transport = make_transport(
-                redis_client, fast=fast_publish, timeout=publish_timeout
-            )
+        self._listener, self._transport = pubsub_drivers(
+            redis_client,
+            self._on_message,
+            self._tidy,
+            self._counters,
+            encoding=encoding,
+            sharded=sharded_pubsub,
+            fast=fast_publish,
+            publish_timeout=publish_timeout,
+            health_check_interval=health_check_interval,
+            reconnect_delay=reconnect_delay,
+        )
         self._subscriptions = Subscriptions(self._names, self._listener)
         # A broker dropped without close() still stops its thread and
         # closes its connections.
         self._finalizer = weakref.finalize(
-            self, _shutdown, self._listener, self._transport
+            self, shutdown, self._listener, self._transport
         )
 
     @classmethod
@@ -364,11 +335,6 @@ class RedisBroker(RedisBrokerBase):
     ) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        count = self._subscriptions.count
-        state = "closed" if self._closed else f"{count} channel(s)"
-        return f"<{type(self).__name__} prefix={self._channel_prefix!r} {state}>"
-
     # -- internals --------------------------------------------------------
 
     def _add(
@@ -392,43 +358,6 @@ class RedisBroker(RedisBrokerBase):
             self._channel_prefix + channel,
         )
 
-    def _discard(
-        self,
-        channel: str,
-        subscriber: EventSubscriber,
-        publication: EventPublication | None,
-    ) -> None:
-        self._subscriptions.discard(channel, subscriber, publication)
-
     def _send_batch(self, messages: list[tuple[bytes, bytes]]) -> None:
         self._check_open()
         self._counted(self._transport.publish_many, messages, len(messages))
-
-    def _tidy(self) -> None:
-        """End subscriptions whose subscribers were collected (listener thread)."""
-        self._subscriptions.tidy()
-
-    def _on_message(self, wire_channel: bytes, data: bytes) -> None:
-        """Decode one Pub/Sub message and deliver it (listener thread)."""
-        subscriptions = self._subscriptions
-        channel = subscriptions.channel_of(wire_channel)
-        if channel is None:  # unsubscribed while the message was in flight
-            return
-        local = subscriptions.local
-        delivery = receive(
-            self._inbound,
-            local,
-            self._counters,
-            channel,
-            data,
-            self,
-            self._channel_prefix + channel,
-        )
-        if not (delivery.handled or delivery.failed or delivery.refused):
-            # Every subscriber was garbage-collected: end the subscription.
-            subscriptions.forget_if_unused(channel)
-
-
-def _shutdown(listener: ThreadListener, transport: Transport) -> None:
-    listener.request_stop()
-    transport.close()
