@@ -34,7 +34,7 @@ from typing import Any, Literal
 import redis
 
 from eventspype.broker.redis._dead_letters import EVENT_FIELD, move_to_dead
-from eventspype.broker.redis._process import stop_at_exit, track
+from eventspype.broker.redis._process import join_thread, stop_at_exit, track
 from eventspype.broker.redis._stream_stats import StreamCounters
 
 __all__ = ["Handled", "StreamReader"]
@@ -153,11 +153,7 @@ class StreamReader:
 
     def join(self, timeout: float) -> bool:
         """Wait for the thread; ``False`` if it is still running."""
-        thread = self._thread
-        if thread is None or thread is threading.current_thread():
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
+        return join_thread(self._thread, timeout)
 
     # -- the thread -------------------------------------------------------------
 
