@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
 import redis.asyncio
 from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from eventspype.broker.redis._async_connections import own_connection_options
 from eventspype.broker.redis._async_listener import AsyncListener
@@ -17,13 +16,10 @@ from eventspype.broker.redis._async_senders import make_sender
 from eventspype.broker.redis._async_writer import AsyncWriter
 from eventspype.broker.redis._broker_base import (
     check_pubsub_options,
-    url_client_options,
 )
 from eventspype.broker.redis._pubsub_base import PubSubBrokerBase
 from eventspype.broker.redis._stats import RedisBrokerStats
-from eventspype.broker.redis._subscriptions import Subscriptions
 from eventspype.event import NormalizedTag
-from eventspype.pub.publication import EventPublication
 from eventspype.serializers import EventSerializer
 from eventspype.sub.subscriber import EventSubscriber
 
@@ -86,6 +82,8 @@ class AsyncRedisBroker(PubSubBrokerBase):
     """
 
     _kind = "AsyncRedisBroker"
+    _client_class = redis.asyncio.Redis
+    _retry_class = Retry
 
     def __init__(
         self,
@@ -127,49 +125,11 @@ class AsyncRedisBroker(PubSubBrokerBase):
             reconnect_delay=reconnect_delay,
             encoding=encoding,
         )
-        self._subscriptions = Subscriptions(self._names, self._listener)
+        self._subscribe_through(self._listener)
         self._sender = make_sender(
             redis_client, fast=fast_publish, timeout=publish_timeout
         )
         self._writer = AsyncWriter(self._loop, self._sender, self._counters, max_queued)
-
-    @classmethod
-    def from_url(
-        cls: type[_B],
-        url: str,
-        serializer: EventSerializer | None = None,
-        channel_prefix: str = "eventspype:",
-        allow_unregistered_classes: bool = False,
-        *,
-        socket_timeout: float = 5.0,
-        socket_connect_timeout: float = 2.0,
-        client_options: Mapping[str, Any] | None = None,
-        **broker_options: Any,
-    ) -> _B:
-        """A broker on a new ``redis.asyncio`` client for ``url``.
-
-        As ``RedisBroker.from_url``: timeouts, TCP keepalive and no retries
-        (a PUBLISH is never sent twice); ``client_options`` go to
-        ``redis.asyncio.Redis.from_url``; ``broker_options`` are the
-        constructor's keyword-only options. :meth:`aclose` closes the client.
-        """
-        options = url_client_options(
-            socket_timeout,
-            socket_connect_timeout,
-            client_options,
-            Retry(NoBackoff(), 0),
-        )
-        client = redis.asyncio.Redis.from_url(url, **options)
-        # Not closed if the constructor raises: closing is a coroutine, and a
-        # client that never connected holds nothing.
-        return cls._owning(
-            client,
-            None,
-            serializer,
-            channel_prefix,
-            allow_unregistered_classes,
-            **broker_options,
-        )
 
     # -- configuration ----------------------------------------------------
 
@@ -296,11 +256,3 @@ class AsyncRedisBroker(PubSubBrokerBase):
     ) -> tuple[bytes, bytes]:
         """The wire name and the envelope to PUBLISH (checks the broker is open)."""
         return self._names.wire(channel), self._envelope(event, event_tag)
-
-    def _add(
-        self,
-        channel: str,
-        subscriber: EventSubscriber,
-        publication: EventPublication | None,
-    ) -> None:
-        self._subscriptions.add(channel, subscriber, publication)

@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
-from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from eventspype.broker.redis._batch import Batch, BatchBuffer
 from eventspype.broker.redis._broker_base import (
     check_pubsub_options,
-    url_client_options,
 )
 from eventspype.broker.redis._pubsub_base import PubSubBrokerBase
 from eventspype.broker.redis._pubsub_drivers import pubsub_drivers, shutdown
 from eventspype.broker.redis._stats import RedisBrokerStats
-from eventspype.broker.redis._subscriptions import Subscriptions
 from eventspype.event import NormalizedTag
 from eventspype.serializers import EventSerializer
 from eventspype.sub.subscriber import EventSubscriber
@@ -133,6 +130,8 @@ class RedisBroker(PubSubBrokerBase):
     """
 
     _kind = "RedisBroker"
+    _client_class = redis.Redis
+    _retry_class = Retry
 
     def __init__(
         self,
@@ -174,49 +173,11 @@ class RedisBroker(PubSubBrokerBase):
             health_check_interval=health_check_interval,
             reconnect_delay=reconnect_delay,
         )
-        self._subscriptions = Subscriptions(self._names, self._listener)
+        self._subscribe_through(self._listener)
         # A broker dropped without close() still stops its thread and
         # closes its connections.
         self._finalizer = weakref.finalize(
             self, shutdown, self._listener, self._transport
-        )
-
-    @classmethod
-    def from_url(
-        cls: type[_B],
-        url: str,
-        serializer: EventSerializer | None = None,
-        channel_prefix: str = "eventspype:",
-        allow_unregistered_classes: bool = False,
-        *,
-        socket_timeout: float = 5.0,
-        socket_connect_timeout: float = 2.0,
-        client_options: Mapping[str, Any] | None = None,
-        **broker_options: Any,
-    ) -> _B:
-        """A broker on a new client for ``url`` (``redis://``, ``rediss://``, ``unix://``).
-
-        The client gets timeouts (``publish()`` raises instead of hanging when
-        the server is down or stuck), TCP keepalive and no retries (a PUBLISH
-        is never sent twice). ``client_options`` go to ``redis.Redis.from_url``
-        (and win over these defaults); ``broker_options`` are the keyword-only
-        options of the constructor. The broker owns the client: :meth:`close`
-        closes it.
-        """
-        options = url_client_options(
-            socket_timeout,
-            socket_connect_timeout,
-            client_options,
-            Retry(NoBackoff(), 0),
-        )
-        client = redis.Redis.from_url(url, **options)
-        return cls._owning(
-            client,
-            client.close,
-            serializer,
-            channel_prefix,
-            allow_unregistered_classes,
-            **broker_options,
         )
 
     # -- MessageBroker ----------------------------------------------------

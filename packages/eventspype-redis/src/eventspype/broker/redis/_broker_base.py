@@ -4,16 +4,18 @@
 they move bytes (a thread, an asyncio task, a Streams consumer); the options
 they share, the class registry, the envelope they publish, the subscription
 entry points and the publish counters are :class:`RedisBrokerBase`'s. A broker
-provides ``_add`` and ``_discard`` (its subscription tables) and sets the
-attributes :meth:`RedisBrokerBase._configure` does not.
+sets ``_tables`` (its :class:`SubscriptionTables`) and the attributes
+:meth:`RedisBrokerBase._configure` does not.
 """
 
 from __future__ import annotations
 
+import inspect
 import warnings
-from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+
+from redis.backoff import NoBackoff
 
 from eventspype.broker.broker import MessageBroker
 from eventspype.broker.redis import _envelope
@@ -26,7 +28,12 @@ if TYPE_CHECKING:
     from eventspype.pub.publication import EventPublication
     from eventspype.sub.subscriber import EventSubscriber
 
-__all__ = ["RedisBrokerBase", "check_pubsub_options", "url_client_options"]
+__all__ = [
+    "RedisBrokerBase",
+    "SubscriptionTables",
+    "check_pubsub_options",
+    "url_client_options",
+]
 
 _B = TypeVar("_B", bound="RedisBrokerBase")
 _T = TypeVar("_T")
@@ -71,15 +78,40 @@ def url_client_options(
     }
 
 
+class SubscriptionTables(Protocol):
+    """Who a broker delivers which channel to: ``Subscriptions`` (Pub/Sub) or
+    ``StreamReceiving`` (Streams)."""
+
+    def add(
+        self,
+        channel: str,
+        subscriber: EventSubscriber,
+        publication: EventPublication | None,
+    ) -> object:
+        """Deliver ``channel`` to ``subscriber`` through ``publication``'s rule."""
+
+    def discard(
+        self,
+        channel: str,
+        subscriber: EventSubscriber,
+        publication: EventPublication | None,
+    ) -> None:
+        """Undo ``add`` (every rule of ``subscriber`` without ``publication``)."""
+
+
 class RedisBrokerBase(MessageBroker):
     """The shared part of the Redis brokers (see the module docs)."""
 
     #: The name in "... is closed" errors.
     _kind: ClassVar[str]
+    #: What :meth:`from_url` makes: the client, and its no-retry policy.
+    _client_class: ClassVar[Any]
+    _retry_class: ClassVar[Any]
     _serializer: EventSerializer
     _channel_prefix: str
     _classes: ClassRegistry
     _counters: Counters
+    _tables: SubscriptionTables
     _closed: bool
     _owns_client: bool
 
@@ -98,6 +130,46 @@ class RedisBrokerBase(MessageBroker):
         self._classes = ClassRegistry(allow_unregistered_classes, allowed_modules)
         self._closed = False
         self._owns_client = False
+
+    @classmethod
+    def from_url(
+        cls: type[_B],
+        url: str,
+        serializer: EventSerializer | None = None,
+        channel_prefix: str = "eventspype:",
+        allow_unregistered_classes: bool = False,
+        *,
+        socket_timeout: float = 5.0,
+        socket_connect_timeout: float = 2.0,
+        client_options: Mapping[str, Any] | None = None,
+        **broker_options: Any,
+    ) -> _B:
+        """A broker on a new client for ``url`` (``redis://``, ``rediss://``, ``unix://``).
+
+        The client (``redis.Redis``; ``redis.asyncio.Redis`` for
+        ``AsyncRedisBroker``) gets timeouts (publishing raises instead of
+        hanging when the server is down or stuck), TCP keepalive and no
+        retries (a PUBLISH is never sent twice). ``client_options`` go to its
+        ``from_url`` (and win over these defaults); ``broker_options`` are the
+        keyword-only options of the constructor. The broker owns the client:
+        closing the broker closes it.
+        """
+        retry = cls._retry_class(NoBackoff(), 0)
+        options = url_client_options(
+            socket_timeout, socket_connect_timeout, client_options, retry
+        )
+        client = cls._client_class.from_url(url, **options)
+        # An asyncio client's close() is a coroutine; one that never
+        # connected holds nothing, so it is left to the collector.
+        close = None if inspect.iscoroutinefunction(client.close) else client.close
+        return cls._owning(
+            client,
+            close,
+            serializer,
+            channel_prefix,
+            allow_unregistered_classes,
+            **broker_options,
+        )
 
     @classmethod
     def _owning(
@@ -173,31 +245,22 @@ class RedisBrokerBase(MessageBroker):
         With no subscriber left, the broker stops receiving the channel
         (within about a second when the last ones were garbage-collected).
         """
-        self._discard(channel, subscriber, None)
+        self._tables.discard(channel, subscriber, None)
 
     def unsubscribe_publication(
         self, publication: EventPublication, subscriber: EventSubscriber
     ) -> None:
         """Undo :meth:`subscribe_publication` for this publication only."""
-        self._discard(str(publication.event_tag), subscriber, publication)
+        self._tables.discard(str(publication.event_tag), subscriber, publication)
 
-    @abstractmethod
     def _add(
         self,
         channel: str,
         subscriber: EventSubscriber,
         publication: EventPublication | None,
     ) -> None:
-        """Deliver ``channel`` to ``subscriber`` through ``publication``'s rule."""
-
-    @abstractmethod
-    def _discard(
-        self,
-        channel: str,
-        subscriber: EventSubscriber,
-        publication: EventPublication | None,
-    ) -> None:
-        """Undo :meth:`_add` (all of ``subscriber``'s rules without ``publication``)."""
+        """Subscribe (``RedisBroker`` also waits for Redis's confirmation)."""
+        self._tables.add(channel, subscriber, publication)
 
     # -- publishing -------------------------------------------------------
 

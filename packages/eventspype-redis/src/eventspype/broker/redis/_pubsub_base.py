@@ -17,12 +17,11 @@ from eventspype.broker.redis._connections import client_encoding
 from eventspype.broker.redis._inbound import Inbound
 from eventspype.broker.redis._receive import receive
 from eventspype.broker.redis._stats import Counters
-from eventspype.broker.redis._subscriptions import Subscriptions
+from eventspype.broker.redis._subscriptions import ChannelListener, Subscriptions
 from eventspype.serializers import EventSerializer
 
 if TYPE_CHECKING:
-    from eventspype.pub.publication import EventPublication
-    from eventspype.sub.subscriber import EventSubscriber
+    pass
 
 __all__ = ["PubSubBrokerBase"]
 
@@ -31,8 +30,8 @@ class PubSubBrokerBase(RedisBrokerBase):
     """A Redis broker on Pub/Sub channels (see the module docs).
 
     A broker calls :meth:`_configure_pubsub` in ``__init__``, makes its
-    listener with ``_on_message`` and ``_tidy`` as handlers, then sets
-    ``_subscriptions``.
+    listener with ``_on_message`` and ``_tidy`` as handlers, then calls
+    :meth:`_subscribe_through`.
     """
 
     _redis: Any
@@ -62,18 +61,14 @@ class PubSubBrokerBase(RedisBrokerBase):
         self._counters = Counters()
         return encoding
 
+    def _subscribe_through(self, listener: ChannelListener) -> None:
+        """Keep the channel tables, which tell ``listener`` what to subscribe."""
+        self._subscriptions = self._tables = Subscriptions(self._names, listener)
+
     def __repr__(self) -> str:
         count = self._subscriptions.count
         state = "closed" if self._closed else f"{count} channel(s)"
         return f"<{type(self).__name__} prefix={self._channel_prefix!r} {state}>"
-
-    def _discard(
-        self,
-        channel: str,
-        subscriber: EventSubscriber,
-        publication: EventPublication | None,
-    ) -> None:
-        self._subscriptions.discard(channel, subscriber, publication)
 
     def _tidy(self) -> None:
         """End subscriptions whose subscribers were collected (on the listener)."""

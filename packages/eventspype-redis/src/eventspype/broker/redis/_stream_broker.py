@@ -37,7 +37,6 @@ from eventspype.event import NormalizedTag
 from eventspype.serializers import EventSerializer
 
 if TYPE_CHECKING:
-    from eventspype.pub.publication import EventPublication
     from eventspype.sub.subscriber import EventSubscriber
 
 __all__ = ["RedisStreamBroker"]
@@ -142,7 +141,7 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
         # no retries (a retried XADD could be added twice).
         self._commands: Any = redis.Redis(connection_pool=_recipe(redis_client).pool())
         inbound = Inbound(self._serializer, self._classes, max_bytes=max_message_bytes)
-        self._receiving = StreamReceiving(
+        self._receiving = self._tables = StreamReceiving(
             channel_prefix, inbound, self._counters, self._commands, self
         )
         self._reader = self._receiving.reader = StreamReader(
@@ -255,22 +254,6 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
         the group has not read stays in it for the other consumers.
         """
         self._receiving.discard(channel, subscriber, None)
-
-    def _add(
-        self,
-        channel: str,
-        subscriber: EventSubscriber,
-        publication: EventPublication | None,
-    ) -> None:
-        self._receiving.add(channel, subscriber, publication)
-
-    def _discard(
-        self,
-        channel: str,
-        subscriber: EventSubscriber,
-        publication: EventPublication | None,
-    ) -> None:
-        self._receiving.discard(channel, subscriber, publication)
 
     # -- operations ------------------------------------------------------------
 
