@@ -61,14 +61,29 @@ def test_attribute_access_to_serializer_names_says_what_to_install(name: str) ->
         getattr(eventspype, name)
 
 
+REDIS_BROKER_NAMES = ["RedisBroker", "AsyncRedisBroker", "RedisStreamBroker"]
+
+
 @needs_no_redis
-def test_from_eventspype_broker_import_redis_broker_says_what_to_install() -> None:
+@pytest.mark.parametrize("name", REDIS_BROKER_NAMES)
+def test_from_eventspype_broker_import_redis_brokers_says_what_to_install(
+    name: str,
+) -> None:
     with pytest.raises(ImportError) as info:
-        exec("from eventspype.broker import RedisBroker", {})
+        exec(f"from eventspype.broker import {name}", {})
     message = str(info.value)
-    assert "RedisBroker" in message
+    assert name in message
     assert "eventspype-redis" in message
     assert "pip install eventspype-redis" in message
+
+
+@pytest.mark.skipif(not REDIS_INSTALLED, reason="eventspype-redis is not installed")
+@pytest.mark.parametrize("name", REDIS_BROKER_NAMES)
+def test_eventspype_broker_lends_every_redis_broker(name: str) -> None:
+    broker_package = importlib.import_module("eventspype.broker")
+    redis_package = importlib.import_module("eventspype.broker.redis")
+    assert getattr(broker_package, name) is getattr(redis_package, name)
+    assert name in dir(broker_package)
 
 
 @needs_no_serializers

@@ -16,14 +16,24 @@ import logging
 from typing import Any
 
 import pytest
-from _core_support import PLACED, SHIPPED, Placed, Recorder, RecordingBroker, Shipped
+from _core_support import (
+    PLACED,
+    SHIPPED,
+    Placed,
+    Recorder,
+    RecordingBroker,
+    Shipped,
+    Tags,
+)
 
 from eventspype import (
     EventPublication,
     EventPublisher,
     EventSubscriber,
+    EventSubscription,
     LocalBroker,
     MultiPublisher,
+    MultiSubscriber,
 )
 
 
@@ -236,3 +246,60 @@ def test_nothing_is_logged_when_nothing_is_refused(
     publisher.add_subscriber(subscriber)
     publisher.broker = RefusingBroker()
     assert caplog.text == ""
+
+
+# --- an EventSubscription over several tags: all or nothing --------------------
+
+
+class ChannelRefusingBroker(RefusingBroker):
+    """Refuses every subscription to the channels in ``channels``."""
+
+    def __init__(self, *channels: str) -> None:
+        super().__init__()
+        self.channels = set(channels)
+
+    def subscribe_publication(
+        self, publication: EventPublication, subscriber: EventSubscriber
+    ) -> None:
+        if str(publication.event_tag) in self.channels:
+            raise Refused(f"refused {publication.event_tag!r}")
+        super().subscribe_publication(publication, subscriber)
+
+
+class Audit(MultiSubscriber):
+    def on_any(self, event: Any, tag: Any, caller: Any) -> None:
+        pass
+
+    both = EventSubscription(Shop, ["order_placed", Tags.SHIPPED], on_any)
+
+
+def test_a_refused_tag_detaches_the_tags_attached_before_it() -> None:
+    broker = ChannelRefusingBroker(str(SHIPPED.event_tag))
+    shop = Shop(broker=broker)
+    audit = Audit()
+
+    with pytest.raises(Refused):
+        audit.add_subscription(Audit.both, shop)
+
+    # order_placed was attached first; it is detached again, everywhere.
+    assert shop.get_subscribers(PLACED) == []
+    assert broker.subscribed("ORDER_PLACED") == []
+    assert broker.of_kind("unsubscribe") != []
+    # MultiSubscriber recorded nothing, so a retry subscribes every tag.
+    broker.channels.clear()
+    audit.add_subscription(Audit.both, shop)
+    assert len(shop.get_subscribers(PLACED)) == 1
+    assert len(shop.get_subscribers(SHIPPED)) == 1
+    assert len(broker.subscribed("ORDER_PLACED")) == 1
+
+
+def test_event_subscription_subscribe_is_all_or_nothing_on_its_own() -> None:
+    broker = ChannelRefusingBroker(str(SHIPPED.event_tag))
+    shop = Shop(broker=broker)
+    audit = Audit()
+
+    with pytest.raises(Refused):
+        Audit.both.subscribe(shop, audit)
+
+    assert shop.get_subscribers(PLACED) == []
+    assert broker.subscribed("ORDER_PLACED") == []

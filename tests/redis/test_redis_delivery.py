@@ -294,3 +294,18 @@ def test_publish_returns_after_redis_accepted(broker: RedisBroker) -> None:
 def test_register_event_class_rejects_non_classes(broker: RedisBroker) -> None:
     with pytest.raises(TypeError, match="needs a class"):
         broker.register_event_class(OrderPlaced(1, 1.0))  # type: ignore[arg-type]
+
+
+def test_a_subscriber_sees_its_event_counted_in_stats(broker: RedisBroker) -> None:
+    # A subscriber that passes the event to another thread (a queue, a loop)
+    # lets that thread read stats() at once: the event must be counted by then.
+    publisher = publisher_for(broker, "counted", OrderPlaced)
+    seen: list[int] = []
+    subscriber = FunctionalEventSubscriber(
+        lambda _: seen.append(broker.stats().delivered), with_event_info=False
+    )
+    publisher.add_subscriber(subscriber)
+    for order_id in range(4):
+        publisher.publish(OrderPlaced(order_id, 1.0))
+    wait_until(lambda: len(seen) == 4)
+    assert seen == [1, 2, 3, 4]

@@ -141,3 +141,37 @@ def test_removing_a_publication_keeps_the_subscriber_s_other_rules() -> None:
     assert fanout.remove("ORDER_PLACED", subscriber, PLACED) is False
     assert fanout.deliver("ORDER_PLACED", Refund(1), "ORDER_PLACED", None).handled == 1
     assert fanout.remove("ORDER_PLACED", subscriber) is True
+
+
+def test_delivered_is_counted_before_the_first_subscriber_runs(
+    parts: tuple[Inbound, Fanout, Counters],
+) -> None:
+    # A subscriber that hands the event to another thread (a queue, an event
+    # loop) must not let that thread read stats() before the count is up.
+    inbound, fanout, counters = parts
+    seen: list[int] = []
+    subscriber = FunctionalEventSubscriber(
+        lambda _: seen.append(counters.delivered), with_event_info=False
+    )
+    fanout.add("ORDER_PLACED", subscriber, PLACED)
+    for order_id in (1, 2):
+        receive(
+            inbound, fanout, counters, "ORDER_PLACED",
+            message("ORDER_PLACED", OrderPlaced(order_id, 2.0)), "c", "x",
+        )  # fmt: skip
+    assert seen == [1, 2]
+    assert counters.delivered == 2
+
+
+def test_a_message_no_subscriber_accepts_is_not_counted_delivered(
+    parts: tuple[Inbound, Fanout, Counters],
+) -> None:
+    inbound, fanout, counters = parts
+    subscriber = FunctionalEventSubscriber(lambda _: None, with_event_info=False)
+    fanout.add("ORDER_PLACED", subscriber, EventPublication("order_placed", Refund))
+    receive(
+        inbound, fanout, counters, "ORDER_PLACED",
+        message("ORDER_PLACED", OrderPlaced(1, 2.0)), "c", "x",
+    )  # fmt: skip
+    assert counters.delivered == 0
+    assert counters.dropped["class_mismatch"] == 1

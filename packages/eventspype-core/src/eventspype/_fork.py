@@ -10,10 +10,11 @@ free ones (and may reset other per-process state).
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 from typing import Any, Protocol
 
-__all__ = ["register_for_fork"]
+__all__ = ["ForkSafeLock", "register_for_fork"]
 
 
 class _ForkAware(Protocol):
@@ -37,6 +38,23 @@ def register_for_fork(obj: _ForkAware) -> None:
             del _holders[key]
 
     _holders[key] = weakref.ref(obj, forget)
+
+
+class ForkSafeLock:
+    """Mixin: ``self._lock``, a ``threading.Lock`` that a forked child replaces.
+
+    Call :meth:`_init_lock` in ``__init__``; a class with more per-process
+    state overrides ``_after_fork_in_child`` and calls ``super()``'s.
+    """
+
+    _lock: threading.Lock
+
+    def _init_lock(self) -> None:
+        self._lock = threading.Lock()
+        register_for_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
 
 
 def _reinit_in_child() -> None:

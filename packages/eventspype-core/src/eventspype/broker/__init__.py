@@ -1,7 +1,8 @@
 """Brokers: the transports between publishers and subscribers.
 
-``MessageBroker`` and ``LocalBroker`` come with eventspype-core; ``RedisBroker``
-and the serializers are loaded on first access from their distributions.
+``MessageBroker`` and ``LocalBroker`` come with eventspype-core; the Redis
+brokers (``RedisBroker``, ``AsyncRedisBroker``, ``RedisStreamBroker``) and the
+serializers are loaded on first access from their distributions.
 """
 
 # Siblings (eventspype-serializers, eventspype-redis) add modules to this package
@@ -15,7 +16,9 @@ from eventspype.broker.broker import MessageBroker
 from eventspype.broker.local import LocalBroker
 
 if TYPE_CHECKING:
+    from eventspype.broker.redis import AsyncRedisBroker as AsyncRedisBroker
     from eventspype.broker.redis import RedisBroker as RedisBroker
+    from eventspype.broker.redis import RedisStreamBroker as RedisStreamBroker
     from eventspype.serializers import EventSerializer as EventSerializer
     from eventspype.serializers import JsonEventSerializer as JsonEventSerializer
 
@@ -23,6 +26,8 @@ __all__ = ["LocalBroker", "MessageBroker"]
 
 _LAZY = {
     "RedisBroker": ("eventspype.broker.redis", "eventspype-redis"),
+    "AsyncRedisBroker": ("eventspype.broker.redis", "eventspype-redis"),
+    "RedisStreamBroker": ("eventspype.broker.redis", "eventspype-redis"),
     "EventSerializer": ("eventspype.serializers", "eventspype-serializers"),
     "JsonEventSerializer": ("eventspype.serializers", "eventspype-serializers"),
 }

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import threading
 from typing import TYPE_CHECKING, Any
 
 from eventspype._deliver_async import deliver_async
-from eventspype._fork import register_for_fork
+from eventspype._fork import ForkSafeLock
 from eventspype._subscribers import WeakSubscriberList, log_subscriber_error
 from eventspype.broker.broker import MessageBroker
 from eventspype.event import NormalizedTag
@@ -21,7 +20,7 @@ __all__ = ["LocalBroker"]
 _logger = logging.getLogger(__name__)
 
 
-class LocalBroker(MessageBroker):
+class LocalBroker(ForkSafeLock, MessageBroker):
     """Delivers events in-process, synchronously, in the publishing thread.
 
     Publishing through a ``LocalBroker`` behaves exactly like a publisher with
@@ -36,14 +35,10 @@ class LocalBroker(MessageBroker):
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._init_lock()
         self._channels: dict[str, WeakSubscriberList] = {}
         #: How many subscriber calls raised since the broker was created.
         self.subscriber_errors = 0
-        register_for_fork(self)
-
-    def _after_fork_in_child(self) -> None:
-        self._lock = threading.Lock()
 
     @property
     def logger(self) -> logging.Logger:

@@ -267,16 +267,9 @@ class MultiPublisher:
         """
         publisher = self._publishers.get(publication)
         if publisher is None:
-            self.is_publication_valid(publication)
-            if self._broker is None:
-                # Nobody in this process listens and there is no transport to
-                # anyone else: only the type check remains.
-                if not isinstance(event, publication.event_class):
-                    raise publication._wrong_type_error(event)
+            publisher = self._publisher_on_demand(publication, event)
+            if publisher is None:
                 return
-            # With a broker, subscribers may live in other processes.
-            with self._lock:
-                publisher = self._publisher_for(publication)
         publisher.publish(event, self if caller is None else caller)
 
     async def publish_async(
@@ -292,11 +285,26 @@ class MultiPublisher:
         """
         publisher = self._publishers.get(publication)
         if publisher is None:
-            self.is_publication_valid(publication)
-            if self._broker is None:
-                if not isinstance(event, publication.event_class):
-                    raise publication._wrong_type_error(event)
+            publisher = self._publisher_on_demand(publication, event)
+            if publisher is None:
                 return
-            with self._lock:
-                publisher = self._publisher_for(publication)
         await publisher.publish_async(event, self if caller is None else caller)
+
+    def _publisher_on_demand(
+        self, publication: EventPublication, event: Any
+    ) -> EventPublisher | None:
+        """The publisher of ``publication``, which has none yet; ``None``: skip.
+
+        Raises:
+            ValueError: as :meth:`publish`.
+        """
+        self.is_publication_valid(publication)
+        if self._broker is None:
+            # Nobody in this process listens and there is no transport to
+            # anyone else: only the type check remains.
+            if not isinstance(event, publication.event_class):
+                raise publication._wrong_type_error(event)
+            return None
+        # With a broker, subscribers may live in other processes.
+        with self._lock:
+            return self._publisher_for(publication)

@@ -18,12 +18,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from eventspype._fork import register_for_fork
+from eventspype._fork import ForkSafeLock
 from eventspype._ratelimit import RateLimitedWarning
 from eventspype._subscribers import log_subscriber_error
 from eventspype.event import NormalizedTag
@@ -37,7 +36,7 @@ _logger = logging.getLogger(__name__)
 _Item = tuple[Any, NormalizedTag, Any, "asyncio.Future[None] | None"]
 
 
-class AsyncEventSubscriber(EventSubscriber):
+class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
     """A subscriber whose handler is a coroutine, run on one event loop.
 
     Subclass it and write the handler as a coroutine::
@@ -123,7 +122,7 @@ class AsyncEventSubscriber(EventSubscriber):
         self._loop = loop
         self._max_concurrency = max_concurrency
         self._max_pending = max_pending
-        self._lock = threading.Lock()
+        self._init_lock()
         self._backlog: deque[_Item] = deque()
         # Accepted and not yet finished: queued plus running.
         self._pending = 0
@@ -140,10 +139,6 @@ class AsyncEventSubscriber(EventSubscriber):
         self.dropped = 0
         #: Events never handled because the loop shut down or was closed.
         self.abandoned = 0
-        register_for_fork(self)
-
-    def _after_fork_in_child(self) -> None:
-        self._lock = threading.Lock()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from eventspype._fork import register_for_fork
+from eventspype._fork import ForkSafeLock
 from eventspype._json_safe import make_json_safe
 from eventspype._ratelimit import RateLimitedWarning
 from eventspype.event import NormalizedTag
@@ -58,7 +57,7 @@ class _ConsumerQueue(asyncio.Queue[dict[str, Any]]):
         return await super().get()
 
 
-class QueueEventSubscriber(EventSubscriber):
+class QueueEventSubscriber(ForkSafeLock, EventSubscriber):
     """Gives each consumer its own ``asyncio.Queue`` of event dicts.
 
     Each event becomes ``{"event_type", "event_tag", "caller", "timestamp",
@@ -82,16 +81,12 @@ class QueueEventSubscriber(EventSubscriber):
     def __init__(self, max_queue_size: int = 1000) -> None:
         super().__init__()
         self._max_queue_size = max_queue_size
-        self._lock = threading.Lock()
+        self._init_lock()
         self._queues: dict[_Queue, _Consumer] = {}
         self._closed = False
         self._drop_log = RateLimitedWarning(_logger)
         #: Events dropped because a consumer's queue was full.
         self.dropped = 0
-        register_for_fork(self)
-
-    def _after_fork_in_child(self) -> None:
-        self._lock = threading.Lock()
 
     @property
     def logger(self) -> logging.Logger:

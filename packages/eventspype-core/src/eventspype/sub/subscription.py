@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -113,6 +114,10 @@ class EventSubscription:
     ) -> list[FunctionalEventSubscriber]:
         """Subscribe to every tag; return the new subscribers (keep them alive).
 
+        All or nothing: when attaching one tag raises (a broker refusing the
+        channel, an undeclared tag), the tags attached before it are detached
+        again and the error propagates.
+
         Raises:
             ValueError: ``publisher`` is not a ``publisher_class``, a tag is not
                 declared on it, or the owner is missing while required.
@@ -128,13 +133,20 @@ class EventSubscription:
             name = getattr(callback, "__name__", None)
             bound = getattr(subscriber, name, None) if name else None
             callback = bound if callable(bound) else partial(callback, subscriber)
-        created = []
-        for tag in self._tags:
-            functional = FunctionalEventSubscriber(
-                callback, with_event_info=self._callback_with_event_info
-            )
-            self._attach(publisher, tag, functional)
-            created.append(functional)
+        created: list[FunctionalEventSubscriber] = []
+        try:
+            for tag in self._tags:
+                functional = FunctionalEventSubscriber(
+                    callback, with_event_info=self._callback_with_event_info
+                )
+                self._attach(publisher, tag, functional)
+                created.append(functional)
+        except BaseException:
+            for tag, functional in zip(self._tags, created, strict=False):
+                # Best effort: the error that stopped the loop is the one to see.
+                with contextlib.suppress(Exception):
+                    self._detach(publisher, tag, functional)
+            raise
         return created
 
     def _attach(
@@ -147,6 +159,17 @@ class EventSubscription:
             publisher.add_subscriber(self._publication(publisher, tag), functional)
         else:
             publisher.add_subscriber(functional)
+
+    def _detach(
+        self,
+        publisher: EventPublisher | MultiPublisher,
+        tag: NormalizedTag,
+        functional: FunctionalEventSubscriber,
+    ) -> None:
+        if isinstance(publisher, MultiPublisher):
+            publisher.remove_subscriber(self._publication(publisher, tag), functional)
+        else:
+            publisher.remove_subscriber(functional)
 
     def _reattach(
         self,
@@ -165,12 +188,7 @@ class EventSubscription:
         """Remove ``subscriber`` (one returned by :meth:`subscribe`) from every tag."""
         self._check_publisher(publisher)
         for tag in self._tags:
-            if isinstance(publisher, MultiPublisher):
-                publisher.remove_subscriber(
-                    self._publication(publisher, tag), subscriber
-                )
-            else:
-                publisher.remove_subscriber(subscriber)
+            self._detach(publisher, tag, subscriber)
 
     def _check_publisher(self, publisher: EventPublisher | MultiPublisher) -> None:
         if not isinstance(publisher, self._publisher_class):

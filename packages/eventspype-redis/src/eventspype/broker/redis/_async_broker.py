@@ -3,32 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import redis.asyncio
 from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
-from eventspype.broker.broker import MessageBroker
-from eventspype.broker.redis import _envelope
 from eventspype.broker.redis._async_connections import own_connection_options
 from eventspype.broker.redis._async_listener import AsyncListener
 from eventspype.broker.redis._async_senders import make_sender
 from eventspype.broker.redis._async_writer import AsyncWriter
-from eventspype.broker.redis._channels import ChannelNames
-from eventspype.broker.redis._connections import client_encoding
-from eventspype.broker.redis._inbound import Inbound
-from eventspype.broker.redis._listener import Listener
-from eventspype.broker.redis._receive import receive
-from eventspype.broker.redis._registry import ClassRegistry
-from eventspype.broker.redis._stats import Counters, RedisBrokerStats
-from eventspype.broker.redis._subscriptions import Subscriptions
+from eventspype.broker.redis._broker_base import (
+    check_pubsub_options,
+)
+from eventspype.broker.redis._pubsub_base import PubSubBrokerBase
+from eventspype.broker.redis._stats import RedisBrokerStats
 from eventspype.event import NormalizedTag
-from eventspype.pub.publication import EventPublication
-from eventspype.serializers import EventSerializer, JsonEventSerializer
+from eventspype.serializers import EventSerializer
 from eventspype.sub.subscriber import EventSubscriber
 
 __all__ = ["AsyncRedisBroker"]
@@ -36,7 +28,7 @@ __all__ = ["AsyncRedisBroker"]
 _B = TypeVar("_B", bound="AsyncRedisBroker")
 
 
-class AsyncRedisBroker(MessageBroker):
+class AsyncRedisBroker(PubSubBrokerBase):
     """``RedisBroker`` for asyncio: the listener is a task, publishing never blocks.
 
     Same wire format, checks, limits, drop reasons and :meth:`stats` as
@@ -89,6 +81,10 @@ class AsyncRedisBroker(MessageBroker):
         TypeError: the client has no connection pool (``RedisCluster``).
     """
 
+    _kind = "AsyncRedisBroker"
+    _client_class = redis.asyncio.Redis
+    _retry_class = Retry
+
     def __init__(
         self,
         redis_client: redis.asyncio.Redis,
@@ -107,29 +103,17 @@ class AsyncRedisBroker(MessageBroker):
         max_queued: int = 10_000,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        if publish_timeout is not None and not publish_timeout > 0:
-            raise ValueError(f"publish_timeout must be > 0, got {publish_timeout}")
-        if max_nesting_depth is not None:
-            warnings.warn(
-                "max_nesting_depth is deprecated and ignored: msgspec refuses "
-                "nesting past the recursion limit by itself (drop reason too_deep)",
-                DeprecationWarning,
-                stacklevel=2,
-            )
+        check_pubsub_options(publish_timeout, max_nesting_depth)
         self._loop = loop if loop is not None else asyncio.get_running_loop()
-        self._redis = redis_client
-        self._serializer: EventSerializer = (
-            serializer if serializer is not None else JsonEventSerializer()
+        encoding = self._configure_pubsub(
+            redis_client,
+            serializer,
+            channel_prefix,
+            allow_unregistered_classes,
+            allowed_modules,
+            max_message_bytes,
         )
-        self._channel_prefix = channel_prefix
-        encoding = client_encoding(redis_client)
-        self._names = ChannelNames(channel_prefix, encoding)
         self._subscribe_timeout = max(0.0, subscribe_timeout)
-        self._classes = ClassRegistry(allow_unregistered_classes, allowed_modules)
-        self._inbound = Inbound(
-            self._serializer, self._classes, max_bytes=max_message_bytes
-        )
-        self._counters = Counters()
         connection_class, options = own_connection_options(redis_client, None)
         self._listener = AsyncListener(
             self._loop,
@@ -141,74 +125,13 @@ class AsyncRedisBroker(MessageBroker):
             reconnect_delay=reconnect_delay,
             encoding=encoding,
         )
-        # Subscriptions is typed for the thread listener; it calls add, remove,
-        # sync and request_tidy, which AsyncListener has too.
-        self._subscriptions = Subscriptions(self._names, cast(Listener, self._listener))
+        self._subscribe_through(self._listener)
         self._sender = make_sender(
             redis_client, fast=fast_publish, timeout=publish_timeout
         )
         self._writer = AsyncWriter(self._loop, self._sender, self._counters, max_queued)
-        self._closed = False
-        self._owns_client = False
-
-    @classmethod
-    def from_url(
-        cls: type[_B],
-        url: str,
-        serializer: EventSerializer | None = None,
-        channel_prefix: str = "eventspype:",
-        allow_unregistered_classes: bool = False,
-        *,
-        socket_timeout: float = 5.0,
-        socket_connect_timeout: float = 2.0,
-        client_options: Mapping[str, Any] | None = None,
-        **broker_options: Any,
-    ) -> _B:
-        """A broker on a new ``redis.asyncio`` client for ``url``.
-
-        As ``RedisBroker.from_url``: timeouts, TCP keepalive and no retries
-        (a PUBLISH is never sent twice); ``client_options`` go to
-        ``redis.asyncio.Redis.from_url``; ``broker_options`` are the
-        constructor's keyword-only options. :meth:`aclose` closes the client.
-        """
-        options: dict[str, Any] = {
-            "socket_timeout": socket_timeout,
-            "socket_connect_timeout": socket_connect_timeout,
-            "socket_keepalive": True,
-            "retry": Retry(NoBackoff(), 0),
-            **(client_options or {}),
-        }
-        client = redis.asyncio.Redis.from_url(url, **options)
-        broker = cls(
-            client,
-            serializer,
-            channel_prefix,
-            allow_unregistered_classes,
-            **broker_options,
-        )
-        broker._owns_client = True
-        return broker
 
     # -- configuration ----------------------------------------------------
-
-    def register_event_class(self, event_class: type) -> None:
-        """Accept ``event_class`` in received messages."""
-        self._classes.register(event_class)
-
-    def register_event_classes(self, *event_classes: type) -> None:
-        """:meth:`register_event_class` for each class."""
-        for event_class in event_classes:
-            self._classes.register(event_class)
-
-    @property
-    def channel_prefix(self) -> str:
-        """The prefix of every channel name on the server."""
-        return self._channel_prefix
-
-    @property
-    def serializer(self) -> EventSerializer:
-        """The serializer of event payloads."""
-        return self._serializer
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -260,32 +183,7 @@ class AsyncRedisBroker(MessageBroker):
         Raises:
             RuntimeError: the broker is closed.
         """
-        self._subscriptions.add(channel, subscriber)
-
-    def subscribe_publication(
-        self, publication: EventPublication, subscriber: EventSubscriber
-    ) -> None:
-        """:meth:`subscribe` on ``str(publication.event_tag)``, for a publisher.
-
-        ``subscriber`` then gets only events whose tag is the publication's
-        and that are instances of its event class (subclasses included); the
-        others are dropped for it, counted as ``tag_mismatch`` or
-        ``class_mismatch``, as with ``RedisBroker``.
-
-        Raises:
-            RuntimeError: the broker is closed.
-        """
-        self._subscriptions.add(str(publication.event_tag), subscriber, publication)
-
-    def unsubscribe(self, channel: str, subscriber: EventSubscriber) -> None:
-        """Stop delivering ``channel`` to ``subscriber`` (however it subscribed)."""
-        self._subscriptions.discard(channel, subscriber)
-
-    def unsubscribe_publication(
-        self, publication: EventPublication, subscriber: EventSubscriber
-    ) -> None:
-        """Undo :meth:`subscribe_publication` for this publication only."""
-        self._subscriptions.discard(str(publication.event_tag), subscriber, publication)
+        self._add(channel, subscriber, None)
 
     # -- lifecycle --------------------------------------------------------
 
@@ -301,8 +199,7 @@ class AsyncRedisBroker(MessageBroker):
             SubscriptionRefused: Redis refused a channel (an ACL forbids it).
             RuntimeError: the broker is closed.
         """
-        if self._closed:
-            raise RuntimeError("AsyncRedisBroker is closed")
+        self._check_open()
         limit = self._subscribe_timeout if timeout is None else timeout
         await self._listener.wait_until_subscribed(limit)
 
@@ -341,11 +238,6 @@ class AsyncRedisBroker(MessageBroker):
                 close = getattr(self._redis, "aclose", None) or self._redis.close
                 await close()
 
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`aclose` was called."""
-        return self._closed
-
     async def __aenter__(self: _B) -> _B:
         return self
 
@@ -357,43 +249,10 @@ class AsyncRedisBroker(MessageBroker):
     ) -> None:
         await self.aclose()
 
-    def __repr__(self) -> str:
-        count = self._subscriptions.count
-        state = "closed" if self._closed else f"{count} channel(s)"
-        return f"<{type(self).__name__} prefix={self._channel_prefix!r} {state}>"
-
     # -- internals --------------------------------------------------------
 
     def _encode(
         self, channel: str, event: Any, event_tag: NormalizedTag
     ) -> tuple[bytes, bytes]:
         """The wire name and the envelope to PUBLISH (checks the broker is open)."""
-        if self._closed:
-            raise RuntimeError("AsyncRedisBroker is closed")
-        payload = self._serializer.serialize(event)
-        return self._names.wire(channel), _envelope.encode(
-            event_tag, type(event), payload
-        )
-
-    def _tidy(self) -> None:
-        """End subscriptions whose subscribers were collected (on the loop)."""
-        self._subscriptions.tidy()
-
-    def _on_message(self, wire_channel: bytes, data: bytes) -> None:
-        """Decode one Pub/Sub message and deliver it (on the loop)."""
-        subscriptions = self._subscriptions
-        channel = subscriptions.channel_of(wire_channel)
-        if channel is None:  # unsubscribed while the message was in flight
-            return
-        delivery = receive(
-            self._inbound,
-            subscriptions.local,
-            self._counters,
-            channel,
-            data,
-            self,
-            self._channel_prefix + channel,
-        )
-        if not (delivery.handled or delivery.failed or delivery.refused):
-            # Every subscriber was garbage-collected: end the subscription.
-            subscriptions.forget_if_unused(channel)
+        return self._names.wire(channel), self._envelope(event, event_tag)

@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -32,8 +31,12 @@ import redis.exceptions
 
 from eventspype.broker.redis._channel_book import ChannelBook, Command
 from eventspype.broker.redis._link import _normalize
+from eventspype.broker.redis._listener_core import (
+    ListenerCore,
+    check_health_check_interval,
+)
 from eventspype.broker.redis._outage import Outage
-from eventspype.broker.redis._stats import ConnectionState, Counters
+from eventspype.broker.redis._stats import Counters
 
 __all__ = ["AsyncListener"]
 
@@ -43,7 +46,7 @@ _logger = logging.getLogger("eventspype.broker.redis")
 Deliver = Callable[[bytes, Any], None]
 
 
-class AsyncListener:
+class AsyncListener(ListenerCore):
     """Owns the Pub/Sub connection and the task reading it (see the module docs).
 
     ``new_connection`` makes an unconnected ``redis.asyncio`` connection;
@@ -62,10 +65,7 @@ class AsyncListener:
         reconnect_delay: tuple[float, float],
         encoding: str,
     ) -> None:
-        if not health_check_interval > 0:
-            raise ValueError(
-                f"health_check_interval must be > 0, got {health_check_interval}"
-            )
+        check_health_check_interval(health_check_interval)
         self._loop = loop
         self._outage = Outage(counters, reconnect_delay)
         self._new_connection = new_connection
@@ -86,6 +86,10 @@ class AsyncListener:
         self._work = asyncio.Event()  # channels wanted while idle
         self._progress = asyncio.Event()  # a confirmation, refusal or failure
         self._stopping = False
+
+    @property
+    def _live(self) -> bool:
+        return self._connection is not None
 
     # -- what is wanted (any thread) ----------------------------------------
 
@@ -119,18 +123,6 @@ class AsyncListener:
 
     # -- what is true now ------------------------------------------------------
 
-    def state(self) -> ConnectionState:
-        """Connected or not, since when, the last error, what is subscribed."""
-        with self._lock:
-            book = self._book
-            return ConnectionState(
-                connected=self._connected,
-                since=self._state_since,
-                last_error=self._outage.last_error,
-                subscribed=book.subscribed() if self._connected else 0,
-                refused={book.name(c): r for c, r in book.refused.items()},
-            )
-
     async def wait_until_subscribed(self, timeout: float) -> None:
         """Wait until Redis confirmed every wanted channel on a live connection.
 
@@ -142,23 +134,9 @@ class AsyncListener:
         deadline = self._loop.time() + timeout
         while True:
             self._progress.clear()
-            with self._lock:
-                book = self._book
-                refused = next(iter(book.refused), None)
-                missing = book.missing() if self._connection else list(book.wanted)
-            if refused is not None:
-                raise book.refusal(refused)
-            if not missing:
-                return
             left = deadline - self._loop.time()
-            if left <= 0 or self._stopping:
-                names = ", ".join(repr(book.name(c)) for c in missing[:5])
-                more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-                raise TimeoutError(
-                    f"Redis has not confirmed the subscription to {names}{more} "
-                    f"within {timeout} s (last connection error: "
-                    f"{self._outage.last_error or 'none'})"
-                )
+            if self._all_confirmed(timeout, left <= 0 or self._stopping):
+                return
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._progress.wait(), min(left, 0.5))
 
@@ -303,18 +281,11 @@ class AsyncListener:
                 continue
             if recovering:
                 recovering = False
-                self._healthy()
+                self._mark_connected()
             if kind == b"error":
                 self._refused(data)
             elif self._answered(kind, channel):
                 return  # nothing subscribed any more: give the connection back
-
-    def _healthy(self) -> None:
-        with self._lock:
-            count = len(self._book.wanted)
-            self._connected = True
-            self._state_since = time.time()
-        self._outage.recovered(count)
 
     def _answered(self, kind: bytes, channel: bytes | None) -> bool:
         """A confirmation arrived; whether the connection is unused now."""
@@ -329,22 +300,7 @@ class AsyncListener:
             kind, channel, _ = self._book.error_reply(error)
             reason = self._book.refused.get(channel) if channel else None
         self._progress.set()
-        if kind == b"subscribe" and channel is not None:
-            self._counters.subscribe_refusals += 1
-            _logger.error(
-                "Redis refused to subscribe to %r: %s; the other channels are "
-                "not affected",
-                self._book.name(channel),
-                reason,
-            )
-        elif kind != b"ping":
-            _logger.error(
-                "Redis refused a Pub/Sub command (%s %r): %s: %s",
-                kind.decode() or "unknown",
-                channel,
-                type(error).__name__,
-                error,
-            )
+        self._report_refusal(kind, channel, reason, error)
 
     async def _drop_connection(self) -> None:
         async with self._send_lock:
@@ -352,9 +308,7 @@ class AsyncListener:
             with self._lock:
                 self._book.new_connection()
                 self._book.release_waiters()
-                if self._connected or self._state_since is None:
-                    self._connected = False
-                    self._state_since = time.time()
+                self._mark_disconnected()
         self._progress.set()
         if connection is not None:
             with contextlib.suppress(Exception):

@@ -3,34 +3,24 @@
 from __future__ import annotations
 
 import logging
-import warnings
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
-from redis.backoff import NoBackoff
-from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from eventspype.broker.broker import MessageBroker
-from eventspype.broker.redis import _envelope
 from eventspype.broker.redis._batch import Batch, BatchBuffer
-from eventspype.broker.redis._channels import ChannelNames
-from eventspype.broker.redis._connections import client_encoding
-from eventspype.broker.redis._inbound import Inbound
-from eventspype.broker.redis._link import link_factory
-from eventspype.broker.redis._listener import Listener
-from eventspype.broker.redis._receive import receive
-from eventspype.broker.redis._registry import ClassRegistry
-from eventspype.broker.redis._sharded_listener import ShardedListener
-from eventspype.broker.redis._sharded_transport import ShardedTransport
-from eventspype.broker.redis._stats import Counters, RedisBrokerStats
-from eventspype.broker.redis._subscriptions import Subscriptions
-from eventspype.broker.redis._transport import Transport, make_transport
+from eventspype.broker.redis._broker_base import (
+    check_pubsub_options,
+)
+from eventspype.broker.redis._pubsub_base import PubSubBrokerBase
+from eventspype.broker.redis._pubsub_drivers import pubsub_drivers, shutdown
+from eventspype.broker.redis._stats import RedisBrokerStats
 from eventspype.event import NormalizedTag
-from eventspype.serializers import EventSerializer, JsonEventSerializer
+from eventspype.serializers import EventSerializer
 from eventspype.sub.subscriber import EventSubscriber
 
 if TYPE_CHECKING:
@@ -44,11 +34,9 @@ _B = TypeVar("_B", bound="RedisBroker")
 
 #: How long ``close()`` waits for the listener thread.
 _CLOSE_TIMEOUT = 5.0
-#: The listener's longest uninterrupted wait on an idle connection.
-_IDLE_TIMEOUT = 1.0
 
 
-class RedisBroker(MessageBroker):
+class RedisBroker(PubSubBrokerBase):
     """Routes events through Redis Pub/Sub, so every process subscribed gets them.
 
     ``publish()`` serializes the event, wraps it in the JSON envelope of
@@ -141,6 +129,10 @@ class RedisBroker(MessageBroker):
         ValueError: an option is out of range.
     """
 
+    _kind = "RedisBroker"
+    _client_class = redis.Redis
+    _retry_class = Retry
+
     def __init__(
         self,
         redis_client: redis.Redis | redis.RedisCluster,
@@ -158,130 +150,35 @@ class RedisBroker(MessageBroker):
         publish_timeout: float | None = None,
         sharded_pubsub: bool = True,
     ) -> None:
-        if publish_timeout is not None and not publish_timeout > 0:
-            raise ValueError(f"publish_timeout must be > 0, got {publish_timeout}")
-        if max_nesting_depth is not None:
-            warnings.warn(
-                "max_nesting_depth is deprecated and ignored: msgspec refuses "
-                "nesting past the recursion limit by itself (drop reason too_deep)",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-        self._redis = redis_client
-        self._serializer: EventSerializer = (
-            serializer if serializer is not None else JsonEventSerializer()
+        check_pubsub_options(publish_timeout, max_nesting_depth)
+        encoding = self._configure_pubsub(
+            redis_client,
+            serializer,
+            channel_prefix,
+            allow_unregistered_classes,
+            allowed_modules,
+            max_message_bytes,
         )
-        self._channel_prefix = channel_prefix
-        encoding = client_encoding(redis_client)
-        self._names = ChannelNames(channel_prefix, encoding)
         self._subscribe_timeout = max(0.0, subscribe_timeout)
-        self._classes = ClassRegistry(allow_unregistered_classes, allowed_modules)
-        self._inbound = Inbound(
-            self._serializer, self._classes, max_bytes=max_message_bytes
-        )
-        self._counters = Counters()
         self._batch_buffer = BatchBuffer()
-        self._listener: Listener | ShardedListener
-        self._transport: Transport
-        if sharded_pubsub and isinstance(redis_client, RedisCluster):
-            self._transport = ShardedTransport(redis_client)
-            self._listener = ShardedListener(
-                redis_client,
-                self._on_message,
-                self._tidy,
-                self._counters,
-                idle_timeout=_IDLE_TIMEOUT,
-                health_check_interval=health_check_interval,
-                reconnect_delay=reconnect_delay,
-                encoding=encoding,
-            )
-        else:
-            self._listener = Listener(
-                link_factory(redis_client, encoding),
-                self._on_message,
-                self._tidy,
-                self._counters,
-                idle_timeout=_IDLE_TIMEOUT,
-                health_check_interval=health_check_interval,
-                reconnect_delay=reconnect_delay,
-                encoding=encoding,
-            )
-            self._transport = make_transport(
-                redis_client, fast=fast_publish, timeout=publish_timeout
-            )
-        self._subscriptions = Subscriptions(self._names, self._listener)
-        self._closed = False
-        self._owns_client = False
+        self._listener, self._transport = pubsub_drivers(
+            redis_client,
+            self._on_message,
+            self._tidy,
+            self._counters,
+            encoding=encoding,
+            sharded=sharded_pubsub,
+            fast=fast_publish,
+            publish_timeout=publish_timeout,
+            health_check_interval=health_check_interval,
+            reconnect_delay=reconnect_delay,
+        )
+        self._subscribe_through(self._listener)
         # A broker dropped without close() still stops its thread and
         # closes its connections.
         self._finalizer = weakref.finalize(
-            self, _shutdown, self._listener, self._transport
+            self, shutdown, self._listener, self._transport
         )
-
-    @classmethod
-    def from_url(
-        cls: type[_B],
-        url: str,
-        serializer: EventSerializer | None = None,
-        channel_prefix: str = "eventspype:",
-        allow_unregistered_classes: bool = False,
-        *,
-        socket_timeout: float = 5.0,
-        socket_connect_timeout: float = 2.0,
-        client_options: Mapping[str, Any] | None = None,
-        **broker_options: Any,
-    ) -> _B:
-        """A broker on a new client for ``url`` (``redis://``, ``rediss://``, ``unix://``).
-
-        The client gets timeouts (``publish()`` raises instead of hanging when
-        the server is down or stuck), TCP keepalive and no retries (a PUBLISH
-        is never sent twice). ``client_options`` go to ``redis.Redis.from_url``
-        (and win over these defaults); ``broker_options`` are the keyword-only
-        options of the constructor. The broker owns the client: :meth:`close`
-        closes it.
-        """
-        options: dict[str, Any] = {
-            "socket_timeout": socket_timeout,
-            "socket_connect_timeout": socket_connect_timeout,
-            "socket_keepalive": True,
-            "retry": Retry(NoBackoff(), 0),
-            **(client_options or {}),
-        }
-        client = redis.Redis.from_url(url, **options)
-        try:
-            broker = cls(
-                client,
-                serializer,
-                channel_prefix,
-                allow_unregistered_classes,
-                **broker_options,
-            )
-        except BaseException:
-            client.close()
-            raise
-        broker._owns_client = True
-        return broker
-
-    # -- configuration ----------------------------------------------------
-
-    def register_event_class(self, event_class: type) -> None:
-        """Accept ``event_class`` in received messages (see the class docs)."""
-        self._classes.register(event_class)
-
-    def register_event_classes(self, *event_classes: type) -> None:
-        """:meth:`register_event_class` for each class."""
-        for event_class in event_classes:
-            self._classes.register(event_class)
-
-    @property
-    def channel_prefix(self) -> str:
-        """The prefix of every channel name on the server."""
-        return self._channel_prefix
-
-    @property
-    def serializer(self) -> EventSerializer:
-        """The serializer of event payloads."""
-        return self._serializer
 
     # -- MessageBroker ----------------------------------------------------
 
@@ -303,22 +200,13 @@ class RedisBroker(MessageBroker):
                 encode ``event`` (nothing is sent).
             RuntimeError: the broker is closed.
         """
-        if self._closed:
-            raise RuntimeError("RedisBroker is closed")
-        message = _envelope.encode(
-            event_tag, type(event), self._serializer.serialize(event)
-        )
+        message = self._envelope(event, event_tag)
         wire = self._names.wire(channel)
         held = self._batch_buffer.current()
         if held is not None:
             held.messages.append((wire, message))
             return
-        try:
-            self._transport.publish(wire, message)
-        except Exception:
-            self._counters.add_publish_error()
-            raise
-        self._counters.add_published(1)
+        self._counted(partial(self._transport.publish, wire), message, 1)
 
     def subscribe(self, channel: str, subscriber: EventSubscriber) -> None:
         """Deliver the events of ``channel``, from any process, to ``subscriber``.
@@ -336,38 +224,7 @@ class RedisBroker(MessageBroker):
                 ``subscriber`` is not subscribed, the other channels go on.
             RuntimeError: the broker is closed.
         """
-        self._subscribe(channel, subscriber, None)
-
-    def subscribe_publication(
-        self, publication: EventPublication, subscriber: EventSubscriber
-    ) -> None:
-        """:meth:`subscribe` on ``str(publication.event_tag)``, for a publisher.
-
-        ``subscriber`` then gets only events whose tag is the publication's
-        and that are instances of its event class (subclasses included); the
-        others are dropped for it, counted as ``tag_mismatch`` or
-        ``class_mismatch``. Subscribed through several publications on one
-        channel, it gets what any of them accepts.
-
-        Raises:
-            SubscriptionRefused: as :meth:`subscribe`.
-            RuntimeError: the broker is closed.
-        """
-        self._subscribe(str(publication.event_tag), subscriber, publication)
-
-    def unsubscribe(self, channel: str, subscriber: EventSubscriber) -> None:
-        """Stop delivering ``channel`` to ``subscriber`` (however it subscribed).
-
-        The Redis subscription ends with the channel's last subscriber (within
-        about a second when the last ones were garbage-collected).
-        """
-        self._subscriptions.discard(channel, subscriber)
-
-    def unsubscribe_publication(
-        self, publication: EventPublication, subscriber: EventSubscriber
-    ) -> None:
-        """Undo :meth:`subscribe_publication` for this publication only."""
-        self._subscriptions.discard(str(publication.event_tag), subscriber, publication)
+        self._add(channel, subscriber, None)
 
     def wait_until_subscribed(self, timeout: float = 10.0) -> None:
         """Wait until Redis has confirmed every subscribed channel.
@@ -384,8 +241,7 @@ class RedisBroker(MessageBroker):
             SubscriptionRefused: Redis refused a channel (an ACL forbids it).
             RuntimeError: the broker is closed.
         """
-        if self._closed:
-            raise RuntimeError("RedisBroker is closed")
+        self._check_open()
         self._listener.wait_until_subscribed(timeout)
 
     # -- lifecycle --------------------------------------------------------
@@ -429,11 +285,6 @@ class RedisBroker(MessageBroker):
         if self._owns_client:
             self._redis.close()
 
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._closed
-
     def __enter__(self: _B) -> _B:
         return self
 
@@ -445,14 +296,9 @@ class RedisBroker(MessageBroker):
     ) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        count = self._subscriptions.count
-        state = "closed" if self._closed else f"{count} channel(s)"
-        return f"<{type(self).__name__} prefix={self._channel_prefix!r} {state}>"
-
     # -- internals --------------------------------------------------------
 
-    def _subscribe(
+    def _add(
         self,
         channel: str,
         subscriber: EventSubscriber,
@@ -474,40 +320,5 @@ class RedisBroker(MessageBroker):
         )
 
     def _send_batch(self, messages: list[tuple[bytes, bytes]]) -> None:
-        if self._closed:
-            raise RuntimeError("RedisBroker is closed")
-        try:
-            self._transport.publish_many(messages)
-        except Exception:
-            self._counters.add_publish_error()
-            raise
-        self._counters.add_published(len(messages))
-
-    def _tidy(self) -> None:
-        """End subscriptions whose subscribers were collected (listener thread)."""
-        self._subscriptions.tidy()
-
-    def _on_message(self, wire_channel: bytes, data: bytes) -> None:
-        """Decode one Pub/Sub message and deliver it (listener thread)."""
-        subscriptions = self._subscriptions
-        channel = subscriptions.channel_of(wire_channel)
-        if channel is None:  # unsubscribed while the message was in flight
-            return
-        local = subscriptions.local
-        delivery = receive(
-            self._inbound,
-            local,
-            self._counters,
-            channel,
-            data,
-            self,
-            self._channel_prefix + channel,
-        )
-        if not (delivery.handled or delivery.failed or delivery.refused):
-            # Every subscriber was garbage-collected: end the subscription.
-            subscriptions.forget_if_unused(channel)
-
-
-def _shutdown(listener: Listener | ShardedListener, transport: Transport) -> None:
-    listener.request_stop()
-    transport.close()
+        self._check_open()
+        self._counted(self._transport.publish_many, messages, len(messages))

@@ -169,17 +169,25 @@ class Fanout:
     # -- delivery -------------------------------------------------------------
 
     def deliver(
-        self, channel: str, event: Any, event_tag: NormalizedTag, caller: Any
+        self,
+        channel: str,
+        event: Any,
+        event_tag: NormalizedTag,
+        caller: Any,
+        on_first: Callable[[], None] | None = None,
     ) -> Delivery:
         """Call every subscriber of ``channel`` that accepts the event, in order.
 
         A subscriber that raises (anything, ``SystemExit`` included) is
         logged with its traceback and counted, and the others still get the
-        event. Never raises.
+        event. ``on_first`` is called once, just before the first subscriber
+        that accepts the event (so a counter it bumps is already up when that
+        subscriber runs). Never raises (unless ``on_first`` does).
         """
         entries = self._channels.get(channel)
         if not entries:
             return _NOBODY
+        first = on_first
         handled = 0
         failed: tuple[tuple[EventSubscriber, BaseException], ...] = ()
         refused: tuple[tuple[DropReason, str], ...] = ()
@@ -194,6 +202,9 @@ class Fanout:
                 else:
                     refused += (_refusal(entry.rules, event, event_tag, channel),)
                     continue
+            if first is not None:
+                first()
+                first = None
             try:
                 subscriber.call(event, event_tag, caller)
             except BaseException as error:

@@ -1,5 +1,9 @@
 """The listener thread: one Pub/Sub connection, kept alive, read by one thread.
 
+:class:`Listener` is the side other threads call (what is wanted, starting,
+waiting, stopping); what the thread itself runs is its base class,
+:class:`~._pubsub_reader.PubSubReader`.
+
 Threading rules (why the locks look the way they do):
 
 * Only the listener thread reads the connection (a :class:`~._link.Link`) and
@@ -42,26 +46,21 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any
 
-from eventspype.broker.redis._channel_book import (
-    ChannelBook,
-    Subscription,
-)
-from eventspype.broker.redis._link import Link, UndecodableMessage
+from eventspype.broker.redis._channel_book import ChannelBook, Subscription
+from eventspype.broker.redis._link import Link
+from eventspype.broker.redis._listener_core import check_health_check_interval
 from eventspype.broker.redis._outage import Outage
-from eventspype.broker.redis._process import stop_at_exit, track
-from eventspype.broker.redis._stats import ConnectionState, Counters
+from eventspype.broker.redis._process import join_thread, stop_at_exit, track
+from eventspype.broker.redis._pubsub_reader import Deliver, PubSubReader
+from eventspype.broker.redis._stats import Counters
 
-__all__ = ["Listener"]
+__all__ = ["Deliver", "Listener"]
 
 _logger = logging.getLogger("eventspype.broker.redis")
 
-#: ``deliver(channel, data)``: the broker's handler for one Pub/Sub message.
-Deliver = Callable[[bytes, Any], None]
 
-
-class Listener:
+class Listener(PubSubReader):
     """Owns the broker's Pub/Sub connection and the daemon thread reading it.
 
     Channels are the names on the wire, as bytes. ``new_link`` makes an
@@ -82,10 +81,7 @@ class Listener:
         reconnect_delay: tuple[float, float],
         encoding: str = "utf-8",
     ) -> None:
-        if not health_check_interval > 0:
-            raise ValueError(
-                f"health_check_interval must be > 0, got {health_check_interval}"
-            )
+        check_health_check_interval(health_check_interval)
         self._outage = Outage(counters, reconnect_delay)
         self._encoding = encoding
         self._new_link = new_link
@@ -123,6 +119,10 @@ class Listener:
         # The parent's thread does not exist here and its socket is not ours
         # (dropped, not closed). The broker forgets its subscriptions too.
         self._start_over()
+
+    @property
+    def _live(self) -> bool:
+        return self._link is not None
 
     @property
     def on_listener_thread(self) -> bool:
@@ -200,18 +200,6 @@ class Listener:
 
     # -- what is true now (any thread) ----------------------------------------
 
-    def state(self) -> ConnectionState:
-        """Connected or not, since when, the last error, what is subscribed."""
-        with self._lock:
-            book = self._book
-            return ConnectionState(
-                connected=self._connected,
-                since=self._state_since,
-                last_error=self._outage.last_error,
-                subscribed=book.subscribed() if self._connected else 0,
-                refused={book.name(c): r for c, r in book.refused.items()},
-            )
-
     def wait_until_subscribed(self, timeout: float) -> None:
         """Wait until Redis has confirmed every wanted channel on a live connection.
 
@@ -226,23 +214,9 @@ class Listener:
         deadline = time.monotonic() + timeout
         while True:
             self._progress.clear()
-            with self._lock:
-                book = self._book
-                refused = next(iter(book.refused), None)
-                missing = book.missing() if self._link else list(book.wanted)
-            if refused is not None:
-                raise book.refusal(refused)
-            if not missing:
-                return
             left = deadline - time.monotonic()
-            if left <= 0:
-                names = ", ".join(repr(book.name(c)) for c in missing[:5])
-                more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-                raise TimeoutError(
-                    f"Redis has not confirmed the subscription to {names}{more} "
-                    f"within {timeout} s (last connection error: "
-                    f"{self._outage.last_error or 'none'})"
-                )
+            if self._all_confirmed(timeout, left <= 0):
+                return
             self._progress.wait(min(left, 0.1))
 
     def request_tidy(self) -> None:
@@ -269,216 +243,4 @@ class Listener:
         Returns ``True`` at once on the listener thread itself (a subscriber
         closing the broker), which ends as soon as that subscriber returns.
         """
-        thread = self._thread
-        if thread is None or thread is threading.current_thread():
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
-
-    # -- the thread ---------------------------------------------------------
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                try:
-                    self._loop()
-                except BaseException as error:
-                    if self._stop.is_set():
-                        break
-                    # A bug of ours: start over on a new connection, after a
-                    # pause that grows if it happens again and again.
-                    self._counters.listener_errors += 1
-                    self._counters.listener_restarts += 1
-                    _logger.exception("Redis listener failed; starting over")
-                    self._drop_link(None)
-                    self._outage.failed(error)
-                    self._stop.wait(self._outage.next_delay())
-        finally:
-            self._drop_link(None)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            if self._tidy_requested:
-                self._tidy_requested = False
-                tidy = self._tidy()
-                if tidy is not None:
-                    tidy()
-            link = self._link
-            if link is not None:
-                self._read(link)
-                continue
-            self._work.clear()
-            with self._lock:
-                channels = list(self._book.wanted)
-            if not channels:
-                self._work.wait()
-            elif not self._outage.failures or not self._stop.wait(
-                self._outage.next_delay()
-            ):
-                self._open(channels)
-
-    def _open(self, channels: list[bytes]) -> None:
-        link = self._new_link()
-        with self._lock:
-            if self._stopping:
-                return
-            self._opening = link
-        try:
-            link.open()
-        except Exception as error:
-            with self._lock:
-                self._opening = None
-            link.close()
-            if not self._stop.is_set():
-                self._outage.failed(error)
-                self._drop_link(None)  # nobody should wait minutes to subscribe
-            return
-        with self._io_lock, self._lock:
-            self._opening = None
-            if not self._stopping:
-                self._link = link
-                self._book.new_connection()
-        if self._link is not link:  # stopping
-            link.close()
-            return
-        self._quiet_since = self._ping_sent = None
-        # Healthy only once Redis confirms a subscription (see _confirmed): a
-        # server that accepts connections but refuses commands (NOAUTH,
-        # LOADING) must keep the backoff growing.
-        self._recovering = True
-        self.sync()  # SUBSCRIBE every wanted channel, one command each
-
-    def _read(self, link: Link) -> None:
-        try:
-            reply = link.read(self._idle_timeout)
-        except Exception as error:
-            if not self._stop.is_set():
-                if isinstance(error, UndecodableMessage):
-                    self._counters.drop("invalid_json", "(unknown)", error)
-                self._connection_lost(link, error)
-            return
-        except BaseException as error:
-            self._connection_lost(link, error)
-            raise
-        if reply is None:
-            self._idle(link)
-            return
-        self._quiet_since = None
-        kind, channel, data = reply
-        if kind == b"message":
-            deliver = self._deliver()
-            if deliver is None:  # the broker was garbage-collected
-                self._stop.set()
-                return
-            try:
-                deliver(channel or b"", data)
-            except BaseException:
-                self._counters.listener_errors += 1
-                _logger.exception(
-                    "Handling a Redis message on %r failed; going on", channel
-                )
-        elif kind == b"error":
-            self._error_reply(data)
-        else:
-            self._answered(link, kind, channel)
-
-    def _answered(self, link: Link, kind: bytes, channel: bytes | None) -> None:
-        if kind == b"pong":
-            self._ping_sent = None
-        elif kind == b"subscribe":
-            self._healthy()
-        with self._lock:
-            waiters = self._book.answered(kind, channel)
-            unused = kind == b"unsubscribe" and self._book.idle
-        for waiter in waiters:
-            waiter.settle(True)
-        self._progress.set()
-        if unused:
-            # Nothing subscribed any more: give the connection back.
-            self._drop_link(link, release=False)
-
-    def _error_reply(self, error: Any) -> None:
-        with self._lock:
-            kind, channel, _ = self._book.error_reply(error)
-        self._healthy()  # the server answered
-        self._progress.set()
-        if kind == b"ping":
-            self._ping_sent = None  # refused, but answered: the server is alive
-        elif kind == b"subscribe" and channel is not None:
-            self._counters.subscribe_refusals += 1
-            _logger.error(
-                "Redis refused to subscribe to %r: %s; the other channels are "
-                "not affected",
-                self._book.name(channel),
-                self._book.refused.get(channel),
-            )
-        else:
-            _logger.error(
-                "Redis refused a Pub/Sub command (%s %r): %s: %s",
-                kind.decode() or "unknown",
-                channel,
-                type(error).__name__,
-                error,
-            )
-
-    def _healthy(self) -> None:
-        if self._recovering:
-            # Healthy: the server answered a command on this connection.
-            self._recovering = False
-            with self._lock:
-                count = len(self._book.wanted)
-                self._connected = True
-                self._state_since = time.time()
-            self._outage.recovered(count)
-
-    def _idle(self, link: Link) -> None:
-        # Nothing for idle_timeout seconds: a silent half-open connection looks
-        # the same as a quiet one, so PING now and then and expect the answer.
-        now = time.monotonic()
-        if self._quiet_since is None:
-            self._quiet_since = now
-        elif self._ping_sent is not None:
-            if now - self._ping_sent > max(self._health_check_interval, 1.0):
-                self._connection_lost(link, TimeoutError("no reply to PING"))
-        elif now - self._quiet_since >= self._health_check_interval:
-            self._ping_sent = now
-            self._ping(link, wait=True)
-
-    def _ping(self, link: Link, *, wait: bool = False) -> None:
-        if not self._io_lock.acquire(blocking=wait):
-            return  # another send is under way; its reply wakes the reader
-        try:
-            with self._lock:
-                current = self._link is link
-                ping = self._book.ping() if current else ("PING",)
-            if current or self._opening is link:
-                link.send([ping])
-        except Exception as error:  # the reader finds out on its next read
-            _logger.debug("PING failed: %s", error)
-        finally:
-            self._io_lock.release()
-
-    def _drop_link(self, link: Link | None, *, release: bool = True) -> None:
-        """Close ``link`` (the current one if ``None``) and forget it if current."""
-        with self._io_lock, self._lock:
-            current = self._link
-            if link is None:
-                link = current
-            if link is not None and link is current:
-                self._link = None
-                self._book.new_connection()
-                if self._connected or self._state_since is None:
-                    self._connected = False
-                    self._state_since = time.time()
-            if release:
-                # Nobody should wait for a confirmation that may take minutes.
-                self._book.release_waiters()
-        self._progress.set()
-        if link is not None:
-            link.close()
-
-    def _connection_lost(self, link: Link, error: BaseException) -> None:
-        with self._lock:
-            count = len(self._book.wanted)
-        self._drop_link(link)
-        self._outage.lost(error, count)
+        return join_thread(self._thread, timeout)

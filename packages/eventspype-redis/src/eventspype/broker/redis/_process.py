@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import atexit
 import os
+import threading
 import weakref
 from typing import Protocol
 
-__all__ = ["ForkAware", "Stoppable", "stop_at_exit", "track"]
+__all__ = ["ForkAware", "Stoppable", "join_thread", "stop_at_exit", "track"]
 
 
 class ForkAware(Protocol):
@@ -49,6 +50,18 @@ def track(obj: ForkAware) -> None:
 def stop_at_exit(obj: Stoppable) -> None:
     """Stop ``obj`` at interpreter exit if it is still alive then."""
     _running.add(obj)
+
+
+def join_thread(thread: threading.Thread | None, timeout: float) -> bool:
+    """Wait up to ``timeout`` s for ``thread`` to end; ``False`` if it did not.
+
+    ``True`` at once when there is no thread, or when called on ``thread``
+    itself (a subscriber closing its broker: the thread ends once it returns).
+    """
+    if thread is None or thread is threading.current_thread():
+        return True
+    thread.join(timeout)
+    return not thread.is_alive()
 
 
 def _reset_all() -> None:

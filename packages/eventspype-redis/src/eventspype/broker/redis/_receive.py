@@ -45,9 +45,9 @@ def receive(
     except EnvelopeError as error:
         counters.drop(error.reason, where, error)
         return Delivery(0, (), ((error.reason, str(error)),))
-    delivery = fanout.deliver(channel, event, event_tag, caller)
-    if delivery.handled or delivery.failed:
-        counters.delivered += 1
+    # Counted before the first subscriber runs: one that waits for its event
+    # and then reads stats() must see it counted.
+    delivery = fanout.deliver(channel, event, event_tag, caller, counters.add_delivered)
     for reason, detail in delivery.refused:
         counters.drop(reason, where, detail)
     return delivery

@@ -175,6 +175,10 @@ class Counters:
         # Counted after the warning: whoever sees the count sees the log line.
         self.dropped[reason] += 1
 
+    def add_delivered(self) -> None:
+        """Count one message handed to subscribers (listener only: no lock)."""
+        self.delivered += 1
+
     def add_published(self, count: int) -> None:
         """Count ``count`` events acknowledged by Redis."""
         with self._lock:

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import redis
 from redis.cluster import RedisCluster
 
-from eventspype.broker.broker import MessageBroker
-from eventspype.broker.redis import _envelope
 from eventspype.broker.redis._batch import Batch, BatchBuffer
+from eventspype.broker.redis._broker_base import RedisBrokerBase
 from eventspype.broker.redis._connections import DEFAULT_TIMEOUT
 from eventspype.broker.redis._dead_letters import DeadLetterAccess, stream_key
 from eventspype.broker.redis._inbound import Inbound
-from eventspype.broker.redis._registry import ClassRegistry
 from eventspype.broker.redis._stream_cluster import stream_reader
 from eventspype.broker.redis._stream_nodes import NodeClients
 from eventspype.broker.redis._stream_reader import StreamReader
@@ -35,10 +34,9 @@ from eventspype.broker.redis._stream_writer import (
     url_client,
 )
 from eventspype.event import NormalizedTag
-from eventspype.serializers import EventSerializer, JsonEventSerializer
+from eventspype.serializers import EventSerializer
 
 if TYPE_CHECKING:
-    from eventspype.pub.publication import EventPublication
     from eventspype.sub.subscriber import EventSubscriber
 
 __all__ = ["RedisStreamBroker"]
@@ -52,7 +50,7 @@ _T = TypeVar("_T")
 _CLOSE_TIMEOUT = 10.0
 
 
-class RedisStreamBroker(DeadLetterAccess, MessageBroker):
+class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
     """Durable delivery: every consumer group receives every event at least once.
 
     Each channel is a stream, ``<channel_prefix>{<channel>}``: ``publish()``
@@ -112,6 +110,8 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
         ValueError: an option is out of range.
     """
 
+    _kind = "RedisStreamBroker"
+
     def __init__(
         self,
         redis_client: redis.Redis,
@@ -134,17 +134,15 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
         check_options(
             start, claim_idle, max_deliveries, prefetch, maxlen, reconnect_delay
         )
+        self._configure(
+            serializer, channel_prefix, allow_unregistered_classes, allowed_modules
+        )
         self._redis = redis_client
-        self._serializer: EventSerializer = serializer or JsonEventSerializer()
-        self._channel_prefix = channel_prefix
         self._maxlen = maxlen
         self._group = group
         self._consumer = consumer or default_consumer_name()
-        self._classes = ClassRegistry(allow_unregistered_classes, allowed_modules)
-        self._counters = StreamCounters()
+        self._counters: StreamCounters = StreamCounters()
         self._batch_buffer = BatchBuffer()
-        self._closed = False
-        self._owns_client = False
         # Connections of our own, made like the client's: replies as bytes,
         # no retries (a retried XADD could be added twice). On a cluster, per
         # node (see _stream_nodes).
@@ -154,7 +152,7 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
             None if cluster else redis.Redis(connection_pool=own_pool(redis_client))
         )
         inbound = Inbound(self._serializer, self._classes, max_bytes=max_message_bytes)
-        self._receiving = StreamReceiving(
+        self._receiving = self._tables = StreamReceiving(
             channel_prefix, inbound, self._counters, self._commands, self
         )
         self._reader = self._receiving.reader = stream_reader(
@@ -196,35 +194,16 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
         ``max_deliveries``, ``prefetch``, ...).
         """
         client = url_client(url, socket_timeout, socket_connect_timeout, client_options)
-        try:
-            broker = cls(
-                client,
-                serializer,
-                channel_prefix,
-                allow_unregistered_classes,
-                **broker_options,
-            )
-        except BaseException:
-            client.close()
-            raise
-        broker._owns_client = True
-        return broker
+        return cls._owning(
+            client,
+            client.close,
+            serializer,
+            channel_prefix,
+            allow_unregistered_classes,
+            **broker_options,
+        )
 
     # -- configuration -----------------------------------------------------
-
-    def register_event_class(self, event_class: type) -> None:
-        """Accept ``event_class`` in received entries."""
-        self._classes.register(event_class)
-
-    def register_event_classes(self, *event_classes: type) -> None:
-        """:meth:`register_event_class` for each class."""
-        for event_class in event_classes:
-            self._classes.register(event_class)
-
-    @property
-    def channel_prefix(self) -> str:
-        """The prefix of every stream key."""
-        return self._channel_prefix
 
     @property
     def group(self) -> str:
@@ -263,22 +242,13 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
                 serialized (nothing is sent).
             RuntimeError: the broker is closed.
         """
-        if self._closed:
-            raise RuntimeError("RedisStreamBroker is closed")
-        message = _envelope.encode(
-            event_tag, type(event), self._serializer.serialize(event)
-        )
+        message = self._envelope(event, event_tag)
         key = stream_key(self._channel_prefix, channel).encode()
         held = self._batch_buffer.current()
         if held is not None:
             held.messages.append((key, message))
             return
-        try:
-            self._writer.add(key, message)
-        except Exception:
-            self._counters.add_publish_error()
-            raise
-        self._counters.add_published(1)
+        self._counted(partial(self._writer.add, key), message, 1)
 
     def subscribe(self, channel: str, subscriber: EventSubscriber) -> None:
         """Deliver ``channel``'s events to ``subscriber`` (held weakly).
@@ -300,19 +270,6 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
         the group has not read stays in it for the other consumers.
         """
         self._receiving.discard(channel, subscriber, None)
-
-    def subscribe_publication(
-        self, publication: EventPublication, subscriber: EventSubscriber
-    ) -> None:
-        """Subscribe through ``publication`` (its tag is the channel)."""
-        self._receiving.add(str(publication.event_tag), subscriber, publication)
-
-    def unsubscribe_publication(
-        self, publication: EventPublication, subscriber: EventSubscriber
-    ) -> None:
-        """Undo :meth:`subscribe_publication` for this publication."""
-        channel = str(publication.event_tag)
-        self._receiving.discard(channel, subscriber, publication)
 
     # -- operations ------------------------------------------------------------
 
@@ -353,11 +310,6 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
         if self._owns_client:
             self._redis.close()
 
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._closed
-
     def __enter__(self: _B) -> _B:
         return self
 
@@ -396,11 +348,5 @@ class RedisStreamBroker(DeadLetterAccess, MessageBroker):
         return redis.Redis(connection_pool=pool, single_connection_client=True)
 
     def _send_batch(self, messages: list[tuple[bytes, bytes]]) -> None:
-        if self._closed:
-            raise RuntimeError("RedisStreamBroker is closed")
-        try:
-            self._writer.add_many(messages)
-        except Exception:
-            self._counters.add_publish_error()
-            raise
-        self._counters.add_published(len(messages))
+        self._check_open()
+        self._counted(self._writer.add_many, messages, len(messages))

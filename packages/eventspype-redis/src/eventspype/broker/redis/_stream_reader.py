@@ -36,7 +36,7 @@ import redis
 from redis.exceptions import AskError, ClusterDownError, TryAgainError
 
 from eventspype.broker.redis._dead_letters import EVENT_FIELD, move_to_dead
-from eventspype.broker.redis._process import stop_at_exit, track
+from eventspype.broker.redis._process import join_thread, stop_at_exit, track
 from eventspype.broker.redis._stream_slots import Entry, SlotOf, read_group
 from eventspype.broker.redis._stream_stats import StreamCounters
 
@@ -168,11 +168,7 @@ class StreamReader:
 
     def join(self, timeout: float) -> bool:
         """Wait for the thread; ``False`` if it is still running."""
-        thread = self._thread
-        if thread is None or thread is threading.current_thread():
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
+        return join_thread(self._thread, timeout)
 
     # -- the thread -------------------------------------------------------------
 

@@ -14,28 +14,70 @@ to change the tables.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from eventspype.broker.redis._channel_book import Subscription
 from eventspype.broker.redis._channels import ChannelNames
 from eventspype.broker.redis._fanout import Fanout
-from eventspype.broker.redis._listener import Listener
 from eventspype.broker.redis._process import track
 
 if TYPE_CHECKING:
-    from eventspype.broker.redis._sharded_listener import ShardedListener
+    from eventspype.broker.redis._stats import ConnectionState
     from eventspype.pub.publication import EventPublication
     from eventspype.sub.subscriber import EventSubscriber
 
-__all__ = ["Subscriptions"]
+__all__ = ["ChannelListener", "Subscriptions", "ThreadListener"]
+
+
+class ChannelListener(Protocol):
+    """What :class:`Subscriptions` tells a listener (thread or asyncio task).
+
+    Channels are names on the wire. ``add`` and ``remove`` change what is
+    wanted (state only: called under the tables' lock); ``sync`` sends the
+    difference (I/O: called outside it); ``request_tidy`` asks for
+    :meth:`Subscriptions.tidy` soon and must be safe from a weakref callback.
+    """
+
+    def add(self, channel: bytes) -> Subscription | None:
+        """Want ``channel``; what to wait on for the confirmation, if anything."""
+
+    def remove(self, channel: bytes) -> None:
+        """Stop wanting ``channel``."""
+
+    def sync(self) -> None:
+        """Send what ``add`` and ``remove`` changed."""
+
+    def request_tidy(self) -> None:
+        """Have ``Subscriptions.tidy`` called soon, from the listener."""
+
+
+class ThreadListener(ChannelListener, Protocol):
+    """A listener with its own thread(s): ``Listener`` and ``ShardedListener``."""
+
+    @property
+    def on_listener_thread(self) -> bool:
+        """Whether the caller runs on (one of) the listener thread(s)."""
+
+    def ensure_running(self) -> None:
+        """Start a new thread if channels are wanted and the thread died."""
+
+    def state(self) -> ConnectionState:
+        """The connection's state, for ``stats()``."""
+
+    def wait_until_subscribed(self, timeout: float) -> None:
+        """Wait until Redis has confirmed every wanted channel."""
+
+    def request_stop(self) -> None:
+        """Ask the thread(s) to stop, without waiting (takes no lock)."""
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the thread(s) to end; ``False`` if one did not."""
 
 
 class Subscriptions:
     """The channel tables of one broker (thread-safe; see the module docs)."""
 
-    def __init__(
-        self, names: ChannelNames, listener: Listener | ShardedListener
-    ) -> None:
+    def __init__(self, names: ChannelNames, listener: ChannelListener) -> None:
         self._names = names
         self._listener = listener
         self.closed = False
@@ -75,7 +117,7 @@ class Subscriptions:
         subscriber: EventSubscriber,
         publication: EventPublication | None = None,
     ) -> Subscription | None:
-        """Subscribe ``subscriber``; what to wait on (see ``Listener.add``).
+        """Subscribe ``subscriber``; what to wait on (see ``ChannelListener.add``).
 
         Raises:
             RuntimeError: the broker is closed.
