@@ -11,8 +11,11 @@ _REDIS_SUPPORT = str(Path(__file__).resolve().parent / "redis_support")
 if _REDIS_SUPPORT not in sys.path:
     sys.path.insert(0, _REDIS_SUPPORT)
 
-# eventspype-core's test helpers (_core_support: events, the fork runner) need
-# only eventspype-core, which every integration run has: reused, not copied.
-_CORE_SUPPORT = str(Path(__file__).resolve().parent.parent / "core")
-if _CORE_SUPPORT not in sys.path:
-    sys.path.append(_CORE_SUPPORT)
+# The lower tiers' helper modules (_core_support: events, the fork runner;
+# _redis_support: forged envelopes, ...): every integration run has all the
+# distributions they need, so they are reused here, not copied. (tests_all
+# puts these folders on sys.path anyway, through their conftest files.)
+for _tier in ("core", "redis"):
+    _folder = str(Path(__file__).resolve().parent.parent / _tier)
+    if _folder not in sys.path:
+        sys.path.append(_folder)

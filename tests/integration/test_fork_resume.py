@@ -12,7 +12,6 @@ channel prefix; the child reports through a pipe and leaves with ``os._exit``.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 import redis
 from _core_support import in_child
+from _redis_support import UserDeleted, forged
 from redis_helpers import shared_redis_url, unique_prefix, wait_until
 
 from eventspype import (
@@ -116,23 +116,6 @@ def test_re_attaching_a_multisubscriber_resumes_in_the_child(
         return listener.seen
 
     assert in_child(child) == "[Resumed(n=7)]"
-
-
-@dataclass
-class UserDeleted:
-    user: str
-
-
-def forged(tag: Any, event_class: type, payload: dict[str, Any]) -> bytes:
-    """A message as anyone with PUBLISH rights on the server can write it."""
-    return json.dumps(
-        {
-            "event_tag": tag,
-            "event_class": event_class.__qualname__,
-            "event_module": event_class.__module__,
-            "payload": json.dumps(payload),
-        }
-    ).encode()
 
 
 def test_re_added_subscribers_keep_their_publication_s_filter_in_the_child(

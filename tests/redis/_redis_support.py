@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import os
 import threading
 import time
@@ -42,6 +43,35 @@ class Point(NamedTuple):
 class Color(enum.Enum):
     RED = 1
     GREEN = 2
+
+
+@dataclasses.dataclass
+class UserDeleted:
+    """What a hostile client slips onto a channel that is not its own."""
+
+    user: str
+
+
+@dataclasses.dataclass
+class BigOrderPlaced(OrderPlaced):
+    """A subclass: delivered to subscribers of ``OrderPlaced``'s publication."""
+
+    vip: bool = True
+
+
+ORDER_PLACED = EventPublication("order_placed", OrderPlaced)
+
+
+def forged(tag: Any, event_class: type, payload: dict[str, Any]) -> bytes:
+    """A message as anyone with PUBLISH rights on the server can write it."""
+    return json.dumps(
+        {
+            "event_tag": tag,
+            "event_class": event_class.__qualname__,
+            "event_module": event_class.__module__,
+            "payload": json.dumps(payload),
+        }
+    ).encode()
 
 
 def unique_prefix() -> str:

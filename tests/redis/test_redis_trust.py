@@ -7,43 +7,25 @@ envelope's class and tag were believed as sent.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from typing import Any
 
 import pytest
 import redis
-from _redis_support import Inbox, OrderPlaced, wait_until
+from _redis_support import (
+    ORDER_PLACED,
+    BigOrderPlaced,
+    Inbox,
+    OrderPlaced,
+    UserDeleted,
+    forged,
+    wait_until,
+)
 
 from eventspype import EventPublication, EventPublisher
 from eventspype.broker.broker import MessageBroker
 from eventspype.broker.redis import RedisBroker
-
-
-@dataclasses.dataclass
-class UserDeleted:
-    user: str
-
-
-@dataclasses.dataclass
-class BigOrderPlaced(OrderPlaced):
-    vip: bool = True
-
-
-ORDER_PLACED = EventPublication("order_placed", OrderPlaced)
-
-
-def forged(tag: Any, event_class: type, payload: dict[str, Any]) -> bytes:
-    """A message as anyone with PUBLISH rights on the server can write it."""
-    return json.dumps(
-        {
-            "event_tag": tag,
-            "event_class": event_class.__qualname__,
-            "event_module": event_class.__module__,
-            "payload": json.dumps(payload),
-        }
-    ).encode()
 
 
 @pytest.fixture
