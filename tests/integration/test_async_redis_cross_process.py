@@ -30,7 +30,9 @@ import redis  # noqa: E402
 from redis_helpers import (  # noqa: E402
     numsub,
     peer,
+    peer_lines,
     receive_here,
+    recorder,
     shared_redis_url,
     unique_prefix,
     wait_ready,
@@ -64,10 +66,6 @@ def _line(event: Any, event_tag: Any, caller: Any) -> dict[str, Any]:
         "tag": event_tag,
         "caller": type(caller).__name__,
     }
-
-
-def _expected_lines(count: int) -> list[dict[str, Any]]:
-    return [dataclasses.asdict(make_event(i)) for i in range(count)]
 
 
 # -- the asyncio peer ---------------------------------------------------------------
@@ -149,14 +147,8 @@ def receive_in_async(
     prefix = unique_prefix()
 
     async def scenario() -> list[tuple[Any, Any, Any]]:
-        received: list[tuple[Any, Any, Any]] = []
         done = asyncio.Event()
-
-        def record(event: Any, event_tag: Any, caller: Any) -> None:
-            received.append((event, event_tag, caller))
-            if len(received) >= COUNT:
-                done.set()
-
+        received, record = recorder(COUNT, done.set)
         async with AsyncRedisBroker.from_url(redis_url, channel_prefix=prefix) as b:
             b.register_event_class(ShipmentEvent)
             publisher = EventPublisher(EventPublication(tag, ShipmentEvent), broker=b)
@@ -223,7 +215,7 @@ def test_an_async_process_publishes_a_sync_peer_receives(
     redis_url: str, tag: str | int, expected_tag: str | int
 ) -> None:
     lines = send_from_async(redis_url, tag, expected_tag, sys.executable)
-    assert [line["event"] for line in lines] == _expected_lines(COUNT)
+    assert [line["event"] for line in lines] == peer_lines(COUNT)
     assert {line["tag"] for line in lines} == {expected_tag}
     assert {line["caller"] for line in lines} == {"RedisBroker"}
 
@@ -240,7 +232,7 @@ def test_an_async_process_publishes_eventspype_1_4_2_receives(
     redis_url: str, reference_python: str
 ) -> None:
     lines = send_from_async(redis_url, 11, 11, reference_python)
-    assert [line["event"] for line in lines] == _expected_lines(COUNT)
+    assert [line["event"] for line in lines] == peer_lines(COUNT)
     assert {line["tag"] for line in lines} == {11}
 
 
@@ -282,7 +274,7 @@ def test_a_sync_process_publishes_an_async_peer_receives(redis_url: str) -> None
             process.kill()
             process.communicate()
     lines = [json.loads(line) for line in out.splitlines() if line.strip()]
-    assert [line["event"] for line in lines] == _expected_lines(COUNT)
+    assert [line["event"] for line in lines] == peer_lines(COUNT)
     assert {line["tag"] for line in lines} == {"SHIPPED"}
     assert {line["caller"] for line in lines} == {"AsyncRedisBroker"}
 

@@ -14,6 +14,7 @@ module names are unique: every tier shares one pytest run in ``tests_all``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import select
@@ -201,18 +202,34 @@ def wait_ready(process: subprocess.Popen[str], timeout: float = 60) -> None:
         raise AssertionError(f"peer did not get ready: {line!r}\n{err}")
 
 
-def receive_here(
-    url: str, prefix: str, tag: str | int, count: int, python: str = sys.executable
-) -> list[tuple[Any, Any, Any]]:
-    """Subscribe in this process, let a peer process publish, return what came."""
+def recorder(
+    count: int, done: Callable[[], object]
+) -> tuple[list[tuple[Any, Any, Any]], Callable[[Any, Any, Any], None]]:
+    """A list and a subscriber function that appends ``(event, tag, caller)``
+    to it and calls ``done`` (an ``Event.set``, threading's or asyncio's)
+    once ``count`` have come."""
     received: list[tuple[Any, Any, Any]] = []
-    done = threading.Event()
 
     def record(event: Any, event_tag: Any, caller: Any) -> None:
         received.append((event, event_tag, caller))
         if len(received) >= count:
-            done.set()
+            done()
 
+    return received, record
+
+
+def peer_lines(count: int) -> list[dict[str, Any]]:
+    """The ``event`` of each line a subscribing peer prints for a run of
+    ``count`` events (``make_event(0 .. count - 1)`` as JSON objects)."""
+    return [dataclasses.asdict(make_event(i)) for i in range(count)]
+
+
+def receive_here(
+    url: str, prefix: str, tag: str | int, count: int, python: str = sys.executable
+) -> list[tuple[Any, Any, Any]]:
+    """Subscribe in this process, let a peer process publish, return what came."""
+    done = threading.Event()
+    received, record = recorder(count, done.set)
     with RedisBroker.from_url(url, channel_prefix=prefix) as broker:
         broker.register_event_class(ShipmentEvent)
         publisher = EventPublisher(EventPublication(tag, ShipmentEvent), broker=broker)
