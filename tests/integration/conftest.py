@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 # The Redis test helpers (redis_helpers, redis_peer, ...) live beside the tests
 # and are also run as scripts by subprocesses, so they are plain modules.
@@ -19,3 +22,12 @@ for _tier in ("core", "redis"):
     _folder = str(Path(__file__).resolve().parent.parent / _tier)
     if _folder not in sys.path:
         sys.path.append(_folder)
+
+from redis_helpers import PrivateRedis, private_redis  # noqa: E402
+
+
+@pytest.fixture
+def server() -> Iterator[PrivateRedis]:
+    """A redis-server of the test's own on a free loopback port (killed after)."""
+    with private_redis() as started:
+        yield started

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
 import redis
-from redis_helpers import PrivateRedis, private_redis
+from redis_helpers import Ping, PrivateRedis
 
 from eventspype import EventPublication, EventPublisher, FunctionalEventSubscriber
 from eventspype.broker.redis import AsyncRedisBroker, PublishQueueFull
@@ -24,21 +23,6 @@ from eventspype.broker.redis import AsyncRedisBroker, PublishQueueFull
 pytestmark = pytest.mark.slow
 
 TAG = "ping"
-
-
-@dataclass
-class Ping:
-    n: int
-
-
-@pytest.fixture
-def server() -> Iterator[PrivateRedis]:
-    with private_redis() as started:
-        try:
-            yield started
-        finally:
-            if started.process is not None and started.process.poll() is None:
-                started.resume()  # a paused server must die on kill()
 
 
 def run(scenario: Callable[[], Coroutine[Any, Any, Any]]) -> Any:

@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,13 @@ HERE = Path(__file__).resolve().parent
 PEER = HERE / "redis_peer.py"
 REDIS_URL = os.environ.get("EVENTSPYPE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_REDIS = os.environ.get("EVENTSPYPE_REQUIRE_REDIS") == "1"
+
+
+@dataclass
+class Ping:
+    """The event of the fault and ACL tests: just a number."""
+
+    n: int
 
 
 def unique_prefix() -> str:
@@ -160,7 +168,8 @@ class PrivateRedis:
 
 @contextlib.contextmanager
 def private_redis(*extra_args: str) -> Iterator[PrivateRedis]:
-    """A started :class:`PrivateRedis` (given ``extra_args``), killed on exit."""
+    """A started :class:`PrivateRedis` (given ``extra_args``), killed on exit
+    (resumed first if the test left it paused)."""
     executable = shutil.which("redis-server")
     if executable is None:
         skip_or_fail("redis-server is not installed (needed for fault injection)")
@@ -170,6 +179,8 @@ def private_redis(*extra_args: str) -> Iterator[PrivateRedis]:
     try:
         yield server
     finally:
+        if server.process is not None and server.process.poll() is None:
+            server.resume()  # a paused server must die on kill()
         server.kill()
 
 
