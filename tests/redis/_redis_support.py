@@ -99,23 +99,35 @@ def real_redis_problem(url: str = REDIS_URL) -> str | None:
     return _reachable[url]
 
 
+def skip_or_fail(reason: str) -> None:
+    """Skip the test for ``reason``, or fail under ``EVENTSPYPE_REQUIRE_REDIS=1``
+    (CI, where a missing server or tool is a broken set-up)."""
+    if REQUIRE_REDIS:
+        pytest.fail(f"EVENTSPYPE_REQUIRE_REDIS=1 but {reason}")
+    pytest.skip(reason)
+
+
 def require_real_redis() -> None:
     """Skip the test without a real server, or fail when one is required."""
     problem = real_redis_problem()
     if problem is not None:
-        if REQUIRE_REDIS:
-            pytest.fail(f"EVENTSPYPE_REQUIRE_REDIS=1 but {problem}")
-        pytest.skip(problem)
+        skip_or_fail(problem)
 
 
 def wait_until(
-    condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.01
+    condition: Callable[[], object],
+    timeout: float = 10.0,
+    interval: float = 0.01,
+    what: str = "",
 ) -> None:
-    """Poll ``condition`` until it is true; fail after ``timeout`` seconds."""
+    """Poll ``condition`` until it is true; fail after ``timeout`` seconds,
+    saying ``what`` was awaited (the condition's repr by default)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s: {condition}")
+            raise AssertionError(
+                f"{what or condition}: condition not met within {timeout} s"
+            )
         time.sleep(interval)
 
 
