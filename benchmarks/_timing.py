@@ -108,21 +108,47 @@ async def alternate_async(
     return results
 
 
-def comparison_row(
-    scenario: str,
-    unit: str,
-    raw: float | None,
-    ours: float,
-    target: str,
-    baseline: str = "raw_redis_py",
-) -> dict[str, Any]:
-    """One result row: eventspype's figure against the baseline's (``raw``,
-    ``None`` when the scenario has none), under the key ``baseline``."""
-    ratio = None if raw is None else (ours / raw if raw else float("nan"))
-    return {
-        "scenario": scenario, "unit": unit, baseline: raw, "eventspype": ours,
-        "ratio": ratio, "target": target,
-    }  # fmt: skip
+class Comparison:
+    """The result rows of a benchmark that sets eventspype against a raw
+    baseline, each under the keys scenario, unit, ``baseline``, eventspype,
+    ratio (eventspype / baseline) and target."""
+
+    def __init__(self, baseline: str = "raw_redis_py") -> None:
+        self.baseline = baseline
+        self.rows: list[dict[str, Any]] = []
+
+    def add(
+        self, scenario: str, unit: str, raw: float | None, ours: float, target: str
+    ) -> None:
+        """One row; ``raw`` is ``None`` where the scenario has no baseline."""
+        ratio = None if raw is None else (ours / raw if raw else float("nan"))
+        self.rows.append(
+            {"scenario": scenario, "unit": unit, self.baseline: raw,
+             "eventspype": ours, "ratio": ratio, "target": target}
+        )  # fmt: skip
+
+    def add_best(
+        self, scenario: str, unit: str, results: dict[str, list[float]], target: str
+    ) -> None:
+        """The best (highest) of each impl's rates, as :func:`alternate` gives them."""
+        self.add(
+            scenario, unit, max(results["raw"]), max(results["eventspype"]), target
+        )
+
+    def add_percentiles(
+        self,
+        scenario: str,
+        results: dict[str, list[tuple[float, float]]],
+        targets: tuple[str, str],
+    ) -> None:
+        """Two rows, p50 and p99 in ms: the median over the rounds of each
+        impl's :func:`percentiles_ms`. ``scenario`` has a ``{}`` for
+        ``p50``/``p99``; ``targets`` are theirs."""
+        for index, name in enumerate(("p50", "p99")):
+            raw, ours = (
+                statistics.median(r[index] for r in results[impl]) for impl in IMPLS
+            )
+            self.add(scenario.format(name), "ms", raw, ours, targets[index])
 
 
 def print_comparison(
@@ -131,8 +157,7 @@ def print_comparison(
     label: str = "raw redis-py",
     width: int = 34,
 ) -> None:
-    """Rows of :func:`comparison_row` as a table (blank where there is no
-    baseline)."""
+    """:attr:`Comparison.rows` as a table (blank where there is no baseline)."""
     header = f"{'scenario':{width}} {'unit':>12} {label:>13} {'eventspype':>11}"
     print(header + f" {'ratio':>7}  target")
     for r in rows:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
-import statistics
 import sys
 import time
 from typing import Any
@@ -48,8 +47,8 @@ from _peer import (
     unique_prefix,
 )
 from _timing import (
+    Comparison,
     alternate_async,
-    comparison_row,
     paced_async,
     percentiles_ms,
     print_comparison,
@@ -252,28 +251,25 @@ async def idle(url: str, impl: str) -> float:
 
 async def run(url: str, events: int) -> list[dict[str, Any]]:
     """Every scenario, raw and eventspype alternating round by round."""
-    rows: list[dict[str, Any]] = []
-
-    def row(name: str, unit: str, raw: float, ours: float, target: str) -> None:
-        rows.append(comparison_row(name, unit, raw, ours, target, BASELINE))
+    table = Comparison(BASELINE)
 
     async def rounds(function: Any, *args: Any) -> dict[str, list[Any]]:
         return await alternate_async(lambda impl: function(url, impl, *args), ROUNDS)
 
-    rates = await rounds(burst, events)
-    row(f"burst, {events} events", "events/s",
-        max(rates["raw"]), max(rates["eventspype"]), ">= 1.2x")  # fmt: skip
+    table.add_best(f"burst, {events} events", "events/s",
+                   await rounds(burst, events), ">= 1.2x")  # fmt: skip
     paced = [await latency(url) for _ in range(LATENCY_ROUNDS)]
     for path in ("publish", "publish_async"):
-        for index, name, target in ((0, "p50", "<= 1.1x"), (1, "p99", "")):
-            raw, ours = (
-                statistics.median(r[p][index] for r in paced) for p in ("raw", path)
-            )
-            row(f"{path} latency {name} at {PACED_RATE}/s", "ms", raw, ours, target)
-    row("idle subscriber CPU", "% of a core",
-        await idle(url, "raw") * 100, await idle(url, "eventspype") * 100,
-        "~0%")  # fmt: skip
-    return rows
+        by_impl = {
+            "raw": [r["raw"] for r in paced],
+            "eventspype": [r[path] for r in paced],
+        }
+        table.add_percentiles(f"{path} latency {{}} at {PACED_RATE}/s", by_impl,
+                              ("<= 1.1x", ""))  # fmt: skip
+    table.add("idle subscriber CPU", "% of a core",
+              await idle(url, "raw") * 100, await idle(url, "eventspype") * 100,
+              "~0%")  # fmt: skip
+    return table.rows
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:

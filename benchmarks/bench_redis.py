@@ -26,7 +26,6 @@ load from other processes shows up mostly in the p99 latencies.
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import threading
 import time
@@ -44,9 +43,9 @@ from _peer import (
     unique_prefix,
 )
 from _timing import (
+    Comparison,
     alternate,
     best_ns,
-    comparison_row,
     paced,
     percentiles_ms,
     print_comparison,
@@ -204,33 +203,23 @@ def idle(url: str, impl: str) -> float:
 def run(url: str, events: int) -> list[dict[str, Any]]:
     """Every scenario, raw and eventspype alternating round by round (the
     machine's load drifts: alternating shares it fairly)."""
-    rows: list[dict[str, Any]] = []
-
-    def row(name: str, unit: str, raw: float, ours: float, target: str) -> None:
-        rows.append(comparison_row(name, unit, raw, ours, target))
+    table = Comparison()
 
     def rounds(function: Any, *args: Any) -> dict[str, list[Any]]:
         return alternate(lambda impl: function(url, impl, *args), ROUNDS)
 
-    rates = rounds(throughput, events)
-    row(f"throughput, {events} events", "events/s",
-        max(rates["raw"]), max(rates["eventspype"]), ">= 1.0x")  # fmt: skip
-    percentiles = rounds(latency)
-    for index, name, target in ((0, "p50", ""), (1, "p99", "<= 1.5x")):
-        raw, ours = (
-            statistics.median(r[index] for r in percentiles[impl])
-            for impl in ("raw", "eventspype")
-        )
-        row(f"latency {name} at {PACED_RATE}/s (median)", "ms", raw, ours, target)
-    rates = rounds(batched)
-    row(f"batched publish, {BATCH_SIZE}/batch", "events/s",
-        max(rates["raw"]), max(rates["eventspype"]), ">= 0.9x")  # fmt: skip
-    row("idle subscriber CPU", "% of a core",
-        idle(url, "raw"), idle(url, "eventspype"), "~0%")  # fmt: skip
+    table.add_best(f"throughput, {events} events", "events/s",
+                   rounds(throughput, events), ">= 1.0x")  # fmt: skip
+    table.add_percentiles(f"latency {{}} at {PACED_RATE}/s (median)",
+                          rounds(latency), ("", "<= 1.5x"))  # fmt: skip
+    table.add_best(f"batched publish, {BATCH_SIZE}/batch", "events/s",
+                   rounds(batched), ">= 0.9x")  # fmt: skip
+    table.add("idle subscriber CPU", "% of a core",
+              idle(url, "raw"), idle(url, "eventspype"), "~0%")  # fmt: skip
     raw_ns, ours_ns = pack_timings()
-    row("pack one PUBLISH (speed)", "M/s", 1e3 / raw_ns, 1e3 / ours_ns,
-        "keep ours if > 1x")  # fmt: skip
-    return rows
+    table.add("pack one PUBLISH (speed)", "M/s", 1e3 / raw_ns, 1e3 / ours_ns,
+              "keep ours if > 1x")  # fmt: skip
+    return table.rows
 
 
 def pack_timings() -> tuple[float, float]:

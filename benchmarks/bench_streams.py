@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import statistics
 import sys
 import threading
 import time
@@ -45,7 +44,7 @@ from _peer import (
     raw_sent_at,
     unique_prefix,
 )
-from _timing import alternate, comparison_row, paced, percentiles_ms, print_comparison
+from _timing import Comparison, alternate, paced, percentiles_ms, print_comparison
 
 from eventspype import EventPublisher, FunctionalEventSubscriber
 from eventspype.broker.redis import RedisStreamBroker
@@ -239,32 +238,22 @@ def group_rate(url: str, consumers: int, events: int) -> float:
 def run(url: str, events: int) -> list[dict[str, Any]]:
     """Every scenario, raw and eventspype alternating round by round (the
     machine's load drifts: alternating shares it fairly)."""
-    rows: list[dict[str, Any]] = []
-
-    def row(name: str, unit: str, raw: float | None, ours: float, target: str) -> None:
-        rows.append(comparison_row(name, unit, raw, ours, target))
+    table = Comparison()
 
     def rounds(function: Any, *args: Any) -> dict[str, list[Any]]:
         return alternate(lambda impl: function(url, impl, *args), ROUNDS)
 
-    rates = rounds(burst, events)
-    row(f"burst, {events} events (best of {ROUNDS})", "events/s",
-        max(rates["raw"]), max(rates["eventspype"]), ">= 1.0x")  # fmt: skip
-    percentiles = rounds(latency)
-    for index, name, target in ((0, "p50", "<= 1.2x"), (1, "p99", "")):
-        raw, ours = (
-            statistics.median(r[index] for r in percentiles[impl])
-            for impl in ("raw", "eventspype")
-        )
-        row(f"latency {name} at {PACED_RATE}/s (median of {ROUNDS})", "ms",
-            raw, ours, target)  # fmt: skip
-    row("idle consumer CPU", "% of a core",
-        idle(url, "raw"), idle(url, "eventspype"), "~0%")  # fmt: skip
+    table.add_best(f"burst, {events} events (best of {ROUNDS})", "events/s",
+                   rounds(burst, events), ">= 1.0x")  # fmt: skip
+    table.add_percentiles(f"latency {{}} at {PACED_RATE}/s (median of {ROUNDS})",
+                          rounds(latency), ("<= 1.2x", ""))  # fmt: skip
+    table.add("idle consumer CPU", "% of a core",
+              idle(url, "raw"), idle(url, "eventspype"), "~0%")  # fmt: skip
     for consumers in (1, 2, 4):
         rate = group_rate(url, consumers, events)
-        row(f"group of {consumers}, 0.2 ms I/O per event", "events/s",
-            None, rate, "")  # fmt: skip
-    return rows
+        table.add(f"group of {consumers}, 0.2 ms I/O per event", "events/s",
+                  None, rate, "")  # fmt: skip
+    return table.rows
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
