@@ -90,6 +90,39 @@ class Peer:
         return dict(json.loads(out.strip().splitlines()[-1]))
 
 
+class Receipts:
+    """A peer's event handler: counts what came, records each latency in
+    the ``latency`` scenario (or works ``work`` s per event in ``work``), and
+    calls ``done`` when the ``count``-th event arrives."""
+
+    def __init__(
+        self, scenario: str, count: int, done: Callable[[], object], work: float = 0
+    ) -> None:
+        self.scenario = scenario
+        self.count = count
+        self.done = done
+        self.work = work
+        self.latencies: list[float] = []
+        self.received = 0
+        self.done_at = 0.0
+
+    def __call__(self, sent_at: float) -> None:
+        if self.scenario == "latency":
+            self.latencies.append(time.time() - sent_at)
+        elif self.scenario == "work":
+            time.sleep(self.work)
+        self.received += 1
+        if self.received == self.count:
+            self.done_at = time.time()
+            self.done()
+
+    def report(self) -> str:
+        """The peer's result line, for :meth:`Peer.result`."""
+        return json.dumps(
+            {"done": self.done_at, "latencies": self.latencies, "count": self.received}
+        )
+
+
 def idle_cpu(step: Callable[[], object] | None) -> float:
     """Fraction of a core this process used over IDLE_SECONDS, calling
     ``step`` repeatedly (a raw peer's read loop) or just sleeping (``None``:

@@ -40,6 +40,7 @@ from _peer import (
     ORDER_PLACED,
     OrderPlaced,
     Peer,
+    Receipts,
     command_line,
     cpu_since,
     raw_payload,
@@ -71,19 +72,8 @@ BASELINE = "raw_redis_asyncio"
 async def child(mode: str, url: str, prefix: str, count: int) -> None:
     """Subscribe, print READY, then one JSON result line (see bench_redis.py)."""
     impl, scenario = mode.split("-")
-    latencies: list[float] = []
-    received = 0
     finished = asyncio.Event()
-    done_at = 0.0
-
-    def on_event(sent_at: float) -> None:
-        nonlocal received, done_at
-        if scenario == "latency":
-            latencies.append(time.time() - sent_at)
-        received += 1
-        if received == count:
-            done_at = time.time()
-            finished.set()
+    on_event = Receipts(scenario, count, finished.set)
 
     if impl == "raw":
         client = redis.asyncio.Redis.from_url(url)
@@ -123,7 +113,7 @@ async def child(mode: str, url: str, prefix: str, count: int) -> None:
             return
         await asyncio.wait_for(finished.wait(), 300)
         await broker.aclose()
-    print(json.dumps({"done": done_at, "latencies": latencies}))
+    print(on_event.report())
 
 
 async def idle_cpu(idle: Any) -> float:

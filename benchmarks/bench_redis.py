@@ -36,6 +36,7 @@ from _peer import (
     ORDER_PLACED,
     OrderPlaced,
     Peer,
+    Receipts,
     command_line,
     idle_cpu,
     raw_payload,
@@ -73,19 +74,8 @@ def child(mode: str, url: str, prefix: str, count: int) -> None:
     """
     impl, scenario = mode.split("-")
     client = redis.Redis.from_url(url)
-    latencies: list[float] = []
-    received = 0
     finished = threading.Event()
-    done_at = 0.0
-
-    def on_event(sent_at: float) -> None:
-        nonlocal received, done_at
-        if scenario == "latency":
-            latencies.append(time.time() - sent_at)
-        received += 1
-        if received == count:
-            done_at = time.time()
-            finished.set()
+    on_event = Receipts(scenario, count, finished.set)
 
     if impl == "raw":
         pubsub = client.pubsub()
@@ -116,7 +106,7 @@ def child(mode: str, url: str, prefix: str, count: int) -> None:
             return
         finished.wait(300)
         broker.close()
-    print(json.dumps({"done": done_at, "latencies": latencies}))
+    print(on_event.report())
 
 
 # --- the parent ---------------------------------------------------------------

@@ -38,6 +38,7 @@ from _peer import (
     ORDER_PLACED,
     OrderPlaced,
     Peer,
+    Receipts,
     command_line,
     idle_cpu,
     raw_payload,
@@ -70,21 +71,8 @@ def child(mode: str, url: str, prefix: str, count: int) -> None:
     """
     impl, scenario = mode.split("-")
     stream = f"{prefix}ORDER_PLACED"
-    latencies: list[float] = []
-    received = 0
     finished = threading.Event()
-    done_at = 0.0
-
-    def on_event(sent_at: float) -> None:
-        nonlocal received, done_at
-        if scenario == "latency":
-            latencies.append(time.time() - sent_at)
-        elif scenario == "work":
-            time.sleep(WORK_SECONDS)
-        received += 1
-        if received == count:
-            done_at = time.time()
-            finished.set()
+    on_event = Receipts(scenario, count, finished.set, WORK_SECONDS)
 
     if impl == "raw":
         client = redis.Redis.from_url(url)
@@ -129,7 +117,7 @@ def child(mode: str, url: str, prefix: str, count: int) -> None:
         else:
             finished.wait(300)
         broker.close()
-    print(json.dumps({"done": done_at, "latencies": latencies, "count": received}))
+    print(on_event.report())
 
 
 # --- the parent ---------------------------------------------------------------
