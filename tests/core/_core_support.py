@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, NamedTuple
 
+import pytest
+
 from eventspype import (
     EventPublication,
     EventPublisher,
@@ -153,6 +155,15 @@ def dispatcher(
 ) -> EventPublisher | LocalBroker:
     """The object that calls subscribers (and counts their errors) on a route."""
     return publisher if broker is None else broker
+
+
+#: The marks of a test module that forks: POSIX only; and Python 3.12+ warns
+#: that forking a threaded process may deadlock, which is exactly what such
+#: tests check the library survives.
+FORKS = [
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork() (POSIX)"),
+    pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning"),
+]
 
 
 def in_child(body: Callable[[], object], timeout: float = 15.0) -> str:

@@ -11,12 +11,10 @@ reports through a pipe and leaves with ``os._exit``.
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
-import pytest
-from _core_support import PLACED, Placed, Recorder, in_child
+from _core_support import FORKS, PLACED, Placed, Recorder, in_child
 
 from eventspype import (
     EventPublisher,
@@ -28,10 +26,7 @@ from eventspype import (
     TrackingEventSubscriber,
 )
 
-pytestmark = [
-    pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork() (POSIX)"),
-    pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning"),
-]
+pytestmark = FORKS
 
 
 class ForgetfulBroker(LocalBroker):

@@ -28,9 +28,11 @@ if __name__ == "__main__":  # a peer process: find the shared helpers
 import pytest  # noqa: E402
 import redis  # noqa: E402
 from redis_helpers import (  # noqa: E402
+    finish,
     numsub,
     peer,
     peer_lines,
+    reap,
     receive_here,
     recorder,
     shared_redis_url,
@@ -129,17 +131,6 @@ def redis_url() -> str:
     return shared_redis_url()
 
 
-def _finish(process: subprocess.Popen[str]) -> str:
-    try:
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == 0, err
-    return out
-
-
 def receive_in_async(
     redis_url: str, tag: str | int, python: str = sys.executable
 ) -> list[tuple[Any, Any, Any]]:
@@ -156,7 +147,7 @@ def receive_in_async(
             publisher.add_subscriber(subscriber)
             await b.wait_until_subscribed()
             process = peer("publish", redis_url, prefix, str(tag), COUNT, python)
-            await asyncio.to_thread(_finish, process)
+            await asyncio.to_thread(finish, process)
             await asyncio.wait_for(done.wait(), 30)
             assert all(caller is b for _, _, caller in received)
         return received
@@ -193,11 +184,9 @@ def send_from_async(
                         publisher.publish(make_event(index))
 
         asyncio.run(scenario())
-        out = _finish(process)
+        out = finish(process)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        reap(process)
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
@@ -268,11 +257,9 @@ def test_a_sync_process_publishes_an_async_peer_receives(redis_url: str) -> None
             )
             for index in range(COUNT):
                 publisher.publish(make_event(index))
-        out = _finish(process)
+        out = finish(process)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        reap(process)
     lines = [json.loads(line) for line in out.splitlines() if line.strip()]
     assert [line["event"] for line in lines] == peer_lines(COUNT)
     assert {line["tag"] for line in lines} == {"SHIPPED"}

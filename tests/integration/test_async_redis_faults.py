@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 import redis
+from _redis_support import eventually as eventually_within
+from _redis_support import run_bounded
 from redis_helpers import Ping, PrivateRedis
 
 from eventspype import EventPublication, EventPublisher, FunctionalEventSubscriber
@@ -26,18 +28,11 @@ TAG = "ping"
 
 
 def run(scenario: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    async def bounded() -> Any:
-        return await asyncio.wait_for(scenario(), 90)
-
-    return asyncio.run(bounded())
+    return run_bounded(scenario, 90)
 
 
-async def eventually(condition: Callable[[], object], timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.01)
+async def eventually(condition: Callable[[], object]) -> None:
+    await eventually_within(condition, 30.0, 0.01)
 
 
 class Node:

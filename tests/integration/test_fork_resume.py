@@ -12,14 +12,13 @@ channel prefix; the child reports through a pipe and leaves with ``os._exit``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import redis
-from _core_support import in_child
+from _core_support import FORKS, in_child
 from _redis_support import UserDeleted, forged
 from redis_helpers import shared_redis_url, unique_prefix, wait_until
 
@@ -33,11 +32,7 @@ from eventspype import (
 )
 from eventspype.broker.redis import RedisBroker
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork() (POSIX)"),
-    pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning"),
-]
+pytestmark = [pytest.mark.slow, *FORKS]
 
 
 @dataclass

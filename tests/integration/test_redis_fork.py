@@ -7,14 +7,13 @@ shared server with a unique prefix.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from _core_support import in_child
+from _core_support import FORKS, in_child
 from redis_helpers import (
     numsub,
     shared_redis_url,
@@ -29,13 +28,7 @@ from eventspype import (
 )
 from eventspype.broker.redis import RedisBroker
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork() (POSIX)"),
-    # Python 3.12+ warns that forking a threaded process may deadlock: that
-    # is exactly what these tests check the broker survives.
-    pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning"),
-]
+pytestmark = [pytest.mark.slow, *FORKS]
 
 
 @dataclass

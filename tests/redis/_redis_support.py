@@ -3,6 +3,7 @@ shares one pytest run in ``nox -s tests_all``)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import enum
 import json
@@ -10,7 +11,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, NamedTuple
 
 import pytest
@@ -129,6 +130,30 @@ def wait_until(
                 f"{what or condition}: condition not met within {timeout} s"
             )
         time.sleep(interval)
+
+
+def run_bounded(
+    scenario: Callable[[], Coroutine[Any, Any, Any]], timeout: float = 30.0
+) -> Any:
+    """Run ``scenario()`` in a new event loop; fail after ``timeout`` s
+    instead of hanging."""
+
+    async def bounded() -> Any:
+        return await asyncio.wait_for(scenario(), timeout)
+
+    return asyncio.run(bounded())
+
+
+async def eventually(
+    condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.005
+) -> None:
+    """Let the running loop work until ``condition()`` holds; fail after
+    ``timeout`` s."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
 
 
 class Inbox:

@@ -202,6 +202,24 @@ def peer(
     )
 
 
+def reap(process: subprocess.Popen[str]) -> None:
+    """Kill a peer that is still running (a test failed) and wait for it."""
+    if process.poll() is None:
+        process.kill()
+        process.communicate()
+
+
+def finish(process: subprocess.Popen[str]) -> str:
+    """What a peer printed once it exited by itself (within 60 s); fails,
+    with its stderr, unless its exit status is 0."""
+    try:
+        out, err = process.communicate(timeout=60)
+    finally:
+        reap(process)
+    assert process.returncode == 0, err
+    return out
+
+
 def wait_ready(process: subprocess.Popen[str], timeout: float = 60) -> None:
     """Wait for a subscribing peer's ``READY`` line; fail with its stderr."""
     assert process.stdout is not None
@@ -277,8 +295,6 @@ def send_from_here(
                 publisher.publish(make_event(index))
         out, err = process.communicate(timeout=60)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        reap(process)
     assert process.returncode == 0, err
     return [json.loads(line) for line in out.splitlines() if line.strip()], err
