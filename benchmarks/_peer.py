@@ -71,7 +71,9 @@ class Peer:
     :meth:`result` closes, for peers that run until told to stop.
     """
 
-    def __init__(self, script: str, mode: str, url: str, prefix: str, count: int):
+    def __init__(
+        self, script: str, mode: str, url: str, prefix: str, count: int
+    ) -> None:
         self.process = subprocess.Popen(
             [sys.executable, script, "--child", mode, url, prefix, str(count)],
             stdin=subprocess.PIPE,
