@@ -20,11 +20,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import os
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+from _timing import write_results
 
 from eventspype.broker.redis._envelope import EnvelopeError, encode
 from eventspype.broker.redis._inbound import Inbound
@@ -114,9 +115,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", help="where to write results")
     args = parser.parse_args()
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _timing import write_results
-
     rows = run()
     print_table(rows)
     print("results:", write_results("adversarial", rows, args.json))

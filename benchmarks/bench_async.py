@@ -27,54 +27,43 @@ with a message when no server answers. About a minute.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import dataclasses
 import json
-import os
 import resource
-import statistics
-import subprocess
 import sys
 import time
-import uuid
 from typing import Any
 
-import redis
 import redis.asyncio
+from _peer import (
+    IDLE_SECONDS,
+    ORDER_PLACED,
+    OrderPlaced,
+    Peer,
+    Receipts,
+    command_line,
+    cpu_since,
+    raw_payload,
+    raw_sent_at,
+    unique_prefix,
+)
+from _timing import (
+    Comparison,
+    alternate_async,
+    paced_async,
+    percentiles_ms,
+    print_comparison,
+)
 
-from eventspype import EventPublication, EventPublisher, FunctionalEventSubscriber
+from eventspype import EventPublisher, FunctionalEventSubscriber
 from eventspype.broker.redis import AsyncRedisBroker
 
-DEFAULT_URL = os.environ.get("EVENTSPYPE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PACED_RATE = 2000
 PACED_SECONDS = 3.0
 YIELD_EVERY = 1000
-IDLE_SECONDS = 5.0
 ROUNDS = 3
 LATENCY_ROUNDS = 3
-
-
-@dataclasses.dataclass
-class OrderPlaced:
-    order_id: int
-    amount: float
-    sent_at: float
-
-
-ORDER_PLACED = EventPublication("order_placed", OrderPlaced)
-
-
-def raw_payload(event: OrderPlaced) -> bytes:
-    """What the raw loop sends: the bytes eventspype puts on the wire."""
-    return json.dumps(
-        {
-            "event_tag": "ORDER_PLACED",
-            "event_class": "OrderPlaced",
-            "event_module": "__main__",
-            "payload": json.dumps(dataclasses.asdict(event)),
-        }
-    ).encode()
+BASELINE = "raw_redis_asyncio"
 
 
 # --- the subscriber subprocess ----------------------------------------------
@@ -83,19 +72,8 @@ def raw_payload(event: OrderPlaced) -> bytes:
 async def child(mode: str, url: str, prefix: str, count: int) -> None:
     """Subscribe, print READY, then one JSON result line (see bench_redis.py)."""
     impl, scenario = mode.split("-")
-    latencies: list[float] = []
-    received = 0
     finished = asyncio.Event()
-    done_at = 0.0
-
-    def on_event(sent_at: float) -> None:
-        nonlocal received, done_at
-        if scenario == "latency":
-            latencies.append(time.time() - sent_at)
-        received += 1
-        if received == count:
-            done_at = time.time()
-            finished.set()
+    on_event = Receipts(scenario, count, finished.set)
 
     if impl == "raw":
         client = redis.asyncio.Redis.from_url(url)
@@ -117,11 +95,7 @@ async def child(mode: str, url: str, prefix: str, count: int) -> None:
             message = await pubsub.get_message(timeout=1.0)
             if message is None or message["type"] != "message":
                 continue
-            if scenario == "latency":
-                envelope = json.loads(message["data"])
-                on_event(json.loads(envelope["payload"])["sent_at"])
-            else:
-                on_event(0.0)
+            on_event(raw_sent_at(message["data"]) if scenario == "latency" else 0)
         await close(pubsub)
         await close(client)
     else:
@@ -139,7 +113,7 @@ async def child(mode: str, url: str, prefix: str, count: int) -> None:
             return
         await asyncio.wait_for(finished.wait(), 300)
         await broker.aclose()
-    print(json.dumps({"done": done_at, "latencies": latencies}))
+    print(on_event.report())
 
 
 async def idle_cpu(idle: Any) -> float:
@@ -148,9 +122,7 @@ async def idle_cpu(idle: Any) -> float:
     start = resource.getrusage(resource.RUSAGE_SELF)
     began = time.monotonic()
     await idle
-    end = resource.getrusage(resource.RUSAGE_SELF)
-    used = (end.ru_utime + end.ru_stime) - (start.ru_utime + start.ru_stime)
-    return used / (time.monotonic() - began)
+    return cpu_since(start) / (time.monotonic() - began)
 
 
 async def close(client: Any) -> None:
@@ -161,31 +133,21 @@ async def close(client: Any) -> None:
 # --- the parent ---------------------------------------------------------------
 
 
-class Subscriber:
+def start_subscriber(mode: str, url: str, prefix: str, count: int) -> Peer:
     """A subscriber subprocess (see :func:`child`)."""
+    return Peer(__file__, mode, url, prefix, count)
 
-    def __init__(self, mode: str, url: str, prefix: str, count: int) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--child", mode, url, prefix, str(count)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline().strip()
-        if line != "READY":
-            self.process.kill()
-            raise RuntimeError(f"subscriber {mode} failed to start: {line!r}")
 
-    async def result(self, timeout: float = 120) -> dict[str, Any]:
-        out, _ = await asyncio.to_thread(self.process.communicate, timeout=timeout)
-        return dict(json.loads(out.strip().splitlines()[-1]))
+async def result(peer: Peer, timeout: float = 120) -> dict[str, Any]:
+    """The peer's result, awaited without blocking the loop."""
+    return await asyncio.to_thread(peer.result, timeout)
 
 
 class Publishers:
     """A raw client and an eventspype publisher, both on fresh connections."""
 
     def __init__(self, url: str) -> None:
-        self.prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+        self.prefix = unique_prefix()
         self.channel = f"{self.prefix}ORDER_PLACED"
         self.raw = redis.asyncio.Redis.from_url(url)
         self.broker = AsyncRedisBroker.from_url(url, channel_prefix=self.prefix)
@@ -200,7 +162,7 @@ async def burst(url: str, impl: str, events: int) -> float:
     side = Publishers(url)
     items = [OrderPlaced(i, 49.99, 0.0) for i in range(events)]
     payloads = [raw_payload(item) for item in items] if impl == "raw" else []
-    subscriber = Subscriber(f"{impl}-count", url, side.prefix, events)
+    peer = start_subscriber(f"{impl}-count", url, side.prefix, events)
     await side.raw.ping()  # both sides connected before the clock starts
     await side.broker.publish_async("WARMUP", OrderPlaced(-1, 0, 0), "WARMUP", None)
     start = time.time()
@@ -214,7 +176,7 @@ async def burst(url: str, impl: str, events: int) -> float:
             if index % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)
         await side.broker.flush()
-    done = float((await subscriber.result())["done"])
+    done = float((await result(peer))["done"])
     await side.close()
     return events / (done - start)
 
@@ -236,7 +198,7 @@ async def latency(url: str) -> dict[str, tuple[float, float]]:
     sides = {path: Publishers(url) for path in PATHS}
     count = int(PACED_RATE * PACED_SECONDS)
     subscribers = {
-        path: Subscriber(f"{impl}-latency", url, sides[path].prefix, count)
+        path: start_subscriber(f"{impl}-latency", url, sides[path].prefix, count)
         for path, impl in PATHS.items()
     }
     for side in sides.values():
@@ -247,10 +209,7 @@ async def latency(url: str) -> dict[str, tuple[float, float]]:
 
     async def pace(offset: float, path: str) -> None:
         side = sides[path]
-        for i in range(count):
-            pause = start + offset + i / PACED_RATE - loop.time()
-            if pause > 0:
-                await asyncio.sleep(pause)
+        async for i in paced_async(count, PACED_RATE, start + offset):
             event = OrderPlaced(i, 49.99, time.time())
             if path == "raw":
                 await side.raw.publish(side.channel, raw_payload(event))
@@ -266,84 +225,52 @@ async def latency(url: str) -> dict[str, tuple[float, float]]:
         )
     )
     results = {}
-    for path, subscriber in subscribers.items():
-        latencies = sorted((await subscriber.result())["latencies"])
-        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-        results[path] = (statistics.median(latencies) * 1e3, p99 * 1e3)
+    for path, peer in subscribers.items():
+        results[path] = percentiles_ms((await result(peer))["latencies"])
     for side in sides.values():
         await side.close()
     return results
 
 
 async def idle(url: str, impl: str) -> float:
-    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
-    return float((await Subscriber(f"{impl}-idle", url, prefix, 0).result())["cpu"])
+    prefix = unique_prefix()
+    return float(
+        (await result(start_subscriber(f"{impl}-idle", url, prefix, 0)))["cpu"]
+    )
 
 
 async def run(url: str, events: int) -> list[dict[str, Any]]:
     """Every scenario, raw and eventspype alternating round by round."""
-    rows: list[dict[str, Any]] = []
+    table = Comparison(BASELINE)
 
-    def row(name: str, unit: str, raw: float, ours: float, target: str) -> None:
-        rows.append(
-            {"scenario": name, "unit": unit, "raw_redis_asyncio": raw,
-             "eventspype": ours, "ratio": ours / raw if raw else float("nan"),
-             "target": target}
-        )  # fmt: skip
+    async def rounds(function: Any, *args: Any) -> dict[str, list[Any]]:
+        return await alternate_async(lambda impl: function(url, impl, *args), ROUNDS)
 
-    async def rounds(
-        function: Any, *args: Any, count: int = ROUNDS
-    ) -> dict[str, list[Any]]:
-        results: dict[str, list[Any]] = {"raw": [], "eventspype": []}
-        for _ in range(count):
-            for impl in results:
-                results[impl].append(await function(url, impl, *args))
-        return results
-
-    rates = await rounds(burst, events)
-    row(f"burst, {events} events", "events/s",
-        max(rates["raw"]), max(rates["eventspype"]), ">= 1.2x")  # fmt: skip
+    table.add_best(f"burst, {events} events", "events/s",
+                   await rounds(burst, events), ">= 1.2x")  # fmt: skip
     paced = [await latency(url) for _ in range(LATENCY_ROUNDS)]
     for path in ("publish", "publish_async"):
-        for index, name, target in ((0, "p50", "<= 1.1x"), (1, "p99", "")):
-            raw, ours = (
-                statistics.median(r[p][index] for r in paced) for p in ("raw", path)
-            )
-            row(f"{path} latency {name} at {PACED_RATE}/s", "ms", raw, ours, target)
-    row("idle subscriber CPU", "% of a core",
-        await idle(url, "raw") * 100, await idle(url, "eventspype") * 100,
-        "~0%")  # fmt: skip
-    return rows
+        by_impl = {
+            "raw": [r["raw"] for r in paced],
+            "eventspype": [r[path] for r in paced],
+        }
+        table.add_percentiles(f"{path} latency {{}} at {PACED_RATE}/s", by_impl,
+                              ("<= 1.1x", ""))  # fmt: skip
+    table.add("idle subscriber CPU", "% of a core",
+              await idle(url, "raw") * 100, await idle(url, "eventspype") * 100,
+              "~0%")  # fmt: skip
+    return table.rows
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    header = f"{'scenario':38} {'unit':>12} {'raw asyncio':>12} {'eventspype':>11}"
-    print(header + f" {'ratio':>7}  target")
-    for r in rows:
-        print(
-            f"{r['scenario']:38} {r['unit']:>12} {r['raw_redis_asyncio']:>12.3f} "
-            f"{r['eventspype']:>11.3f} {r['ratio']:>6.2f}x  {r['target']}"
-        )
+    print_comparison(rows, BASELINE, "raw asyncio", width=38)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--redis-url", default=DEFAULT_URL)
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--json", help="where to write results")
-    args = parser.parse_args()
-    try:
-        redis.Redis.from_url(args.redis_url, socket_connect_timeout=1).ping()
-    except (redis.RedisError, OSError) as error:
-        print(f"bench_async: skipped, no Redis server at {args.redis_url} ({error})")
-        return 0
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _timing import write_results
+    def run_sync(url: str, events: int) -> list[dict[str, Any]]:
+        return asyncio.run(run(url, events))
 
-    rows = asyncio.run(run(args.redis_url, args.events))
-    print_table(rows)
-    print("results:", write_results("async", rows, args.json))
-    return 0
+    return command_line("async", __doc__ or "", 20_000, run_sync, print_table)
 
 
 if __name__ == "__main__":

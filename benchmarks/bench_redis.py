@@ -25,53 +25,41 @@ load from other processes shows up mostly in the p99 latencies.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
-import os
-import resource
-import statistics
-import subprocess
 import sys
 import threading
 import time
-import uuid
 from typing import Any
 
 import redis
+from _peer import (
+    ORDER_PLACED,
+    OrderPlaced,
+    Peer,
+    Receipts,
+    command_line,
+    idle_cpu,
+    raw_payload,
+    raw_sent_at,
+    unique_prefix,
+)
+from _timing import (
+    Comparison,
+    alternate,
+    best_ns,
+    paced,
+    percentiles_ms,
+    print_comparison,
+)
 
-from eventspype import EventPublication, EventPublisher, FunctionalEventSubscriber
+from eventspype import EventPublisher, FunctionalEventSubscriber
 from eventspype.broker.redis import RedisBroker
 
-DEFAULT_URL = os.environ.get("EVENTSPYPE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PACED_RATE = 2000
 PACED_SECONDS = 3.0
 BATCH_SIZE = 1000
 BATCH_EVENTS = 50_000
-IDLE_SECONDS = 5.0
 ROUNDS = 3
-
-
-@dataclasses.dataclass
-class OrderPlaced:
-    order_id: int
-    amount: float
-    sent_at: float
-
-
-ORDER_PLACED = EventPublication("order_placed", OrderPlaced)
-
-
-def raw_payload(event: OrderPlaced) -> bytes:
-    """What raw redis-py sends: the same bytes eventspype puts on the wire."""
-    return json.dumps(
-        {
-            "event_tag": "ORDER_PLACED",
-            "event_class": "OrderPlaced",
-            "event_module": "__main__",
-            "payload": json.dumps(dataclasses.asdict(event)),
-        }
-    ).encode()
 
 
 # --- the subscriber subprocess ----------------------------------------------
@@ -86,19 +74,8 @@ def child(mode: str, url: str, prefix: str, count: int) -> None:
     """
     impl, scenario = mode.split("-")
     client = redis.Redis.from_url(url)
-    latencies: list[float] = []
-    received = 0
     finished = threading.Event()
-    done_at = 0.0
-
-    def on_event(sent_at: float) -> None:
-        nonlocal received, done_at
-        if scenario == "latency":
-            latencies.append(time.time() - sent_at)
-        received += 1
-        if received == count:
-            done_at = time.time()
-            finished.set()
+    on_event = Receipts(scenario, count, finished.set)
 
     if impl == "raw":
         pubsub = client.pubsub()
@@ -114,11 +91,7 @@ def child(mode: str, url: str, prefix: str, count: int) -> None:
             message = pubsub.get_message(timeout=1.0)
             if message is None:
                 continue
-            if scenario == "latency":
-                envelope = json.loads(message["data"])
-                on_event(json.loads(envelope["payload"])["sent_at"])
-            else:
-                on_event(0.0)
+            on_event(raw_sent_at(message["data"]) if scenario == "latency" else 0)
     else:
         broker = RedisBroker(client, channel_prefix=prefix)
         broker.register_event_class(OrderPlaced)
@@ -133,47 +106,15 @@ def child(mode: str, url: str, prefix: str, count: int) -> None:
             return
         finished.wait(300)
         broker.close()
-    print(json.dumps({"done": done_at, "latencies": latencies}))
-
-
-def idle_cpu(step: Any) -> float:
-    """Fraction of a core used over IDLE_SECONDS, calling ``step`` repeatedly
-    (the raw subscriber's read loop) or just sleeping (``None``: the broker's
-    listener thread does the reading)."""
-    time.sleep(0.5)
-    start = resource.getrusage(resource.RUSAGE_SELF)
-    if step is None:
-        time.sleep(IDLE_SECONDS)
-    else:
-        deadline = time.monotonic() + IDLE_SECONDS
-        while time.monotonic() < deadline:
-            step()
-    end = resource.getrusage(resource.RUSAGE_SELF)
-    used = (end.ru_utime + end.ru_stime) - (start.ru_utime + start.ru_stime)
-    return used / IDLE_SECONDS
+    print(on_event.report())
 
 
 # --- the parent ---------------------------------------------------------------
 
 
-class Subscriber:
+def start_subscriber(mode: str, url: str, prefix: str, count: int) -> Peer:
     """A subscriber subprocess (see :func:`child`)."""
-
-    def __init__(self, mode: str, url: str, prefix: str, count: int) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--child", mode, url, prefix, str(count)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline().strip()
-        if line != "READY":
-            self.process.kill()
-            raise RuntimeError(f"subscriber {mode} failed to start: {line!r}")
-
-    def result(self, timeout: float = 120) -> dict[str, Any]:
-        out, _ = self.process.communicate(timeout=timeout)
-        return dict(json.loads(out.strip().splitlines()[-1]))
+    return Peer(__file__, mode, url, prefix, count)
 
 
 def publishers(url: str, prefix: str) -> tuple[Any, Any, Any]:
@@ -186,11 +127,11 @@ def publishers(url: str, prefix: str) -> tuple[Any, Any, Any]:
 
 
 def throughput(url: str, impl: str, events: int) -> float:
-    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+    prefix = unique_prefix()
     raw_publish, publisher, broker = publishers(url, prefix)
     items = [OrderPlaced(i, 49.99, 0.0) for i in range(events)]
     payloads = [raw_payload(item) for item in items] if impl == "raw" else []
-    subscriber = Subscriber(f"{impl}-count", url, prefix, events)
+    peer = start_subscriber(f"{impl}-count", url, prefix, events)
     start = time.time()
     if impl == "raw":
         for payload in payloads:
@@ -198,34 +139,29 @@ def throughput(url: str, impl: str, events: int) -> float:
     else:
         for item in items:
             publisher.publish(item)
-    done = float(subscriber.result()["done"])
+    done = float(peer.result()["done"])
     broker.close()
     return events / (done - start)
 
 
 def latency(url: str, impl: str) -> tuple[float, float]:
-    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+    prefix = unique_prefix()
     raw_publish, publisher, broker = publishers(url, prefix)
     count = int(PACED_RATE * PACED_SECONDS)
-    subscriber = Subscriber(f"{impl}-latency", url, prefix, count)
-    start = time.monotonic()
-    for i in range(count):
-        pause = start + i / PACED_RATE - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
+    peer = start_subscriber(f"{impl}-latency", url, prefix, count)
+    for i in paced(count, PACED_RATE):
         event = OrderPlaced(i, 49.99, time.time())
         if impl == "raw":
             raw_publish(raw_payload(event))
         else:
             publisher.publish(event)
-    latencies = sorted(subscriber.result()["latencies"])
+    latencies = peer.result()["latencies"]
     broker.close()
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return statistics.median(latencies) * 1e3, p99 * 1e3
+    return percentiles_ms(latencies)
 
 
 def batched(url: str, impl: str) -> float:
-    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+    prefix = unique_prefix()
     client = redis.Redis.from_url(url)
     channel = f"{prefix}ORDER_PLACED"
     broker = RedisBroker(redis.Redis.from_url(url), channel_prefix=prefix)
@@ -250,47 +186,30 @@ def batched(url: str, impl: str) -> float:
 
 
 def idle(url: str, impl: str) -> float:
-    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
-    return float(Subscriber(f"{impl}-idle", url, prefix, 0).result()["cpu"]) * 100
+    prefix = unique_prefix()
+    return float(start_subscriber(f"{impl}-idle", url, prefix, 0).result()["cpu"]) * 100
 
 
 def run(url: str, events: int) -> list[dict[str, Any]]:
     """Every scenario, raw and eventspype alternating round by round (the
     machine's load drifts: alternating shares it fairly)."""
-    rows: list[dict[str, Any]] = []
-
-    def row(name: str, unit: str, raw: float, ours: float, target: str) -> None:
-        rows.append(
-            {"scenario": name, "unit": unit, "raw_redis_py": raw,
-             "eventspype": ours, "ratio": ours / raw, "target": target}
-        )  # fmt: skip
+    table = Comparison()
 
     def rounds(function: Any, *args: Any) -> dict[str, list[Any]]:
-        results: dict[str, list[Any]] = {"raw": [], "eventspype": []}
-        for _ in range(ROUNDS):
-            for impl in results:
-                results[impl].append(function(url, impl, *args))
-        return results
+        return alternate(lambda impl: function(url, impl, *args), ROUNDS)
 
-    rates = rounds(throughput, events)
-    row(f"throughput, {events} events", "events/s",
-        max(rates["raw"]), max(rates["eventspype"]), ">= 1.0x")  # fmt: skip
-    paced = rounds(latency)
-    for index, name, target in ((0, "p50", ""), (1, "p99", "<= 1.5x")):
-        raw, ours = (
-            statistics.median(r[index] for r in paced[impl])
-            for impl in ("raw", "eventspype")
-        )
-        row(f"latency {name} at {PACED_RATE}/s (median)", "ms", raw, ours, target)
-    rates = rounds(batched)
-    row(f"batched publish, {BATCH_SIZE}/batch", "events/s",
-        max(rates["raw"]), max(rates["eventspype"]), ">= 0.9x")  # fmt: skip
-    row("idle subscriber CPU", "% of a core",
-        idle(url, "raw"), idle(url, "eventspype"), "~0%")  # fmt: skip
+    table.add_best(f"throughput, {events} events", "events/s",
+                   rounds(throughput, events), ">= 1.0x")  # fmt: skip
+    table.add_percentiles(f"latency {{}} at {PACED_RATE}/s (median)",
+                          rounds(latency), ("", "<= 1.5x"))  # fmt: skip
+    table.add_best(f"batched publish, {BATCH_SIZE}/batch", "events/s",
+                   rounds(batched), ">= 0.9x")  # fmt: skip
+    table.add("idle subscriber CPU", "% of a core",
+              idle(url, "raw"), idle(url, "eventspype"), "~0%")  # fmt: skip
     raw_ns, ours_ns = pack_timings()
-    row("pack one PUBLISH (speed)", "M/s", 1e3 / raw_ns, 1e3 / ours_ns,
-        "keep ours if > 1x")  # fmt: skip
-    return rows
+    table.add("pack one PUBLISH (speed)", "M/s", 1e3 / raw_ns, 1e3 / ours_ns,
+              "keep ours if > 1x")  # fmt: skip
+    return table.rows
 
 
 def pack_timings() -> tuple[float, float]:
@@ -299,8 +218,6 @@ def pack_timings() -> tuple[float, float]:
     The justification of the hand-written ``pack_publish`` (issue 8: keep a
     hand-written piece only where a benchmark shows the gain).
     """
-    from _timing import best_ns
-
     from eventspype.broker.redis._envelope import encode
     from eventspype.broker.redis._transport import pack_publish
 
@@ -315,34 +232,8 @@ def pack_timings() -> tuple[float, float]:
     return raw, ours
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
-    header = f"{'scenario':34} {'unit':>12} {'raw redis-py':>13} {'eventspype':>11}"
-    print(header + f" {'ratio':>7}  target")
-    for r in rows:
-        print(
-            f"{r['scenario']:34} {r['unit']:>12} {r['raw_redis_py']:>13.3f} "
-            f"{r['eventspype']:>11.3f} {r['ratio']:>6.2f}x  {r['target']}"
-        )
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--redis-url", default=DEFAULT_URL)
-    parser.add_argument("--events", type=int, default=50_000)
-    parser.add_argument("--json", help="where to write results")
-    args = parser.parse_args()
-    try:
-        redis.Redis.from_url(args.redis_url, socket_connect_timeout=1).ping()
-    except (redis.RedisError, OSError) as error:
-        print(f"bench_redis: skipped, no Redis server at {args.redis_url} ({error})")
-        return 0
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _timing import write_results
-
-    rows = run(args.redis_url, args.events)
-    print_table(rows)
-    print("results:", write_results("redis", rows, args.json))
-    return 0
+    return command_line("redis", __doc__ or "", 50_000, run, print_comparison)
 
 
 if __name__ == "__main__":

@@ -25,55 +25,37 @@ server answers. Runs in about a minute and a half.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import dataclasses
 import json
 import os
-import resource
-import statistics
-import subprocess
 import sys
 import threading
 import time
-import uuid
 from typing import Any
 
 import redis
+from _peer import (
+    ORDER_PLACED,
+    OrderPlaced,
+    Peer,
+    Receipts,
+    command_line,
+    idle_cpu,
+    raw_payload,
+    raw_sent_at,
+    unique_prefix,
+)
+from _timing import Comparison, alternate, paced, percentiles_ms, print_comparison
 
-from eventspype import EventPublication, EventPublisher, FunctionalEventSubscriber
+from eventspype import EventPublisher, FunctionalEventSubscriber
 from eventspype.broker.redis import RedisStreamBroker
 
-DEFAULT_URL = os.environ.get("EVENTSPYPE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PACED_RATE = 2000
 PACED_SECONDS = 3.0
-IDLE_SECONDS = 5.0
 WORK_SECONDS = 0.0002
 ROUNDS = 3
 GROUP = "bench"
 MAXLEN = 1_000_000
-
-
-@dataclasses.dataclass
-class OrderPlaced:
-    order_id: int
-    amount: float
-    sent_at: float
-
-
-ORDER_PLACED = EventPublication("order_placed", OrderPlaced)
-
-
-def raw_payload(event: OrderPlaced) -> bytes:
-    """What the raw loop sends: the same envelope eventspype writes."""
-    return json.dumps(
-        {
-            "event_tag": "ORDER_PLACED",
-            "event_class": "OrderPlaced",
-            "event_module": "__main__",
-            "payload": json.dumps(dataclasses.asdict(event)),
-        }
-    ).encode()
 
 
 # --- the consumer subprocess ------------------------------------------------
@@ -89,21 +71,8 @@ def child(mode: str, url: str, prefix: str, count: int) -> None:
     """
     impl, scenario = mode.split("-")
     stream = f"{prefix}{{ORDER_PLACED}}"
-    latencies: list[float] = []
-    received = 0
     finished = threading.Event()
-    done_at = 0.0
-
-    def on_event(sent_at: float) -> None:
-        nonlocal received, done_at
-        if scenario == "latency":
-            latencies.append(time.time() - sent_at)
-        elif scenario == "work":
-            time.sleep(WORK_SECONDS)
-        received += 1
-        if received == count:
-            done_at = time.time()
-            finished.set()
+    on_event = Receipts(scenario, count, finished.set, WORK_SECONDS)
 
     if impl == "raw":
         client = redis.Redis.from_url(url)
@@ -117,11 +86,8 @@ def child(mode: str, url: str, prefix: str, count: int) -> None:
             )
             for _, entries in reply or []:
                 for _, fields in entries:
-                    if scenario == "latency":
-                        envelope = json.loads(fields[b"event"])
-                        on_event(json.loads(envelope["payload"])["sent_at"])
-                    else:
-                        on_event(0.0)
+                    latency = scenario == "latency"
+                    on_event(raw_sent_at(fields[b"event"]) if latency else 0)
                 pipeline = client.pipeline(transaction=False)
                 pipeline.xack(stream, GROUP, *[entry_id for entry_id, _ in entries])
                 pipeline.execute()
@@ -151,47 +117,15 @@ def child(mode: str, url: str, prefix: str, count: int) -> None:
         else:
             finished.wait(300)
         broker.close()
-    print(json.dumps({"done": done_at, "latencies": latencies, "count": received}))
-
-
-def idle_cpu(step: Any) -> float:
-    """Fraction of a core used over IDLE_SECONDS, running the raw loop's
-    ``step`` repeatedly, or sleeping (``None``: the broker's reader works)."""
-    time.sleep(0.5)
-    start = resource.getrusage(resource.RUSAGE_SELF)
-    if step is None:
-        time.sleep(IDLE_SECONDS)
-    else:
-        deadline = time.monotonic() + IDLE_SECONDS
-        while time.monotonic() < deadline:
-            step()
-    end = resource.getrusage(resource.RUSAGE_SELF)
-    used = (end.ru_utime + end.ru_stime) - (start.ru_utime + start.ru_stime)
-    return used / IDLE_SECONDS
+    print(on_event.report())
 
 
 # --- the parent ---------------------------------------------------------------
 
 
-class Consumer:
+def start_consumer(mode: str, url: str, prefix: str, count: int) -> Peer:
     """A consumer subprocess (see :func:`child`)."""
-
-    def __init__(self, mode: str, url: str, prefix: str, count: int) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--child", mode, url, prefix, str(count)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline().strip()
-        if line != "READY":
-            self.process.kill()
-            raise RuntimeError(f"consumer {mode} failed to start: {line!r}")
-
-    def result(self, timeout: float = 300) -> dict[str, Any]:
-        out, _ = self.process.communicate("", timeout=timeout)  # closes stdin
-        return dict(json.loads(out.strip().splitlines()[-1]))
+    return Peer(__file__, mode, url, prefix, count)
 
 
 class Publisher:
@@ -224,39 +158,34 @@ class Publisher:
 
 
 def burst(url: str, impl: str, events: int) -> float:
-    prefix = f"bench-streams-{uuid.uuid4().hex[:8]}:"
-    consumer = Consumer(f"{impl}-count", url, prefix, events)
+    prefix = unique_prefix("bench-streams")
+    peer = start_consumer(f"{impl}-count", url, prefix, events)
     publisher = Publisher(url, impl, prefix)
     items = [OrderPlaced(i, 49.99, 0.0) for i in range(events)]
     payloads = [raw_payload(item) for item in items]
     start = time.time()
     for item, payload in zip(items, payloads, strict=True):
         publisher.send(item, payload)
-    done = float(consumer.result()["done"])
+    done = float(peer.result()["done"])
     publisher.close()
     return events / (done - start)
 
 
 def latency(url: str, impl: str) -> tuple[float, float]:
-    prefix = f"bench-streams-{uuid.uuid4().hex[:8]}:"
+    prefix = unique_prefix("bench-streams")
     count = int(PACED_RATE * PACED_SECONDS)
-    consumer = Consumer(f"{impl}-latency", url, prefix, count)
+    peer = start_consumer(f"{impl}-latency", url, prefix, count)
     publisher = Publisher(url, impl, prefix)
-    start = time.monotonic()
-    for i in range(count):
-        pause = start + i / PACED_RATE - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
+    for i in paced(count, PACED_RATE):
         publisher.send(OrderPlaced(i, 49.99, time.time()))
-    latencies = sorted(consumer.result()["latencies"])
+    latencies = peer.result()["latencies"]
     publisher.close()
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return statistics.median(latencies) * 1e3, p99 * 1e3
+    return percentiles_ms(latencies)
 
 
 def idle(url: str, impl: str) -> float:
-    prefix = f"bench-streams-{uuid.uuid4().hex[:8]}:"
-    cpu = float(Consumer(f"{impl}-idle", url, prefix, 0).result()["cpu"]) * 100
+    prefix = unique_prefix("bench-streams")
+    cpu = float(start_consumer(f"{impl}-idle", url, prefix, 0).result()["cpu"]) * 100
     client = redis.Redis.from_url(url)
     client.delete(f"{prefix}{{ORDER_PLACED}}")
     client.close()
@@ -265,9 +194,11 @@ def idle(url: str, impl: str) -> float:
 
 def group_rate(url: str, consumers: int, events: int) -> float:
     """Events/s through ``consumers`` processes of one group (simulated I/O)."""
-    prefix = f"bench-streams-{uuid.uuid4().hex[:8]}:"
+    prefix = unique_prefix("bench-streams")
     stream = f"{prefix}{{ORDER_PLACED}}"
-    started = [Consumer("eventspype-work", url, prefix, 0) for _ in range(consumers)]
+    started = [
+        start_consumer("eventspype-work", url, prefix, 0) for _ in range(consumers)
+    ]
     publisher = Publisher(url, "eventspype", prefix)
     admin = redis.Redis.from_url(url)
     start = time.time()
@@ -284,8 +215,8 @@ def group_rate(url: str, consumers: int, events: int) -> float:
         time.sleep(0.005)
     elapsed = time.time() - start
     handled = 0
-    for consumer in started:
-        handled += int(consumer.result()["count"])
+    for peer in started:
+        handled += int(peer.result()["count"])
     assert handled >= events, (handled, events)
     publisher.close()
     admin.close()
@@ -295,71 +226,30 @@ def group_rate(url: str, consumers: int, events: int) -> float:
 def run(url: str, events: int) -> list[dict[str, Any]]:
     """Every scenario, raw and eventspype alternating round by round (the
     machine's load drifts: alternating shares it fairly)."""
-    rows: list[dict[str, Any]] = []
-
-    def row(name: str, unit: str, raw: float | None, ours: float, target: str) -> None:
-        rows.append(
-            {"scenario": name, "unit": unit, "raw_redis_py": raw, "eventspype": ours,
-             "ratio": None if raw is None else ours / raw, "target": target}
-        )  # fmt: skip
+    table = Comparison()
 
     def rounds(function: Any, *args: Any) -> dict[str, list[Any]]:
-        results: dict[str, list[Any]] = {"raw": [], "eventspype": []}
-        for _ in range(ROUNDS):
-            for impl in results:
-                results[impl].append(function(url, impl, *args))
-        return results
+        return alternate(lambda impl: function(url, impl, *args), ROUNDS)
 
-    rates = rounds(burst, events)
-    row(f"burst, {events} events (best of {ROUNDS})", "events/s",
-        max(rates["raw"]), max(rates["eventspype"]), ">= 1.0x")  # fmt: skip
-    paced = rounds(latency)
-    for index, name, target in ((0, "p50", "<= 1.2x"), (1, "p99", "")):
-        raw, ours = (
-            statistics.median(r[index] for r in paced[impl])
-            for impl in ("raw", "eventspype")
-        )
-        row(f"latency {name} at {PACED_RATE}/s (median of {ROUNDS})", "ms",
-            raw, ours, target)  # fmt: skip
-    row("idle consumer CPU", "% of a core",
-        idle(url, "raw"), idle(url, "eventspype"), "~0%")  # fmt: skip
+    table.add_best(f"burst, {events} events (best of {ROUNDS})", "events/s",
+                   rounds(burst, events), ">= 1.0x")  # fmt: skip
+    table.add_percentiles(f"latency {{}} at {PACED_RATE}/s (median of {ROUNDS})",
+                          rounds(latency), ("<= 1.2x", ""))  # fmt: skip
+    table.add("idle consumer CPU", "% of a core",
+              idle(url, "raw"), idle(url, "eventspype"), "~0%")  # fmt: skip
     for consumers in (1, 2, 4):
         rate = group_rate(url, consumers, events)
-        row(f"group of {consumers}, 0.2 ms I/O per event", "events/s",
-            None, rate, "")  # fmt: skip
-    return rows
+        table.add(f"group of {consumers}, 0.2 ms I/O per event", "events/s",
+                  None, rate, "")  # fmt: skip
+    return table.rows
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    header = f"{'scenario':38} {'unit':>12} {'raw redis-py':>13} {'eventspype':>11}"
-    print(header + f" {'ratio':>7}  target")
-    for r in rows:
-        raw = "" if r["raw_redis_py"] is None else f"{r['raw_redis_py']:.3f}"
-        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x"
-        print(
-            f"{r['scenario']:38} {r['unit']:>12} {raw:>13} "
-            f"{r['eventspype']:>11.3f} {ratio:>7}  {r['target']}"
-        )
+    print_comparison(rows, width=38)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--redis-url", default=DEFAULT_URL)
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--json", help="where to write results")
-    args = parser.parse_args()
-    try:
-        redis.Redis.from_url(args.redis_url, socket_connect_timeout=1).ping()
-    except (redis.RedisError, OSError) as error:
-        print(f"bench_streams: skipped, no Redis server at {args.redis_url} ({error})")
-        return 0
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _timing import write_results
-
-    rows = run(args.redis_url, args.events)
-    print_table(rows)
-    print("results:", write_results("streams", rows, args.json))
-    return 0
+    return command_line("streams", __doc__ or "", 20_000, run, print_table)
 
 
 if __name__ == "__main__":

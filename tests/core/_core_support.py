@@ -1,11 +1,23 @@
-"""Events, subscribers and brokers shared by the eventspype-core tests."""
+"""Events, subscribers, brokers and a fork runner shared by the eventspype-core tests.
+
+Needs eventspype-core only. The integration tests reuse :func:`in_child`
+(tests/integration/conftest.py puts this directory on ``sys.path`` too).
+"""
 
 from __future__ import annotations
 
+import faulthandler
+import os
+import signal
+import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, NamedTuple
+
+import pytest
 
 from eventspype import (
     EventPublication,
@@ -143,3 +155,48 @@ def dispatcher(
 ) -> EventPublisher | LocalBroker:
     """The object that calls subscribers (and counts their errors) on a route."""
     return publisher if broker is None else broker
+
+
+#: The marks of a test module that forks: POSIX only; and Python 3.12+ warns
+#: that forking a threaded process may deadlock, which is exactly what such
+#: tests check the library survives.
+FORKS = [
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork() (POSIX)"),
+    pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning"),
+]
+
+
+def in_child(body: Callable[[], object], timeout: float = 15.0) -> str:
+    """Run ``body`` in a forked child; what it returned (repr) or raised.
+
+    The child never returns into pytest: it reports through a pipe and leaves
+    with ``os._exit``. A child still running after ``timeout`` s is killed:
+    ``"hung"``; a second before, it writes the stack of every thread to
+    stderr (shown with the failed test), to say where it hung.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        report = "no report"
+        try:
+            faulthandler.dump_traceback_later(
+                max(timeout - 1, 0.5), file=sys.__stderr__
+            )
+            os.close(read_end)
+            report = repr(body())
+        except BaseException as error:
+            report = f"{type(error).__name__}: {error}"
+        finally:
+            os.write(write_end, report.encode())
+            os._exit(0)
+    os.close(write_end)
+    deadline = time.monotonic() + timeout
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(read_end)
+            return "hung"
+        time.sleep(0.01)
+    with os.fdopen(read_end, "rb") as pipe:
+        return pipe.read().decode()

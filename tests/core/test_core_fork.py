@@ -11,15 +11,10 @@ reports through a pipe and leaves with ``os._exit``.
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
-import pytest
-from _core_support import PLACED, Placed, Recorder
+from _core_support import FORKS, PLACED, Placed, Recorder, in_child
 
 from eventspype import (
     EventPublisher,
@@ -31,38 +26,7 @@ from eventspype import (
     TrackingEventSubscriber,
 )
 
-pytestmark = [
-    pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork() (POSIX)"),
-    pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning"),
-]
-
-
-def in_child(body: Callable[[], object], timeout: float = 10.0) -> str:
-    """Run ``body`` in a forked child; its result's repr, what it raised, or
-    ``"hung"`` (killed after ``timeout`` s)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child
-        report = "no report"
-        try:
-            os.close(read_end)
-            report = repr(body())
-        except BaseException as error:
-            report = f"{type(error).__name__}: {error}"
-        finally:
-            os.write(write_end, report.encode())
-            os._exit(0)
-    os.close(write_end)
-    deadline = time.monotonic() + timeout
-    while os.waitpid(pid, os.WNOHANG) == (0, 0):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            os.close(read_end)
-            return "hung"
-        time.sleep(0.01)
-    with os.fdopen(read_end, "rb") as pipe:
-        return pipe.read().decode()
+pytestmark = FORKS
 
 
 class ForgetfulBroker(LocalBroker):

@@ -28,9 +28,13 @@ if __name__ == "__main__":  # a peer process: find the shared helpers
 import pytest  # noqa: E402
 import redis  # noqa: E402
 from redis_helpers import (  # noqa: E402
+    finish,
     numsub,
     peer,
+    peer_lines,
+    reap,
     receive_here,
+    recorder,
     shared_redis_url,
     unique_prefix,
     wait_ready,
@@ -64,10 +68,6 @@ def _line(event: Any, event_tag: Any, caller: Any) -> dict[str, Any]:
         "tag": event_tag,
         "caller": type(caller).__name__,
     }
-
-
-def _expected_lines(count: int) -> list[dict[str, Any]]:
-    return [dataclasses.asdict(make_event(i)) for i in range(count)]
 
 
 # -- the asyncio peer ---------------------------------------------------------------
@@ -131,17 +131,6 @@ def redis_url() -> str:
     return shared_redis_url()
 
 
-def _finish(process: subprocess.Popen[str]) -> str:
-    try:
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == 0, err
-    return out
-
-
 def receive_in_async(
     redis_url: str, tag: str | int, python: str = sys.executable
 ) -> list[tuple[Any, Any, Any]]:
@@ -149,14 +138,8 @@ def receive_in_async(
     prefix = unique_prefix()
 
     async def scenario() -> list[tuple[Any, Any, Any]]:
-        received: list[tuple[Any, Any, Any]] = []
         done = asyncio.Event()
-
-        def record(event: Any, event_tag: Any, caller: Any) -> None:
-            received.append((event, event_tag, caller))
-            if len(received) >= COUNT:
-                done.set()
-
+        received, record = recorder(COUNT, done.set)
         async with AsyncRedisBroker.from_url(redis_url, channel_prefix=prefix) as b:
             b.register_event_class(ShipmentEvent)
             publisher = EventPublisher(EventPublication(tag, ShipmentEvent), broker=b)
@@ -164,7 +147,7 @@ def receive_in_async(
             publisher.add_subscriber(subscriber)
             await b.wait_until_subscribed()
             process = peer("publish", redis_url, prefix, str(tag), COUNT, python)
-            await asyncio.to_thread(_finish, process)
+            await asyncio.to_thread(finish, process)
             await asyncio.wait_for(done.wait(), 30)
             assert all(caller is b for _, _, caller in received)
         return received
@@ -201,11 +184,9 @@ def send_from_async(
                         publisher.publish(make_event(index))
 
         asyncio.run(scenario())
-        out = _finish(process)
+        out = finish(process)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        reap(process)
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
@@ -223,7 +204,7 @@ def test_an_async_process_publishes_a_sync_peer_receives(
     redis_url: str, tag: str | int, expected_tag: str | int
 ) -> None:
     lines = send_from_async(redis_url, tag, expected_tag, sys.executable)
-    assert [line["event"] for line in lines] == _expected_lines(COUNT)
+    assert [line["event"] for line in lines] == peer_lines(COUNT)
     assert {line["tag"] for line in lines} == {expected_tag}
     assert {line["caller"] for line in lines} == {"RedisBroker"}
 
@@ -240,7 +221,7 @@ def test_an_async_process_publishes_eventspype_1_4_2_receives(
     redis_url: str, reference_python: str
 ) -> None:
     lines = send_from_async(redis_url, 11, 11, reference_python)
-    assert [line["event"] for line in lines] == _expected_lines(COUNT)
+    assert [line["event"] for line in lines] == peer_lines(COUNT)
     assert {line["tag"] for line in lines} == {11}
 
 
@@ -276,13 +257,11 @@ def test_a_sync_process_publishes_an_async_peer_receives(redis_url: str) -> None
             )
             for index in range(COUNT):
                 publisher.publish(make_event(index))
-        out = _finish(process)
+        out = finish(process)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        reap(process)
     lines = [json.loads(line) for line in out.splitlines() if line.strip()]
-    assert [line["event"] for line in lines] == _expected_lines(COUNT)
+    assert [line["event"] for line in lines] == peer_lines(COUNT)
     assert {line["tag"] for line in lines} == {"SHIPPED"}
     assert {line["caller"] for line in lines} == {"AsyncRedisBroker"}
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
 import redis
-from redis_helpers import PrivateRedis, private_redis
+from _redis_support import eventually as eventually_within
+from _redis_support import run_bounded
+from redis_helpers import Ping, PrivateRedis
 
 from eventspype import EventPublication, EventPublisher, FunctionalEventSubscriber
 from eventspype.broker.redis import AsyncRedisBroker, PublishQueueFull
@@ -26,34 +27,12 @@ pytestmark = pytest.mark.slow
 TAG = "ping"
 
 
-@dataclass
-class Ping:
-    n: int
-
-
-@pytest.fixture
-def server() -> Iterator[PrivateRedis]:
-    with private_redis() as started:
-        try:
-            yield started
-        finally:
-            if started.process is not None and started.process.poll() is None:
-                started.resume()  # a paused server must die on kill()
-
-
 def run(scenario: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    async def bounded() -> Any:
-        return await asyncio.wait_for(scenario(), 90)
-
-    return asyncio.run(bounded())
+    return run_bounded(scenario, 90)
 
 
-async def eventually(condition: Callable[[], object], timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.01)
+async def eventually(condition: Callable[[], object]) -> None:
+    await eventually_within(condition, 30.0, 0.01)
 
 
 class Node:

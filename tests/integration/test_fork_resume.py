@@ -12,16 +12,14 @@ channel prefix; the child reports through a pipe and leaves with ``os._exit``.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import redis
+from _core_support import FORKS, in_child
+from _redis_support import UserDeleted, forged
 from redis_helpers import shared_redis_url, unique_prefix, wait_until
 
 from eventspype import (
@@ -34,11 +32,7 @@ from eventspype import (
 )
 from eventspype.broker.redis import RedisBroker
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork() (POSIX)"),
-    pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning"),
-]
+pytestmark = [pytest.mark.slow, *FORKS]
 
 
 @dataclass
@@ -55,34 +49,6 @@ def broker() -> Iterator[RedisBroker]:
     made.register_event_class(Resumed)
     yield made
     made.close()
-
-
-def in_child(body: Callable[[], object], timeout: float = 15.0) -> str:
-    """Run ``body`` in a forked child; its result's repr, what it raised, or
-    ``"hung"`` (killed after ``timeout`` s)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child
-        report = "no report"
-        try:
-            os.close(read_end)
-            report = repr(body())
-        except BaseException as error:
-            report = f"{type(error).__name__}: {error}"
-        finally:
-            os.write(write_end, report.encode())
-            os._exit(0)
-    os.close(write_end)
-    deadline = time.monotonic() + timeout
-    while os.waitpid(pid, os.WNOHANG) == (0, 0):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            os.close(read_end)
-            return "hung"
-        time.sleep(0.01)
-    with os.fdopen(read_end, "rb") as pipe:
-        return pipe.read().decode()
 
 
 def test_re_adding_the_parents_subscriber_resumes_delivery_in_the_child(
@@ -145,23 +111,6 @@ def test_re_attaching_a_multisubscriber_resumes_in_the_child(
         return listener.seen
 
     assert in_child(child) == "[Resumed(n=7)]"
-
-
-@dataclass
-class UserDeleted:
-    user: str
-
-
-def forged(tag: Any, event_class: type, payload: dict[str, Any]) -> bytes:
-    """A message as anyone with PUBLISH rights on the server can write it."""
-    return json.dumps(
-        {
-            "event_tag": tag,
-            "event_class": event_class.__qualname__,
-            "event_module": event_class.__module__,
-            "payload": json.dumps(payload),
-        }
-    ).encode()
 
 
 def test_re_added_subscribers_keep_their_publication_s_filter_in_the_child(

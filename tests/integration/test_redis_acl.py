@@ -16,12 +16,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import redis
-from redis_helpers import PrivateRedis, private_redis, wait_until
+from redis_helpers import Ping, PrivateRedis, private_redis, wait_until
 
 from eventspype import (
     EventPublication,
@@ -33,11 +32,6 @@ from eventspype import (
 from eventspype.broker.redis import RedisBroker, SubscriptionRefused
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass
-class Ping:
-    n: int
 
 
 class Inbox:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from redis_helpers import (
+    peer_lines,
     receive_here,
     send_from_here,
     shared_redis_url,
@@ -37,14 +38,6 @@ def test_this_process_publishes_a_peer_receives(
 ) -> None:
     lines, err = send_from_here(redis_url, unique_prefix(), tag, COUNT)
     assert err == ""
-    assert [line["event"] for line in lines] == [
-        {
-            "order_id": e.order_id,
-            "weight": e.weight,
-            "note": e.note,
-            "items": e.items,
-        }
-        for e in (make_event(i) for i in range(COUNT))
-    ]
+    assert [line["event"] for line in lines] == peer_lines(COUNT)
     assert {line["tag"] for line in lines} == {expected_tag}
     assert {line["caller"] for line in lines} == {"RedisBroker"}

@@ -9,14 +9,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
-from redis_helpers import PrivateRedis, numsub, private_redis, wait_until
+from redis_helpers import Ping, PrivateRedis, numsub, wait_until
 
 from eventspype import (
     EventPublication,
@@ -26,17 +25,6 @@ from eventspype import (
 from eventspype.broker.redis import RedisBroker
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass
-class Ping:
-    n: int
-
-
-@pytest.fixture
-def server() -> Iterator[PrivateRedis]:
-    with private_redis() as started:
-        yield started
 
 
 @pytest.fixture

@@ -7,17 +7,13 @@ shared server with a unique prefix.
 
 from __future__ import annotations
 
-import faulthandler
-import os
-import signal
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from _core_support import FORKS, in_child
 from redis_helpers import (
     numsub,
     shared_redis_url,
@@ -32,13 +28,7 @@ from eventspype import (
 )
 from eventspype.broker.redis import RedisBroker
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork() (POSIX)"),
-    # Python 3.12+ warns that forking a threaded process may deadlock: that
-    # is exactly what these tests check the broker survives.
-    pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning"),
-]
+pytestmark = [pytest.mark.slow, *FORKS]
 
 
 @dataclass
@@ -55,38 +45,6 @@ def broker() -> Iterator[RedisBroker]:
     made.register_event_class(Note)
     yield made
     made.close()
-
-
-def in_child(body: Callable[[], object], timeout: float = 10.0) -> str:
-    """Run ``body`` in a forked child; what it returned (repr) or raised.
-
-    A child still running after ``timeout`` s is killed: ``"hung"``; shortly
-    before, it writes the stack of every thread to stderr (shown with the
-    failed test), to say where it hung.
-    """
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child
-        faulthandler.dump_traceback_later(max(timeout - 1, 0.5), file=sys.__stderr__)
-        try:
-            os.close(read_end)
-            report = repr(body())
-        except BaseException as error:
-            report = f"{type(error).__name__}: {error}"
-        finally:
-            os.write(write_end, report.encode())
-            os._exit(0)
-    os.close(write_end)
-    deadline = time.monotonic() + timeout
-    while os.waitpid(pid, os.WNOHANG) == (0, 0):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            os.close(read_end)
-            return "hung"
-        time.sleep(0.01)
-    with os.fdopen(read_end, "rb") as pipe:
-        return pipe.read().decode()
 
 
 def receiver(
@@ -124,7 +82,7 @@ def test_a_child_publishes_and_closes_whatever_parent_threads_held(
 
     try:
         wait_until(lambda: broker.stats().published > 100)
-        reports = [in_child(child) for _ in range(5)]
+        reports = [in_child(child, timeout=10) for _ in range(5)]
     finally:
         stop.set()
         for thread in threads:
@@ -148,7 +106,7 @@ def test_a_child_subscribes_on_connections_of_its_own(broker: RedisBroker) -> No
         broker.close()
         return child_got, len(threads)
 
-    assert in_child(child) == "([Note(n=2)], 1)"
+    assert in_child(child, timeout=10) == "([Note(n=2)], 1)"
     # The parent's connection carried on, untouched by the child.
     parent_publisher.publish(Note(3))
     wait_until(lambda: parent_got == [Note(1), Note(3)])

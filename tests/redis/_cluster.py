@@ -15,45 +15,26 @@ poking at by hand: ``python tests/redis/_cluster.py 3 1``.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
+from _redis_support import skip_or_fail, wait_until
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
 __all__ = ["ClusterNode", "LocalCluster", "local_cluster"]
 
-_REQUIRE = os.environ.get("EVENTSPYPE_REQUIRE_REDIS") == "1"
 #: How long a node may be silent before the cluster fails it over (ms): short,
 #: so that a failover test waits seconds, not the default 15 s.
 NODE_TIMEOUT_MS = 1000
-
-
-def _skip_or_fail(reason: str) -> None:
-    if _REQUIRE:
-        pytest.fail(f"EVENTSPYPE_REQUIRE_REDIS=1 but {reason}")
-    pytest.skip(reason)
-
-
-def _wait_until(
-    condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(interval)
 
 
 def _free_cluster_port(taken: set[int]) -> int:
@@ -221,7 +202,7 @@ class LocalCluster:
                     seen.append(LocalCluster([node]).slot_owners())
             return all(owners == seen[0] and len(owners) == 16384 for owners in seen)
 
-        _wait_until(healthy, timeout, "the cluster is not healthy")
+        wait_until(healthy, timeout, 0.05, "the cluster is not healthy")
 
     def stop(self) -> None:
         for node in self.nodes:
@@ -238,14 +219,14 @@ def _slot_ranges(reply: Any) -> Iterator[tuple[int, int, int]]:
 def _executables() -> tuple[str, str]:
     server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
     if server is None or cli is None:
-        _skip_or_fail("redis-server and redis-cli are needed for a local Redis Cluster")
+        skip_or_fail("redis-server and redis-cli are needed for a local Redis Cluster")
         raise AssertionError  # unreachable
     version = subprocess.run(
         [server, "--version"], capture_output=True, text=True, timeout=10
     ).stdout
     match = re.search(r"v=(\d+)\.", version)
     if match is None or int(match.group(1)) < 7:
-        _skip_or_fail(
+        skip_or_fail(
             f"sharded Pub/Sub needs Redis 7 or later; {server} is {version.strip()!r}"
         )
     return server, cli
@@ -265,13 +246,14 @@ def local_cluster(masters: int = 3, replicas: int = 0) -> Iterator[LocalCluster]
             taken.add(port)
             nodes.append(ClusterNode(server, port, workdir))
         for node in nodes:
-            _wait_until(
+            wait_until(
                 node.started,
                 10,
+                0.05,
                 f"redis-server on port {node.port} does not answer",
             )
             if not node.alive:
-                _skip_or_fail(f"redis-server cannot start on port {node.port}")
+                skip_or_fail(f"redis-server cannot start on port {node.port}")
         create = subprocess.run(
             [
                 cli, "--cluster", "create",
@@ -287,9 +269,10 @@ def local_cluster(masters: int = 3, replicas: int = 0) -> Iterator[LocalCluster]
             raise AssertionError(f"redis-cli --cluster create failed:\n{create.stdout}")
         cluster.wait_healthy()
         if replicas:
-            _wait_until(
+            wait_until(
                 lambda: _replicas_synced(cluster) >= masters * replicas,
                 30,
+                0.05,
                 "the replicas did not sync",
             )
         yield cluster

@@ -3,13 +3,15 @@ shares one pytest run in ``nox -s tests_all``)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import enum
+import json
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, NamedTuple
 
 import pytest
@@ -44,6 +46,35 @@ class Color(enum.Enum):
     GREEN = 2
 
 
+@dataclasses.dataclass
+class UserDeleted:
+    """What a hostile client slips onto a channel that is not its own."""
+
+    user: str
+
+
+@dataclasses.dataclass
+class BigOrderPlaced(OrderPlaced):
+    """A subclass: delivered to subscribers of ``OrderPlaced``'s publication."""
+
+    vip: bool = True
+
+
+ORDER_PLACED = EventPublication("order_placed", OrderPlaced)
+
+
+def forged(tag: Any, event_class: type, payload: dict[str, Any]) -> bytes:
+    """A message as anyone with PUBLISH rights on the server can write it."""
+    return json.dumps(
+        {
+            "event_tag": tag,
+            "event_class": event_class.__qualname__,
+            "event_module": event_class.__module__,
+            "payload": json.dumps(payload),
+        }
+    ).encode()
+
+
 def unique_prefix() -> str:
     """A channel prefix no other test (or process) uses."""
     return f"eventspype-test:{uuid.uuid4().hex[:12]}:"
@@ -69,24 +100,60 @@ def real_redis_problem(url: str = REDIS_URL) -> str | None:
     return _reachable[url]
 
 
+def skip_or_fail(reason: str) -> None:
+    """Skip the test for ``reason``, or fail under ``EVENTSPYPE_REQUIRE_REDIS=1``
+    (CI, where a missing server or tool is a broken set-up)."""
+    if REQUIRE_REDIS:
+        pytest.fail(f"EVENTSPYPE_REQUIRE_REDIS=1 but {reason}")
+    pytest.skip(reason)
+
+
 def require_real_redis() -> None:
     """Skip the test without a real server, or fail when one is required."""
     problem = real_redis_problem()
     if problem is not None:
-        if REQUIRE_REDIS:
-            pytest.fail(f"EVENTSPYPE_REQUIRE_REDIS=1 but {problem}")
-        pytest.skip(problem)
+        skip_or_fail(problem)
 
 
 def wait_until(
-    condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.01
+    condition: Callable[[], object],
+    timeout: float = 10.0,
+    interval: float = 0.01,
+    what: str = "",
 ) -> None:
-    """Poll ``condition`` until it is true; fail after ``timeout`` seconds."""
+    """Poll ``condition`` until it is true; fail after ``timeout`` seconds,
+    saying ``what`` was awaited (the condition's repr by default)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s: {condition}")
+            raise AssertionError(
+                f"{what or condition}: condition not met within {timeout} s"
+            )
         time.sleep(interval)
+
+
+def run_bounded(
+    scenario: Callable[[], Coroutine[Any, Any, Any]], timeout: float = 30.0
+) -> Any:
+    """Run ``scenario()`` in a new event loop; fail after ``timeout`` s
+    instead of hanging."""
+
+    async def bounded() -> Any:
+        return await asyncio.wait_for(scenario(), timeout)
+
+    return asyncio.run(bounded())
+
+
+async def eventually(
+    condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.005
+) -> None:
+    """Let the running loop work until ``condition()`` holds; fail after
+    ``timeout`` s."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
 
 
 class Inbox:

@@ -24,8 +24,10 @@ from _redis_support import (
     OrderCancelled,
     OrderPlaced,
     Point,
+    eventually,
     publisher_for,
     require_real_redis,
+    run_bounded,
     unique_prefix,
 )
 
@@ -39,20 +41,7 @@ SCENARIO_TIMEOUT = 30.0
 
 def run(scenario: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
     """Run ``scenario()`` in a new loop; fail instead of hanging."""
-
-    async def bounded() -> Any:
-        return await asyncio.wait_for(scenario(), SCENARIO_TIMEOUT)
-
-    return asyncio.run(bounded())
-
-
-async def eventually(condition: Callable[[], object], timeout: float = 10.0) -> None:
-    """Let the loop run until ``condition()`` holds; fail after ``timeout`` s."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.005)
+    return run_bounded(scenario, SCENARIO_TIMEOUT)
 
 
 async def close_client(client: Any) -> None:

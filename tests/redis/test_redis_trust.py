@@ -7,43 +7,32 @@ envelope's class and tag were believed as sent.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from typing import Any
 
 import pytest
 import redis
-from _redis_support import Inbox, OrderPlaced, wait_until
+from _redis_support import (
+    ORDER_PLACED,
+    BigOrderPlaced,
+    Inbox,
+    OrderPlaced,
+    UserDeleted,
+    forged,
+    wait_until,
+)
 
 from eventspype import EventPublication, EventPublisher
 from eventspype.broker.broker import MessageBroker
 from eventspype.broker.redis import RedisBroker
 
 
-@dataclasses.dataclass
-class UserDeleted:
-    user: str
-
-
-@dataclasses.dataclass
-class BigOrderPlaced(OrderPlaced):
-    vip: bool = True
-
-
-ORDER_PLACED = EventPublication("order_placed", OrderPlaced)
-
-
-def forged(tag: Any, event_class: type, payload: dict[str, Any]) -> bytes:
-    """A message as anyone with PUBLISH rights on the server can write it."""
-    return json.dumps(
-        {
-            "event_tag": tag,
-            "event_class": event_class.__qualname__,
-            "event_module": event_class.__module__,
-            "payload": json.dumps(payload),
-        }
-    ).encode()
+@pytest.fixture
+def broker_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """``caplog``, capturing the Redis brokers' warnings (the drop reports)."""
+    caplog.set_level(logging.WARNING, logger="eventspype.broker.redis")
+    return caplog
 
 
 @pytest.fixture
@@ -56,9 +45,8 @@ def test_a_tag_that_is_not_the_channel_s_is_dropped(
     trusting: RedisBroker,
     client: redis.Redis,
     prefix: str,
-    caplog: pytest.LogCaptureFixture,
+    broker_log: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="eventspype.broker.redis")
     direct, through_publication = Inbox(), Inbox()
     trusting.subscribe("ORDER_PLACED", direct.subscriber)
     trusting.subscribe_publication(ORDER_PLACED, through_publication.subscriber)
@@ -75,16 +63,15 @@ def test_a_tag_that_is_not_the_channel_s_is_dropped(
     assert through_publication.wait_for(1) == [OrderPlaced(1, 2.0)]
     assert direct.wait_for(1) == [OrderPlaced(1, 2.0)]
     assert trusting.stats().dropped["tag_mismatch"] == 1
-    assert "(tag_mismatch)" in caplog.text
+    assert "(tag_mismatch)" in broker_log.text
 
 
 def test_a_class_that_is_not_the_publication_s_is_not_delivered_to_it(
     trusting: RedisBroker,
     client: redis.Redis,
     prefix: str,
-    caplog: pytest.LogCaptureFixture,
+    broker_log: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="eventspype.broker.redis")
     direct, through_publication = Inbox(), Inbox()
     trusting.subscribe_publication(ORDER_PLACED, through_publication.subscriber)
     trusting.subscribe("ORDER_PLACED", direct.subscriber)
@@ -96,8 +83,8 @@ def test_a_class_that_is_not_the_publication_s_is_not_delivered_to_it(
     assert direct.wait_for(1) == [UserDeleted("root")]
     wait_until(lambda: trusting.stats().dropped["class_mismatch"] == 1)
     assert through_publication.events == []
-    assert "(class_mismatch)" in caplog.text
-    assert "UserDeleted" in caplog.text
+    assert "(class_mismatch)" in broker_log.text
+    assert "UserDeleted" in broker_log.text
 
 
 def test_subclasses_of_the_publication_s_class_are_delivered(
@@ -192,15 +179,14 @@ def test_the_unregistered_class_message_names_both_modules(
     trusting: RedisBroker,
     client: redis.Redis,
     prefix: str,
-    caplog: pytest.LogCaptureFixture,
+    broker_log: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="eventspype.broker.redis")
     inbox = Inbox()
     trusting.subscribe("ORDER_PLACED", inbox.subscriber)
     message = json.loads(forged("ORDER_PLACED", OrderPlaced, {}))
     message["event_module"] = "elsewhere.events"
     client.publish(f"{prefix}ORDER_PLACED", json.dumps(message))
     wait_until(lambda: trusting.stats().dropped["unregistered_class"] == 1)
-    assert "'elsewhere.events'" in caplog.text
-    assert repr(OrderPlaced.__module__) in caplog.text
-    assert "register_event_class()" not in caplog.text
+    assert "'elsewhere.events'" in broker_log.text
+    assert repr(OrderPlaced.__module__) in broker_log.text
+    assert "register_event_class()" not in broker_log.text

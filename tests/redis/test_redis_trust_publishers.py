@@ -11,47 +11,29 @@ genuine event has arrived every forged one has been judged.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from typing import Any
 
 import pytest
 import redis
-from _redis_support import Inbox, OrderCancelled, OrderPlaced
+from _redis_support import (
+    ORDER_PLACED,
+    BigOrderPlaced,
+    Inbox,
+    OrderCancelled,
+    OrderPlaced,
+    UserDeleted,
+    forged,
+)
 
 from eventspype import EventPublication, EventPublisher, LocalBroker, MultiPublisher
 from eventspype.broker.redis import RedisBroker
 
-
-@dataclasses.dataclass
-class UserDeleted:
-    user: str
-
-
-@dataclasses.dataclass
-class BigOrderPlaced(OrderPlaced):
-    vip: bool = True
-
-
-ORDER_PLACED = EventPublication("order_placed", OrderPlaced)
 ORDER_CANCELLED = EventPublication("order_cancelled", OrderCancelled)
 
 
 class Shop(MultiPublisher):
     PLACED = ORDER_PLACED
     CANCELLED = ORDER_CANCELLED
-
-
-def forged(tag: Any, event_class: type, payload: dict[str, Any]) -> bytes:
-    """A message as anyone with PUBLISH rights on the server can write it."""
-    return json.dumps(
-        {
-            "event_tag": tag,
-            "event_class": event_class.__qualname__,
-            "event_module": event_class.__module__,
-            "payload": json.dumps(payload),
-        }
-    ).encode()
 
 
 #: What a hostile client sends on the channel of ORDER_PLACED, and the reason

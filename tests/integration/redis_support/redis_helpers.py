@@ -14,6 +14,7 @@ module names are unique: every tier shares one pytest run in ``tests_all``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import select
@@ -26,6 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,13 @@ HERE = Path(__file__).resolve().parent
 PEER = HERE / "redis_peer.py"
 REDIS_URL = os.environ.get("EVENTSPYPE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_REDIS = os.environ.get("EVENTSPYPE_REQUIRE_REDIS") == "1"
+
+
+@dataclass
+class Ping:
+    """The event of the fault and ACL tests: just a number."""
+
+    n: int
 
 
 def unique_prefix() -> str:
@@ -159,7 +168,8 @@ class PrivateRedis:
 
 @contextlib.contextmanager
 def private_redis(*extra_args: str) -> Iterator[PrivateRedis]:
-    """A started :class:`PrivateRedis` (given ``extra_args``), killed on exit."""
+    """A started :class:`PrivateRedis` (given ``extra_args``), killed on exit
+    (resumed first if the test left it paused)."""
     executable = shutil.which("redis-server")
     if executable is None:
         skip_or_fail("redis-server is not installed (needed for fault injection)")
@@ -169,6 +179,8 @@ def private_redis(*extra_args: str) -> Iterator[PrivateRedis]:
     try:
         yield server
     finally:
+        if server.process is not None and server.process.poll() is None:
+            server.resume()  # a paused server must die on kill()
         server.kill()
 
 
@@ -190,6 +202,24 @@ def peer(
     )
 
 
+def reap(process: subprocess.Popen[str]) -> None:
+    """Kill a peer that is still running (a test failed) and wait for it."""
+    if process.poll() is None:
+        process.kill()
+        process.communicate()
+
+
+def finish(process: subprocess.Popen[str]) -> str:
+    """What a peer printed once it exited by itself (within 60 s); fails,
+    with its stderr, unless its exit status is 0."""
+    try:
+        out, err = process.communicate(timeout=60)
+    finally:
+        reap(process)
+    assert process.returncode == 0, err
+    return out
+
+
 def wait_ready(process: subprocess.Popen[str], timeout: float = 60) -> None:
     """Wait for a subscribing peer's ``READY`` line; fail with its stderr."""
     assert process.stdout is not None
@@ -201,18 +231,34 @@ def wait_ready(process: subprocess.Popen[str], timeout: float = 60) -> None:
         raise AssertionError(f"peer did not get ready: {line!r}\n{err}")
 
 
-def receive_here(
-    url: str, prefix: str, tag: str | int, count: int, python: str = sys.executable
-) -> list[tuple[Any, Any, Any]]:
-    """Subscribe in this process, let a peer process publish, return what came."""
+def recorder(
+    count: int, done: Callable[[], object]
+) -> tuple[list[tuple[Any, Any, Any]], Callable[[Any, Any, Any], None]]:
+    """A list and a subscriber function that appends ``(event, tag, caller)``
+    to it and calls ``done`` (an ``Event.set``, threading's or asyncio's)
+    once ``count`` have come."""
     received: list[tuple[Any, Any, Any]] = []
-    done = threading.Event()
 
     def record(event: Any, event_tag: Any, caller: Any) -> None:
         received.append((event, event_tag, caller))
         if len(received) >= count:
-            done.set()
+            done()
 
+    return received, record
+
+
+def peer_lines(count: int) -> list[dict[str, Any]]:
+    """The ``event`` of each line a subscribing peer prints for a run of
+    ``count`` events (``make_event(0 .. count - 1)`` as JSON objects)."""
+    return [dataclasses.asdict(make_event(i)) for i in range(count)]
+
+
+def receive_here(
+    url: str, prefix: str, tag: str | int, count: int, python: str = sys.executable
+) -> list[tuple[Any, Any, Any]]:
+    """Subscribe in this process, let a peer process publish, return what came."""
+    done = threading.Event()
+    received, record = recorder(count, done.set)
     with RedisBroker.from_url(url, channel_prefix=prefix) as broker:
         broker.register_event_class(ShipmentEvent)
         publisher = EventPublisher(EventPublication(tag, ShipmentEvent), broker=broker)
@@ -249,8 +295,6 @@ def send_from_here(
                 publisher.publish(make_event(index))
         out, err = process.communicate(timeout=60)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        reap(process)
     assert process.returncode == 0, err
     return [json.loads(line) for line in out.splitlines() if line.strip()], err
