@@ -91,6 +91,41 @@ def test_a_child_publishes_and_closes_whatever_parent_threads_held(
     publisher.publish(Note(2))  # the parent's broker is unaffected
 
 
+def test_a_child_publishes_while_a_parent_thread_holds_the_pool_lock(
+    broker: RedisBroker,
+) -> None:
+    # The deterministic form of the race above: a parent thread is inside the
+    # broker's connection pool (holding its lock) at the fork. redis-py's
+    # reset() in the child takes that same lock, so a child that reused the
+    # inherited pool waited forever on its first publish.
+    publisher = EventPublisher(NOTE, broker=broker)
+    publisher.publish(Note(0))  # the pool exists and has served
+    pool_lock = broker._transport._pool._lock  # type: ignore[attr-defined]
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with pool_lock:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+
+        def child() -> str:
+            publisher.publish(Note(1))
+            broker.close()
+            return "ok"
+
+        report = in_child(child, timeout=10)
+    finally:
+        release.set()
+        holder.join(10)
+    assert report == "'ok'"
+    publisher.publish(Note(2))  # the parent's pool is unaffected
+
+
 def test_a_child_subscribes_on_connections_of_its_own(broker: RedisBroker) -> None:
     parent_publisher, parent_got, _kept = receiver(broker, "parent")
     parent_publisher.publish(Note(1))

@@ -51,7 +51,7 @@ class StreamWriter:
         self._heads: dict[bytes, bytes] = {}
         recipe = connection_recipe(client, None)
         self._fast: FastTransport | None = (
-            FastTransport(recipe.pool())
+            FastTransport(recipe.pool)
             if recipe is not None and fast_path_client(client)
             else None
         )

@@ -19,7 +19,7 @@ import logging
 import threading
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -93,7 +93,7 @@ def make_transport(client: Any, *, fast: bool, timeout: float | None) -> Transpo
     """
     recipe = connection_recipe(client, timeout) if fast else None
     if recipe is not None and fast_path_client(client):
-        return FastTransport(recipe.pool())
+        return FastTransport(recipe.pool)
     if lacks_socket_timeout(client):
         warnings.warn(
             "the Redis client has no socket_timeout: publish() will wait "
@@ -156,8 +156,9 @@ class FastTransport(Transport):
 
     fast = True
 
-    def __init__(self, pool: redis.ConnectionPool) -> None:
-        self._pool: Any = pool
+    def __init__(self, new_pool: Callable[[], redis.ConnectionPool]) -> None:
+        self._new_pool = new_pool
+        self._pool: Any = new_pool()
         self._lock = threading.Lock()
         self._connection: Any = None
         self._reused = False  # the kept connection completed a round trip
@@ -223,8 +224,11 @@ class FastTransport(Transport):
             return self._pool.get_connection("PUBLISH")
 
     def _after_fork_in_child(self) -> None:
-        # The kept connection's socket is the parent's; the pool notices the
-        # new pid by itself and starts afresh.
+        # The kept connection's socket is the parent's. The inherited pool is
+        # left alone, not reset: a parent thread may have held its lock at the
+        # fork (redis-py's reset() takes that lock, and from 5.3 on never
+        # replaces it), and the child would wait on it forever.
+        self._pool = self._new_pool()
         self._lock = threading.Lock()
         self._connection = None
         self._reused = False
