@@ -347,3 +347,31 @@ def test_a_refused_channel_concerns_that_channel_only(
         await node.broker.aclose()
 
     run(scenario)
+
+
+def test_an_idle_writer_connection_closed_by_the_server_is_not_written_into(
+    server: PrivateRedis,
+) -> None:
+    # The idle writer writes publish() at once to its connection; one the
+    # server closed must be replaced first, not fail the event.
+    async def scenario() -> None:
+        receiver, sender = Node(server.url), Node(server.url)
+        receiver.listen()
+        await receiver.broker.wait_until_subscribed()
+        await sender.publish_async(0)
+        admin = server.client()
+        try:
+            assert admin.client_kill_filter(_type="normal") >= 1  # the writer's
+        finally:
+            admin.close()
+        connection: Any = sender.broker._writer._sender._connection
+        await eventually(lambda: connection._reader.at_eof())  # the loop saw it
+        sender.publisher.publish(Ping(1))
+        await sender.publish_async(2)
+        await receiver.wait_for(0, 1, 2)
+        stats = sender.broker.stats()
+        assert (stats.published, stats.publish_errors) == (3, 0)
+        await sender.broker.aclose()
+        await receiver.broker.aclose()
+
+    run(scenario)

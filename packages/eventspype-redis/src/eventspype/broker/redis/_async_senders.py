@@ -13,6 +13,7 @@ the next batch while the replies of the previous one are on their way.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import warnings
 from collections.abc import Sequence
@@ -53,6 +54,14 @@ class Sender(Protocol):
 
     async def drop_if_stale(self) -> None:
         """Before writing after a pause: drop a connection the server closed."""
+
+    def write_now(self, channel: bytes, message: bytes) -> bool:
+        """Put one PUBLISH on the wire now, without waiting, if that is safe.
+
+        Returns whether it did: only when the connection is open, not closed
+        by the server and has nothing waiting to be sent (so no drain is
+        owed); otherwise the caller queues the message for :meth:`write`.
+        """
 
     async def close(self) -> None:
         """Release what the sender holds (never the user's client)."""
@@ -114,6 +123,37 @@ class ConnectionSender:
         if refused is not None:
             raise refused
 
+    def write_now(self, channel: bytes, message: bytes) -> bool:
+        # redis-py has no synchronous, non-blocking write: send_packed_command
+        # always awaits the drain (and a timeout around it), which costs
+        # ``publish()`` a loop turn through the writer task before anything
+        # leaves. So this reads the connection's private ``_reader`` and
+        # ``_writer`` (the asyncio streams, in redis-py 5.0 to 8.x) and uses
+        # only their public API. Anything unexpected means "not now": the
+        # writer task sends the message instead, the slow but supported way.
+        # tests/redis/test_async_broker_writer.py checks that these attributes
+        # still exist and that the fast path is taken, so a redis-py change is
+        # caught rather than silently slower.
+        connection = self._connection
+        stream = getattr(connection, "_writer", None)
+        reader = getattr(connection, "_reader", None)
+        if not isinstance(stream, asyncio.StreamWriter) or not isinstance(
+            reader, asyncio.StreamReader
+        ):
+            return False
+        transport = stream.transport
+        if (
+            reader.at_eof()  # the server closed it: the writer reconnects
+            or transport.is_closing()
+            or transport.get_write_buffer_size()  # a drain may be owed
+        ):
+            return False
+        try:
+            stream.write(pack_publish(channel, message))
+        except Exception:  # e.g. RuntimeError after write_eof: the slow way
+            return False
+        return True
+
     async def drop_if_stale(self) -> None:
         """Drop an idle connection the server closed, before writing on it.
 
@@ -166,6 +206,9 @@ class ClientSender:
 
     async def drop_if_stale(self) -> None:
         return None
+
+    def write_now(self, channel: bytes, message: bytes) -> bool:
+        return False  # the client's pipeline has no synchronous write
 
     async def close(self) -> None:
         return None  # the client is the user's
