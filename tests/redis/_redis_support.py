@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import gc
 import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -87,6 +89,23 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s: {condition}")
         time.sleep(interval)
+
+
+def collect(ref: weakref.ref[Any], timeout: float = 10.0) -> None:
+    """Run the garbage collector until ``ref``'s object is gone.
+
+    One ``gc.collect()`` is not enough: while another thread is inside a
+    collection (a broker's reader thread allocates all the time, fakeredis
+    runs the server in it too, and a collection that runs Python finalizers
+    lets other threads in), ``gc.collect()`` returns 0 at once, collecting
+    nothing. A test that means "this subscriber is gone" waits for it.
+    """
+
+    def gone() -> bool:
+        gc.collect()
+        return ref() is None
+
+    wait_until(gone, timeout)
 
 
 class Inbox:
