@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import gc
 import json
 import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, NamedTuple
 
@@ -154,6 +156,23 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+def collect(ref: weakref.ref[Any], timeout: float = 10.0) -> None:
+    """Run the garbage collector until ``ref``'s object is gone.
+
+    One ``gc.collect()`` is not enough: while another thread is inside a
+    collection (a broker's reader thread allocates all the time, fakeredis
+    runs the server in it too, and a collection that runs Python finalizers
+    lets other threads in), ``gc.collect()`` returns 0 at once, collecting
+    nothing. A test that means "this subscriber is gone" waits for it.
+    """
+
+    def gone() -> bool:
+        gc.collect()
+        return ref() is None
+
+    wait_until(gone, timeout)
 
 
 class Inbox:

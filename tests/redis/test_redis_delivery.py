@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import time
+import weakref
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from _redis_support import (
     OrderCancelled,
     OrderPlaced,
     Point,
+    collect,
     next_message,
     numsub,
     publisher_for,
@@ -207,8 +208,9 @@ def test_subscribers_are_held_weakly(
     publisher.publish(OrderPlaced(1, 1.0))
     wait_until(lambda: received)
 
+    gone = weakref.ref(subscriber)
     del subscriber
-    gc.collect()
+    collect(gone)
     publisher.publish(OrderPlaced(2, 2.0))
     # The next message finds no live subscriber and ends the subscription.
     channel = f"{prefix}WEAK"
@@ -229,8 +231,9 @@ def test_a_quiet_channel_is_unsubscribed_once_its_subscribers_are_collected(
     keeper = FunctionalEventSubscriber(print)
     broker.subscribe("KEPT", keeper)
     assert numsub(client, f"{prefix}QUIET") == 1
+    gone = weakref.ref(subscriber)
     del subscriber
-    gc.collect()
+    collect(gone)
     wait_until(lambda: numsub(client, f"{prefix}QUIET") == 0)
     assert "1 channel(s)" in repr(broker)
     assert numsub(client, f"{prefix}KEPT") == 1

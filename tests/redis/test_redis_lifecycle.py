@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import threading
+import weakref
 from typing import Any
 
 import fakeredis
@@ -13,6 +13,7 @@ from _redis_support import (
     REDIS_URL,
     Inbox,
     OrderPlaced,
+    collect,
     listener_threads,
     numsub,
     publisher_for,
@@ -89,8 +90,9 @@ def test_a_forgotten_broker_stops_its_thread(client: redis.Redis) -> None:
     inbox = Inbox()
     broker.subscribe("ORDERS", inbox.subscriber)
     [thread] = [t for t in listener_threads() if t.is_alive()][-1:]
+    gone = weakref.ref(broker)
     del broker
-    gc.collect()
+    collect(gone)
     thread.join(10)
     assert not thread.is_alive()
 

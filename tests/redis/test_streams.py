@@ -7,8 +7,8 @@ redelivery happens within the tests' generous waits.
 
 from __future__ import annotations
 
-import gc
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,6 +18,7 @@ from _redis_support import (
     Inbox,
     OrderCancelled,
     OrderPlaced,
+    collect,
     publisher_for,
     wait_until,
 )
@@ -470,8 +471,9 @@ def test_a_collected_subscriber_leaves_its_events_to_the_group(
     broker = streams(max_deliveries=2)
     inbox = Inbox()
     broker.subscribe("ORDERS", inbox.subscriber)
+    gone = weakref.ref(inbox.subscriber)
     del inbox
-    gc.collect()
+    collect(gone)  # collected before the event exists, not just asked to be
     publisher = publisher_for(streams(group="sender"), "orders", OrderPlaced)
     publisher.publish(OrderPlaced(1, 0.0))
 
