@@ -7,26 +7,19 @@ a connection and, since the name was generated, a consumer name of its own.
 
 from __future__ import annotations
 
-import os
-import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import redis
+from _core_support import FORKS, in_child
 from redis_helpers import shared_redis_url, unique_prefix, wait_until
 
 from eventspype import EventPublication, EventPublisher, FunctionalEventSubscriber
 from eventspype.broker.redis import RedisStreamBroker
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.redis_server,
-    pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork() (POSIX)"),
-    pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning"),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.redis_server, *FORKS]
 
 
 @dataclass
@@ -50,32 +43,6 @@ def broker() -> Iterator[RedisStreamBroker]:
     if keys:
         client.delete(*keys)
     client.close()
-
-
-def in_child(body: Callable[[], object], timeout: float = 20.0) -> str:
-    """Run ``body`` in a forked child; what it returned (repr) or raised."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child
-        try:
-            os.close(read_end)
-            report = repr(body())
-        except BaseException as error:
-            report = f"{type(error).__name__}: {error}"
-        finally:
-            os.write(write_end, report.encode())
-            os._exit(0)
-    os.close(write_end)
-    deadline = time.monotonic() + timeout
-    while os.waitpid(pid, os.WNOHANG) == (0, 0):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            os.close(read_end)
-            return "hung"
-        time.sleep(0.01)
-    with os.fdopen(read_end, "rb") as pipe:
-        return pipe.read().decode()
 
 
 def test_a_forked_child_consumes_as_a_consumer_of_its_own(
@@ -103,7 +70,7 @@ def test_a_forked_child_consumes_as_a_consumer_of_its_own(
         broker.close()
         return got, name_changed, inherited
 
-    report = in_child(child)
+    report = in_child(child, timeout=20.0)
 
     assert report == f"({[Note(2)]!r}, True, 1)"  # its one channel
     publisher.publish(Note(3))  # the parent's broker is unaffected
