@@ -30,7 +30,8 @@ def test_no_thread_until_the_first_subscribe(broker: RedisBroker) -> None:
     before = len(listener_threads())
     publisher_for(broker, "orders", OrderPlaced).publish(OrderPlaced(1, 1.0))
     assert len(listener_threads()) == before
-    broker.subscribe("ORDERS", Inbox().subscriber)
+    kept = Inbox()  # subscribers are held weakly: keep it alive
+    broker.subscribe("ORDERS", kept.subscriber)
     assert len(listener_threads()) == before + 1
 
 
@@ -58,7 +59,8 @@ def test_close_is_idempotent_and_final(broker: RedisBroker) -> None:
 
 def test_context_manager_closes(client: redis.Redis, prefix: str) -> None:
     with RedisBroker(client, channel_prefix=prefix) as broker:
-        broker.subscribe("ORDERS", Inbox().subscriber)
+        kept = Inbox()  # subscribers are held weakly: keep it alive
+        broker.subscribe("ORDERS", kept.subscriber)
         [thread] = [t for t in listener_threads() if t.is_alive()][-1:]
     assert broker.closed
     assert not thread.is_alive()

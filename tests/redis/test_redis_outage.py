@@ -106,7 +106,8 @@ def test_close_during_an_outage_is_prompt(
     outage: tuple[fakeredis.FakeServer, RedisBroker, redis.Redis],
 ) -> None:
     server, broker, _ = outage
-    broker.subscribe("ORDERS", Inbox().subscriber)
+    kept = Inbox()  # subscribers are held weakly: keep it alive
+    broker.subscribe("ORDERS", kept.subscriber)
     server.connected = False
     wait_until(lambda: broker._listener._link is None)
     thread = broker._listener._thread

@@ -171,7 +171,8 @@ def test_a_seed_page_broker_still_works_with_publishers() -> None:
 
     broker = SeedBroker()
     publisher = EventPublisher(ORDER_PLACED, broker=broker)
-    publisher.add_subscriber(Inbox().subscriber)
+    kept = Inbox()  # subscribers are held weakly: keep it alive
+    publisher.add_subscriber(kept.subscriber)
     assert broker.subscribed == ["ORDER_PLACED"]
 
 

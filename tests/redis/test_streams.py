@@ -372,7 +372,8 @@ def test_a_consumer_with_pending_entries_is_never_forgotten(
     client.xreadgroup("g", "ghost-with-work", {key: ">"})  # pending, never acked
     client.xgroup_createconsumer(key, "g", "ghost-idle")  # nothing pending
     broker = streams(forget_consumers_after=0.0, claim_idle=60)
-    broker.subscribe("ORDERS", Inbox().subscriber)
+    kept = Inbox()  # subscribers are held weakly: keep it alive
+    broker.subscribe("ORDERS", kept.subscriber)
 
     def names() -> set[bytes]:
         return {c["name"] for c in client.xinfo_consumers(key, "g")}
