@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from functools import partial
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import redis
 from redis.cluster import RedisCluster
+from redis.retry import Retry
 
 from eventspype.broker.redis._batch import Batch, BatchBuffer
 from eventspype.broker.redis._broker_base import RedisBrokerBase
@@ -31,7 +32,6 @@ from eventspype.broker.redis._stream_writer import (
     check_options,
     default_consumer_name,
     own_pool,
-    url_client,
 )
 from eventspype.event import NormalizedTag
 from eventspype.serializers import EventSerializer
@@ -111,6 +111,8 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
     """
 
     _kind = "RedisStreamBroker"
+    _client_class = redis.Redis
+    _retry_class = Retry
 
     def __init__(
         self,
@@ -172,36 +174,6 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
             reconnect_delay=reconnect_delay,
         )
         self._writer = StreamWriter(redis_client, maxlen)
-
-    @classmethod
-    def from_url(
-        cls: type[_B],
-        url: str,
-        serializer: EventSerializer | None = None,
-        channel_prefix: str = "eventspype:",
-        allow_unregistered_classes: bool = False,
-        *,
-        socket_timeout: float = 5.0,
-        socket_connect_timeout: float = 2.0,
-        client_options: Mapping[str, Any] | None = None,
-        **broker_options: Any,
-    ) -> _B:
-        """A broker on a new client for ``url``; the broker owns (closes) it.
-
-        As :meth:`RedisBroker.from_url`: timeouts, keepalive, no retries;
-        ``broker_options`` are the constructor's keyword-only options
-        (``group``, ``consumer``, ``maxlen``, ``start``, ``claim_idle``,
-        ``max_deliveries``, ``prefetch``, ...).
-        """
-        client = url_client(url, socket_timeout, socket_connect_timeout, client_options)
-        return cls._owning(
-            client,
-            client.close,
-            serializer,
-            channel_prefix,
-            allow_unregistered_classes,
-            **broker_options,
-        )
 
     # -- configuration -----------------------------------------------------
 

@@ -9,12 +9,9 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from eventspype.broker.redis._connections import connection_recipe, fast_path_client
 from eventspype.broker.redis._dead_letters import EVENT_FIELD
@@ -25,7 +22,6 @@ __all__ = [
     "check_options",
     "default_consumer_name",
     "own_pool",
-    "url_client",
 ]
 
 _FIELD = EVENT_FIELD
@@ -123,26 +119,6 @@ def check_options(
         raise ValueError(
             f"reconnect_delay must be 0 < first <= longest, got {reconnect_delay}"
         )
-
-
-def url_client(
-    url: str,
-    socket_timeout: float,
-    socket_connect_timeout: float,
-    client_options: Mapping[str, Any] | None,
-) -> redis.Redis:
-    """The client ``from_url`` makes: timeouts, keepalive, no retries.
-
-    ``client_options`` win over these defaults.
-    """
-    options: dict[str, Any] = {
-        "socket_timeout": socket_timeout,
-        "socket_connect_timeout": socket_connect_timeout,
-        "socket_keepalive": True,
-        "retry": Retry(NoBackoff(), 0),
-        **(client_options or {}),
-    }
-    return redis.Redis.from_url(url, **options)
 
 
 def own_pool(client: Any, timeout: float | None = None) -> redis.ConnectionPool:
