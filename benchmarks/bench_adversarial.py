@@ -3,7 +3,7 @@
     python benchmarks/bench_adversarial.py [--json PATH]
 
 Everything a Redis broker receives goes through one sans-I/O path
-(``eventspype.broker.redis._inbound.Inbound.decode``): size, envelope, tag,
+(``eventspype.broker.redis._wire.inbound.Inbound.decode``): size, envelope, tag,
 class, typed payload. A regular expression there once backtracked
 quadratically: the 160 kB message of 65 ``[``, a ``"`` and 40,000 ``\\"``
 pairs took 12 s, holding the GIL. This script decodes messages of about
@@ -27,9 +27,9 @@ from typing import Any
 
 from _timing import write_results
 
-from eventspype.broker.redis._envelope import EnvelopeError, encode
-from eventspype.broker.redis._inbound import Inbound
-from eventspype.broker.redis._registry import ClassRegistry
+from eventspype.broker.redis._wire.envelope import EnvelopeError, encode
+from eventspype.broker.redis._wire.inbound import Inbound
+from eventspype.broker.redis._wire.registry import ClassRegistry
 from eventspype.serializers import JsonEventSerializer
 
 SIZES = {"10 kB": 10_000, "100 kB": 100_000, "1 MiB": 1 << 20}

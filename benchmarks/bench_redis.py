@@ -218,8 +218,8 @@ def pack_timings() -> tuple[float, float]:
     The justification of the hand-written ``pack_publish`` (issue 8: keep a
     hand-written piece only where a benchmark shows the gain).
     """
-    from eventspype.broker.redis._envelope import encode
-    from eventspype.broker.redis._transport import pack_publish
+    from eventspype.broker.redis._io.transport import pack_publish
+    from eventspype.broker.redis._wire.envelope import encode
 
     connection = redis.Connection()
     channel = b"eventspype:ORDER_PLACED"

@@ -248,7 +248,7 @@ def test_aclose_while_the_server_is_down(server: PrivateRedis) -> None:
 def test_batches_do_not_wait_for_earlier_replies_up_to_a_bound(
     server: PrivateRedis,
 ) -> None:
-    from eventspype.broker.redis._async_writer import _MAX_IN_FLIGHT
+    from eventspype.broker.redis.pubsub.aio_writer import _MAX_IN_FLIGHT
 
     async def scenario() -> None:
         node = Node(server.url, publish_timeout=30.0)

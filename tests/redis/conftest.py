@@ -34,8 +34,8 @@ from _redis_support import (  # noqa: E402
 from eventspype.broker.redis import (  # noqa: E402
     RedisBroker,
     UnsafeClassImportWarning,
-    _registry,
 )
+from eventspype.broker.redis._wire import registry as _registry  # noqa: E402
 
 BrokerFactory = Callable[..., RedisBroker]
 

@@ -33,7 +33,7 @@ from _redis_support import (
 
 from eventspype import EventSubscriber, FunctionalEventSubscriber
 from eventspype.broker.redis import AsyncRedisBroker, RedisBroker
-from eventspype.broker.redis._envelope import encode
+from eventspype.broker.redis._wire.envelope import encode
 
 ClientFactory = Callable[..., redis.asyncio.Redis]
 SCENARIO_TIMEOUT = 30.0

@@ -24,7 +24,7 @@ from _redis_support import (
 from test_async_broker import Inbox, run
 
 from eventspype.broker.redis import AsyncRedisBroker
-from eventspype.broker.redis._async_senders import ConnectionSender
+from eventspype.broker.redis.pubsub.aio_senders import ConnectionSender
 
 
 def test_redis_py_connections_still_hold_asyncio_streams() -> None:

@@ -178,7 +178,7 @@ def test_a_refused_command_raises_and_is_counted(
 ) -> None:
     # An error reply (not a connection problem) must surface too.
     monkeypatch.setattr(
-        "eventspype.broker.redis._transport.pack_publish",
+        "eventspype.broker.redis._io.transport.pack_publish",
         lambda channel, message: b"*1\r\n$11\r\nNOSUCHCMD42\r\n",
     )
     publisher = publisher_for(broker, "orders", OrderPlaced)
@@ -197,7 +197,7 @@ def test_a_refused_command_raises_and_is_counted(
 def test_pack_publish_writes_what_redis_py_would(size: int) -> None:
     # pack_publish is a faster copy of Connection.pack_command (see the
     # benchmark it cites): it must never differ from it.
-    from eventspype.broker.redis._transport import pack_publish
+    from eventspype.broker.redis._io.transport import pack_publish
 
     channel, message = "chännel:X".encode(), bytes(range(256)) * (size // 256 + 1)
     message = message[:size]
@@ -239,7 +239,7 @@ def test_a_cluster_pipeline_refusing_publish_is_said_once(
 ) -> None:
     from redis.exceptions import RedisClusterException
 
-    from eventspype.broker.redis._transport import ClientTransport
+    from eventspype.broker.redis._io.transport import ClientTransport
 
     caplog.set_level(logging.INFO, logger="eventspype.broker.redis")
     client = _Client(RedisClusterException("PUBLISH is blocked in pipelines"))
@@ -252,7 +252,7 @@ def test_a_cluster_pipeline_refusing_publish_is_said_once(
 
 
 def test_other_pipeline_errors_propagate_and_keep_pipelining() -> None:
-    from eventspype.broker.redis._transport import ClientTransport
+    from eventspype.broker.redis._io.transport import ClientTransport
 
     client = _Client(redis.ConnectionError("down"))
     transport = ClientTransport(client)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from eventspype.broker.redis._channel_book import ChannelBook, SubscriptionRefused
+from eventspype.broker.redis.pubsub.channel_book import ChannelBook, SubscriptionRefused
 
 
 def test_one_command_per_channel_and_an_error_refuses_only_its_channel() -> None:

@@ -10,7 +10,7 @@ from _redis_support import OrderPlaced
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eventspype.broker.redis import _envelope
+from eventspype.broker.redis._wire import envelope as _envelope
 
 LIMITS = {"max_bytes": 1 << 22}
 

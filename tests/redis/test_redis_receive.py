@@ -14,12 +14,12 @@ import pytest
 from _redis_support import OrderPlaced
 
 from eventspype import EventPublication, FunctionalEventSubscriber
-from eventspype.broker.redis._envelope import encode
-from eventspype.broker.redis._fanout import Fanout
-from eventspype.broker.redis._inbound import Inbound
-from eventspype.broker.redis._receive import receive
-from eventspype.broker.redis._registry import ClassRegistry
-from eventspype.broker.redis._stats import Counters
+from eventspype.broker.redis._wire.envelope import encode
+from eventspype.broker.redis._wire.fanout import Fanout
+from eventspype.broker.redis._wire.inbound import Inbound
+from eventspype.broker.redis._wire.receive import receive
+from eventspype.broker.redis._wire.registry import ClassRegistry
+from eventspype.broker.redis._wire.stats import Counters
 from eventspype.serializers import JsonEventSerializer
 
 

@@ -20,7 +20,8 @@ import redis
 from _redis_support import Inbox, OrderPlaced, listener_threads, wait_until
 
 from eventspype import FunctionalEventSubscriber
-from eventspype.broker.redis import RedisBroker, UnsafeClassImportWarning, _registry
+from eventspype.broker.redis import RedisBroker, UnsafeClassImportWarning
+from eventspype.broker.redis._wire import registry as _registry
 
 EXIT_MODULE = "_redis_system_exit_module"
 

@@ -24,7 +24,8 @@ from _redis_support import (
 )
 
 from eventspype import EventPublication, FunctionalEventSubscriber
-from eventspype.broker.redis import RedisBroker, RedisStreamBroker, _envelope
+from eventspype.broker.redis import RedisBroker, RedisStreamBroker
+from eventspype.broker.redis._wire import envelope as _envelope
 from eventspype.serializers import JsonEventSerializer
 
 StreamFactory = Callable[..., RedisStreamBroker]

@@ -13,17 +13,21 @@ Provided by the eventspype-redis distribution::
     broker.register_event_class(OrderPlacedEvent)
 """
 
-from eventspype.broker.redis._async_broker import AsyncRedisBroker
-from eventspype.broker.redis._async_writer import PublishQueueFull
-from eventspype.broker.redis._batch import Batch
-from eventspype.broker.redis._broker import RedisBroker
-from eventspype.broker.redis._channel_book import SubscriptionRefused
-from eventspype.broker.redis._dead_letters import DeadLetter
-from eventspype.broker.redis._registry import UnsafeClassImportWarning
-from eventspype.broker.redis._stats import DROP_REASONS, DropReason, RedisBrokerStats
-from eventspype.broker.redis._stream_broker import RedisStreamBroker
-from eventspype.broker.redis._stream_stats import ChannelBacklog, RedisStreamStats
+from eventspype.broker.redis._io.batch import Batch
 from eventspype.broker.redis._version import __version__
+from eventspype.broker.redis._wire.registry import UnsafeClassImportWarning
+from eventspype.broker.redis._wire.stats import (
+    DROP_REASONS,
+    DropReason,
+    RedisBrokerStats,
+)
+from eventspype.broker.redis.pubsub.aio import AsyncRedisBroker
+from eventspype.broker.redis.pubsub.aio_writer import PublishQueueFull
+from eventspype.broker.redis.pubsub.channel_book import SubscriptionRefused
+from eventspype.broker.redis.pubsub.sync import RedisBroker
+from eventspype.broker.redis.streams.dead_letters import DeadLetter
+from eventspype.broker.redis.streams.stats import ChannelBacklog, RedisStreamStats
+from eventspype.broker.redis.streams.sync import RedisStreamBroker
 
 __all__ = [
     "DROP_REASONS",

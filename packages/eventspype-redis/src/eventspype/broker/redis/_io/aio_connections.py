@@ -1,0 +1,56 @@
+"""The broker's own ``redis.asyncio`` connections, made like the user's client's.
+
+The asyncio side of ``_io.connections``: the same recipe (the client's connection
+class and options, no retries, a timeout, replies as bytes), with
+``redis.asyncio``'s retry class, and the asyncio test of a plain client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from eventspype.broker.redis._io.connections import connection_recipe
+
+__all__ = ["fast_path_client", "own_connection_options"]
+
+#: fakeredis's asyncio client classes, as plain as ``redis.asyncio.Redis``.
+_PLAIN_FAKES = frozenset({"FakeRedis", "FakeAsyncRedis"})
+
+
+def own_connection_options(
+    client: Any, timeout: float | None
+) -> tuple[type[Any], dict[str, Any]]:
+    """The class and options of a connection like the client's, for the broker.
+
+    See ``_io.connections.connection_recipe``; the retry policy is replaced by
+    ``redis.asyncio``'s (none).
+
+    Raises:
+        TypeError: the client has no connection pool to copy.
+    """
+    recipe = connection_recipe(client, timeout)
+    if recipe is None:
+        raise TypeError(
+            "AsyncRedisBroker needs a client with a connection pool, such as "
+            f"redis.asyncio.Redis; got {type(client).__name__}"
+        )
+    return recipe.connection_class, {**recipe.kwargs, "retry": Retry(NoBackoff(), 0)}
+
+
+def fast_path_client(client: Any) -> bool:
+    """Whether ``client`` is a plain ``redis.asyncio.Redis`` on a plain pool.
+
+    The asyncio twin of ``_io.connections.fast_path_client``: only then is a
+    PUBLISH on the broker's own connection the same as ``client.publish()``.
+    """
+    cls = type(client)
+    plain = cls is redis.asyncio.Redis or (
+        cls.__module__.partition(".")[0] == "fakeredis" and cls.__name__ in _PLAIN_FAKES
+    )
+    return plain and type(getattr(client, "connection_pool", None)) is (
+        redis.asyncio.ConnectionPool
+    )

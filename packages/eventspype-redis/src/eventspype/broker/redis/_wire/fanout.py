@@ -1,0 +1,287 @@
+"""The local fan-out: which subscriber accepts which event, and what happened.
+
+No I/O: every Redis broker (Pub/Sub, Streams, asyncio) hands a decoded event
+to :meth:`Fanout.deliver` and gets a :class:`Delivery` back, so that a broker
+that acknowledges messages (Streams) can tell whether every local subscriber
+handled it.
+
+What a subscriber accepts depends on how it subscribed:
+
+* through a publisher (``subscribe_publication``): events whose tag equals the
+  publication's tag and that are instances of its event class (subclasses
+  included); a subscriber of several publications on one channel accepts what
+  any of them accepts;
+* directly (``subscribe(channel, subscriber)``): every event of the channel
+  (the receiver has already checked that the event's tag is the channel's).
+
+An event a subscriber does not accept is not given to it; the
+:class:`Delivery` lists the refusal (reason ``tag_mismatch`` or
+``class_mismatch``) for the broker to count and log.
+
+Subscribers are held by weak reference. When one is garbage-collected, the
+``on_collected`` callback gets its channel (from the garbage collector, on any
+thread, holding who knows what lock: it must only record it); :meth:`reap`
+then removes the dead entries and returns the channels left without a
+subscriber.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from eventspype.broker.redis._wire.stats import DropReason
+from eventspype.event import NormalizedTag
+
+if TYPE_CHECKING:
+    from eventspype.pub.publication import EventPublication
+    from eventspype.sub.subscriber import EventSubscriber
+
+__all__ = ["Delivery", "Fanout"]
+
+_logger = logging.getLogger("eventspype.broker.redis")
+
+
+class Delivery(NamedTuple):
+    """What :meth:`Fanout.deliver` did with one event."""
+
+    #: Subscribers that were called and returned normally.
+    handled: int
+    #: ``(subscriber, exception)`` for each subscriber that raised (logged).
+    failed: tuple[tuple[EventSubscriber, BaseException], ...]
+    #: ``(reason, detail)`` for each subscriber that did not accept the event.
+    refused: tuple[tuple[DropReason, str], ...]
+
+    @property
+    def complete(self) -> bool:
+        """Whether no subscriber raised (a Streams broker may acknowledge)."""
+        return not self.failed
+
+
+_NOBODY = Delivery(0, (), ())
+# The usual outcomes, made once: deliver() runs for every message.
+_HANDLED = tuple(Delivery(count, (), ()) for count in range(16))
+
+
+class _Entry:
+    """One subscriber of one channel and the rules it accepts events by."""
+
+    __slots__ = ("ref", "rules")
+
+    def __init__(self, ref: weakref.ref[EventSubscriber]) -> None:
+        self.ref = ref
+        # Replaced whole under the fan-out's lock; read without it.
+        self.rules: tuple[tuple[NormalizedTag, type] | None, ...] = ()
+
+
+class Fanout:
+    """Subscribers by channel, with their rules (see the module docs).
+
+    Thread-safe: changes take a lock and replace the per-channel tuple
+    whole; :meth:`deliver` reads without a lock.
+
+    Args:
+        on_collected: Called with the channel of a subscriber that was
+            garbage-collected (see the module docs); ``None`` to ignore.
+    """
+
+    def __init__(self, on_collected: Callable[[str], None] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._channels: dict[str, tuple[_Entry, ...]] = {}
+        self._on_collected = on_collected
+        self._dead: deque[str] = deque()
+        #: Subscriber calls that raised (each logged with its traceback).
+        self.subscriber_errors = 0
+
+    # -- bookkeeping ----------------------------------------------------------
+
+    def add(
+        self,
+        channel: str,
+        subscriber: EventSubscriber,
+        publication: EventPublication | None = None,
+    ) -> bool:
+        """Deliver ``channel`` to ``subscriber`` (through ``publication``'s rule).
+
+        Adding the same subscriber and rule twice has no effect. Returns
+        whether the channel had no live subscriber before.
+        """
+        rule = _rule_of(publication)
+        with self._lock:
+            entries = self._channels.get(channel, ())
+            was_empty = not any(e.ref() is not None for e in entries)
+            entry = _find(entries, subscriber)
+            if entry is None:
+                entry = _Entry(weakref.ref(subscriber, self._collected_cb(channel)))
+                self._channels[channel] = (*entries, entry)
+            if rule not in entry.rules:
+                entry.rules = (*entry.rules, rule)
+            return was_empty
+
+    def remove(
+        self,
+        channel: str,
+        subscriber: EventSubscriber,
+        publication: EventPublication | None = None,
+    ) -> bool:
+        """Stop delivering ``channel`` to ``subscriber``.
+
+        With ``publication``, only that publication's rule goes (the
+        subscriber stays while it has others); without, the subscriber goes.
+        Returns whether the channel is left without a live subscriber.
+        """
+        with self._lock:
+            entries = self._channels.get(channel, ())
+            entry = _find(entries, subscriber)
+            if entry is not None:
+                if publication is not None:
+                    rule = _rule_of(publication)
+                    entry.rules = tuple(r for r in entry.rules if r != rule)
+                if publication is None or not entry.rules:
+                    entry.rules = ()
+                    self._set(channel, tuple(e for e in entries if e is not entry))
+            return not self._live(channel)
+
+    def reap(self) -> list[str]:
+        """Drop collected subscribers; the channels they left without any."""
+        channels: list[str] = []
+        while self._dead:
+            channel = self._dead.popleft()
+            with self._lock:
+                entries = self._channels.get(channel, ())
+                self._set(channel, tuple(e for e in entries if e.ref() is not None))
+                if not self._live(channel) and channel not in channels:
+                    channels.append(channel)
+        return channels
+
+    def subscriber_count(self, channel: str) -> int:
+        """How many live subscribers ``channel`` has."""
+        return self._live(channel)
+
+    def channels(self) -> list[str]:
+        """The channels that have at least one live subscriber."""
+        return [c for c in list(self._channels) if self._live(c)]
+
+    # -- delivery -------------------------------------------------------------
+
+    def deliver(
+        self,
+        channel: str,
+        event: Any,
+        event_tag: NormalizedTag,
+        caller: Any,
+        on_first: Callable[[], None] | None = None,
+    ) -> Delivery:
+        """Call every subscriber of ``channel`` that accepts the event, in order.
+
+        A subscriber that raises (anything, ``SystemExit`` included) is
+        logged with its traceback and counted, and the others still get the
+        event. ``on_first`` is called once, just before the first subscriber
+        that accepts the event (so a counter it bumps is already up when that
+        subscriber runs). Never raises (unless ``on_first`` does).
+        """
+        entries = self._channels.get(channel)
+        if not entries:
+            return _NOBODY
+        first = on_first
+        handled = 0
+        failed: tuple[tuple[EventSubscriber, BaseException], ...] = ()
+        refused: tuple[tuple[DropReason, str], ...] = ()
+        for entry in entries:
+            subscriber = entry.ref()
+            if subscriber is None:
+                continue
+            if None not in entry.rules:
+                for tag, event_class in entry.rules:  # type: ignore[misc]
+                    if tag == event_tag and isinstance(event, event_class):
+                        break
+                else:
+                    refused += (_refusal(entry.rules, event, event_tag, channel),)
+                    continue
+            if first is not None:
+                first()
+                first = None
+            try:
+                subscriber.call(event, event_tag, caller)
+            except BaseException as error:
+                self.subscriber_errors += 1
+                failed += ((subscriber, error),)
+                _logger.exception(
+                    "Subscriber %r raised while handling %s event with tag %r on "
+                    "channel %r; the other subscribers still receive it",
+                    subscriber,
+                    type(event).__qualname__,
+                    event_tag,
+                    channel,
+                )
+            else:
+                handled += 1
+        if not failed and not refused and handled < 16:
+            return _HANDLED[handled]
+        return Delivery(handled, failed, refused)
+
+    # -- internals ------------------------------------------------------------
+
+    def _live(self, channel: str) -> int:
+        return sum(e.ref() is not None for e in self._channels.get(channel, ()))
+
+    def _set(self, channel: str, entries: tuple[_Entry, ...]) -> None:
+        # Caller holds _lock.
+        if entries:
+            self._channels[channel] = entries
+        else:
+            self._channels.pop(channel, None)
+
+    def _collected_cb(
+        self, channel: str
+    ) -> Callable[[weakref.ref[EventSubscriber]], None]:
+        dead, notify = self._dead, self._on_collected
+
+        def collected(ref: weakref.ref[EventSubscriber]) -> None:
+            dead.append(channel)  # atomic; no lock (see the module docs)
+            if notify is not None:
+                notify(channel)
+
+        return collected
+
+
+def _rule_of(
+    publication: EventPublication | None,
+) -> tuple[NormalizedTag, type] | None:
+    if publication is None:
+        return None
+    return (publication.event_tag, publication.event_class)
+
+
+def _find(entries: tuple[_Entry, ...], subscriber: EventSubscriber) -> _Entry | None:
+    for entry in entries:
+        if entry.ref() is subscriber:
+            return entry
+    return None
+
+
+def _refusal(
+    rules: tuple[tuple[NormalizedTag, type] | None, ...],
+    event: Any,
+    event_tag: NormalizedTag,
+    channel: str,
+) -> tuple[DropReason, str]:
+    declared = ", ".join(
+        f"({tag!r}, {cls.__module__}.{cls.__qualname__})"
+        for tag, cls in (r for r in rules if r is not None)
+    )
+    kind = type(event)
+    reason: DropReason = (
+        "class_mismatch"
+        if any(r is not None and r[0] == event_tag for r in rules)
+        else "tag_mismatch"
+    )
+    return reason, (
+        f"{kind.__module__}.{kind.__qualname__} event with tag {event_tag!r} on "
+        f"channel {channel!r} does not match the publication(s) its subscriber "
+        f"came through: {declared}; not delivered to that subscriber"
+    )

@@ -1,0 +1,53 @@
+"""One received message: decoded, checked, delivered, counted (no I/O).
+
+The whole receiving side of every Redis broker, so that none of them decodes
+or checks a message itself: a driver (a blocking listener thread, an asyncio
+task, a Streams consumer) reads ``(channel, data)`` off its connection and
+calls :func:`receive`, which runs the :class:`~_wire.inbound.Inbound` checks,
+hands the event to the :class:`~_wire.fanout.Fanout`, counts and logs every drop
+in :class:`~_wire.stats.Counters`, and returns the :class:`~_wire.fanout.Delivery`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventspype.broker.redis._wire.envelope import EnvelopeError
+from eventspype.broker.redis._wire.fanout import Delivery, Fanout
+from eventspype.broker.redis._wire.inbound import Inbound
+from eventspype.broker.redis._wire.stats import Counters
+
+__all__ = ["receive"]
+
+
+def receive(
+    inbound: Inbound,
+    fanout: Fanout,
+    counters: Counters,
+    channel: str,
+    data: bytes,
+    caller: Any,
+    where: str,
+) -> Delivery:
+    """Decode ``data`` received on ``channel`` and deliver it; never raises.
+
+    ``channel`` is the local name (``str(tag)``), ``where`` the name to log
+    (the channel on the server), ``caller`` what subscribers see as caller
+    (the broker). A message refused by the checks is counted and logged under
+    its reason and comes back as a :class:`Delivery` with ``handled == 0`` and
+    that one refusal; subscribers that did not accept the event are counted
+    and logged the same way (``tag_mismatch``, ``class_mismatch``).
+    ``Delivery.complete`` is ``False`` only when a subscriber raised: a Streams
+    broker acknowledges otherwise (a refused message never gets better).
+    """
+    try:
+        event, event_tag = inbound.decode(channel, data)
+    except EnvelopeError as error:
+        counters.drop(error.reason, where, error)
+        return Delivery(0, (), ((error.reason, str(error)),))
+    # Counted before the first subscriber runs: one that waits for its event
+    # and then reads stats() must see it counted.
+    delivery = fanout.deliver(channel, event, event_tag, caller, counters.add_delivered)
+    for reason, detail in delivery.refused:
+        counters.drop(reason, where, detail)
+    return delivery

@@ -1,0 +1,224 @@
+"""Counters of a RedisBroker, the snapshot users read, and drop logging."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final, Literal, get_args
+
+from eventspype.broker.redis._io.process import track
+
+__all__ = [
+    "DROP_REASONS",
+    "ConnectionState",
+    "Counters",
+    "DropReason",
+    "RedisBrokerStats",
+]
+
+_logger = logging.getLogger("eventspype.broker.redis")
+
+#: At most one drop warning per reason per this many seconds: a hostile or
+#: broken publisher must not flood the log (the counters stay exact).
+_DROP_LOG_INTERVAL = 1.0
+
+#: Why the listener dropped a message instead of delivering it.
+DropReason = Literal[
+    "oversized",
+    "invalid_json",
+    "invalid_envelope",
+    "too_deep",
+    "tag_mismatch",
+    "unregistered_class",
+    "invalid_payload",
+    "class_mismatch",
+]
+
+#: Every drop reason, in the order a message is checked.
+DROP_REASONS: Final[tuple[DropReason, ...]] = get_args(DropReason)
+
+
+@dataclass(frozen=True)
+class RedisBrokerStats:
+    """A consistent-enough snapshot of a broker's counters (see ``RedisBroker.stats``).
+
+    Counts start at zero when the broker is created (or, in a forked child,
+    at the fork) and only grow.
+
+    Attributes:
+        published: Events Redis acknowledged (a batch counts once it is sent).
+        publish_errors: ``publish()`` calls (or batches) that raised because
+            Redis could not be reached or refused the command.
+        delivered: Messages decoded and handed to this process's subscribers.
+        dropped: Messages dropped by the listener, by reason (every reason is
+            present, possibly with 0).
+        subscriber_errors: Subscriber calls that raised while handling a
+            delivered event (each is logged and isolated).
+        reconnects: Times the listener re-established its Pub/Sub connection
+            and re-subscribed after losing it.
+        listener_errors: Exceptions of any kind (a bug of ours, a
+            ``SystemExit`` raised while handling a message) that the listener
+            caught, logged with their traceback, and survived.
+        listener_restarts: Times the listener started over after such an
+            exception (in its thread, or with a new thread if it had died).
+        subscribe_refusals: SUBSCRIBE commands Redis refused (an ACL that
+            forbids the channel); each concerns that channel only.
+        connected: Whether the listener holds a Pub/Sub connection on which
+            Redis has answered (``False`` before the first ``subscribe()``).
+        connected_since: Since when (``time.time()``) it has been connected,
+            or, when not connected, since when it has not been.
+        last_connection_error: The last error that broke or prevented the
+            Pub/Sub connection (``"ConnectionError: ..."``), ``None`` if none.
+        subscribed: Channels Redis has confirmed on the live connection now.
+        refused_channels: Channels (names on the server) whose last SUBSCRIBE
+            Redis refused, with its reason; they are not subscribed.
+    """
+
+    published: int = 0
+    publish_errors: int = 0
+    delivered: int = 0
+    dropped: Mapping[str, int] = field(
+        default_factory=lambda: MappingProxyType(dict.fromkeys(DROP_REASONS, 0))
+    )
+    subscriber_errors: int = 0
+    reconnects: int = 0
+    listener_errors: int = 0
+    listener_restarts: int = 0
+    subscribe_refusals: int = 0
+    connected: bool = False
+    connected_since: float | None = None
+    last_connection_error: str | None = None
+    subscribed: int = 0
+    refused_channels: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+    @property
+    def dropped_total(self) -> int:
+        """All dropped messages, whatever the reason."""
+        return sum(self.dropped.values())
+
+
+class Counters:
+    """The live counters behind :class:`RedisBrokerStats`.
+
+    The listener thread is the only writer of ``delivered``, ``dropped``,
+    ``reconnects``, ``listener_errors``, ``listener_restarts`` and
+    ``subscribe_refusals``, so those need no lock; publish counters are written by any
+    thread that publishes, so they go through :meth:`add_published`, which
+    takes a lock (``+=`` on an attribute is not atomic across threads).
+    """
+
+    __slots__ = (
+        "__weakref__",  # for _io.process.track
+        "_last_logged",
+        "_lock",
+        "_suppressed",
+        "delivered",
+        "dropped",
+        "listener_errors",
+        "listener_restarts",
+        "publish_errors",
+        "published",
+        "reconnects",
+        "subscribe_refusals",
+    )
+
+    def __init__(self) -> None:
+        self._reset()
+        track(self)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self.published = 0
+        self.publish_errors = 0
+        self.delivered = 0
+        self.reconnects = 0
+        self.listener_errors = 0
+        self.listener_restarts = 0
+        self.subscribe_refusals = 0
+        self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+        self._last_logged: dict[str, float] = {}
+        self._suppressed: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+
+    def _after_fork_in_child(self) -> None:
+        # A forked child is a new process: its counts start at zero (and the
+        # lock may have been held by a parent thread at the fork).
+        self._reset()
+
+    def drop(self, reason: DropReason, channel: str, detail: object) -> None:
+        """Count a dropped message and log it with its channel and reason.
+
+        Called by the listener thread only. Repeats of one reason within a
+        second are counted but not logged; the next warning says how many.
+        """
+        now = time.monotonic()
+        last = self._last_logged.get(reason)
+        if last is not None and now - last < _DROP_LOG_INTERVAL:
+            self._suppressed[reason] += 1
+        else:
+            self._last_logged[reason] = now
+            suppressed, self._suppressed[reason] = self._suppressed[reason], 0
+            _logger.warning(
+                "Dropped a message on channel %r (%s): %s%s",
+                channel,
+                reason,
+                detail,
+                f" [{suppressed} more {reason} drop(s) not logged]"
+                if suppressed
+                else "",
+            )
+        # Counted after the warning: whoever sees the count sees the log line.
+        self.dropped[reason] += 1
+
+    def add_delivered(self) -> None:
+        """Count one message handed to subscribers (listener only: no lock)."""
+        self.delivered += 1
+
+    def add_published(self, count: int) -> None:
+        """Count ``count`` events acknowledged by Redis."""
+        with self._lock:
+            self.published += count
+
+    def add_publish_error(self) -> None:
+        """Count one failed publish (or batch)."""
+        with self._lock:
+            self.publish_errors += 1
+
+    def snapshot(
+        self, subscriber_errors: int, connection: ConnectionState
+    ) -> RedisBrokerStats:
+        """Copy the counters into an immutable :class:`RedisBrokerStats`."""
+        with self._lock:
+            published, publish_errors = self.published, self.publish_errors
+        return RedisBrokerStats(
+            published=published,
+            publish_errors=publish_errors,
+            delivered=self.delivered,
+            dropped=MappingProxyType(dict(self.dropped)),
+            subscriber_errors=subscriber_errors,
+            reconnects=self.reconnects,
+            listener_errors=self.listener_errors,
+            listener_restarts=self.listener_restarts,
+            subscribe_refusals=self.subscribe_refusals,
+            connected=connection.connected,
+            connected_since=connection.since,
+            last_connection_error=connection.last_error,
+            subscribed=connection.subscribed,
+            refused_channels=MappingProxyType(dict(connection.refused)),
+        )
+
+
+@dataclass(frozen=True)
+class ConnectionState:
+    """What the listener reports about its Pub/Sub connection right now."""
+
+    connected: bool = False
+    since: float | None = None
+    last_error: str | None = None
+    subscribed: int = 0
+    refused: Mapping[str, str] = field(default_factory=dict)

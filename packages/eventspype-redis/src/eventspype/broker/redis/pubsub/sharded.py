@@ -1,0 +1,293 @@
+"""The listener of a broker on Redis Cluster: one sharded Pub/Sub listener per shard.
+
+A shard channel is received only on a connection to the master that owns its
+slot, so the broker needs one connection per shard it has channels on. Each is
+an ordinary :class:`~pubsub.listener.Listener` (its own thread, backoff,
+health checks, confirmations) whose link is a :class:`~pubsub.shard_link.ShardLink`.
+:class:`ShardedListener` has the listener's interface, so the broker's
+subscription tables use it unchanged; it routes each channel to the listener
+of the shard that owned the channel's slot when it was first subscribed.
+
+Failover: when a master dies, only its shard's listener loses its connection;
+it reconnects with backoff, to the node that owns its channels' slots by then
+(the promoted replica) and subscribes them all again. The other shards keep
+delivering meanwhile.
+
+Resharding: when slots move to another master, Redis ends their
+subscriptions; the listener reconnects to the node that owns most of its
+channels and hands the others to the listeners of their new nodes.
+
+Delivery: the shard listeners hand every message to one handler under one
+lock, so the broker decodes, counts and calls subscribers on one thread at a
+time, as with a single listener (events of one channel arrive in order: a
+channel has one shard). A subscriber that blocks holds up every shard.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from eventspype.broker.redis._io.process import track
+from eventspype.broker.redis._wire.stats import ConnectionState, Counters
+from eventspype.broker.redis.pubsub.channel_book import Subscription
+from eventspype.broker.redis.pubsub.listener import Deliver, Listener
+from eventspype.broker.redis.pubsub.shard_link import ShardLinkFactory
+
+__all__ = ["ShardedListener"]
+
+
+class _OneAtATime:
+    """The broker's handlers behind one lock (see the module docs).
+
+    Held strongly by the :class:`ShardedListener` only, and referencing the
+    broker weakly, like :class:`~pubsub.listener.Listener` does: a broker nobody
+    uses can still be collected, which stops the shard threads. Once stopping,
+    a thread waiting for the lock gives up, so that a subscriber that closes
+    the broker does not wait for the other shards' threads to time out.
+    """
+
+    def __init__(self, deliver: Deliver, tidy: Callable[[], None]) -> None:
+        self._deliver = weakref.WeakMethod(deliver)
+        self._tidy = weakref.WeakMethod(tidy)
+        self.stopping = False
+        self._lock = threading.Lock()
+        track(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+
+    def _acquire(self) -> bool:
+        while not self._lock.acquire(timeout=0.1):
+            if self.stopping:
+                return False
+        return True
+
+    def deliver(self, channel: bytes, data: Any) -> None:
+        target = self._deliver()
+        if target is not None and self._acquire():
+            try:
+                target(channel, data)
+            finally:
+                self._lock.release()
+
+    def tidy(self) -> None:
+        target = self._tidy()
+        if target is not None and self._acquire():
+            try:
+                target()
+            finally:
+                self._lock.release()
+
+
+class _Rerouter:
+    """``reroute`` for one shard's links; holds the ``ShardedListener`` weakly."""
+
+    def __init__(self, owner: ShardedListener, shard: Listener) -> None:
+        self._owner = weakref.ref(owner)
+        self._shard = weakref.ref(shard)
+
+    def channels(self) -> list[bytes]:
+        owner, shard = self._owner(), self._shard()
+        if owner is None or shard is None:
+            return []
+        return owner.channels_of(shard)
+
+    def reroute(self, channels: list[bytes]) -> None:
+        owner, shard = self._owner(), self._shard()
+        if owner is not None and shard is not None:
+            owner.reroute(shard, channels)
+
+
+class ShardedListener:
+    """One :class:`~pubsub.listener.Listener` per shard (see the module docs).
+
+    Channels are the names on the wire, as bytes. ``client`` is the user's
+    ``redis.cluster.RedisCluster``; the other arguments are those of
+    :class:`~pubsub.listener.Listener`, for each shard.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        deliver: Deliver,
+        tidy: Callable[[], None],
+        counters: Counters,
+        *,
+        idle_timeout: float,
+        health_check_interval: float,
+        reconnect_delay: tuple[float, float],
+        encoding: str = "utf-8",
+    ) -> None:
+        self._client = client
+        self._encoding = encoding
+        self._handlers = _OneAtATime(deliver, tidy)
+        self._counters = counters
+        self._idle_timeout = idle_timeout
+        self._health_check_interval = health_check_interval
+        self._reconnect_delay = reconnect_delay
+        # Bad options fail here, as they do for a single Listener, rather
+        # than on the first subscription.
+        self._new_shard()
+        self._start_over()
+        track(self)
+
+    def _start_over(self) -> None:
+        self._lock = threading.Lock()
+        # Under _lock; copy-on-write so that readers need no lock.
+        self._all: tuple[Listener, ...] = ()
+        self._by_node: dict[str, Listener] = {}  # node -> listener for new channels
+        self._routes: dict[bytes, Listener] = {}  # channel -> its shard's listener
+
+    def _after_fork_in_child(self) -> None:
+        # The shard listeners forget their channels and threads by themselves.
+        self._start_over()
+
+    def _new_shard(self) -> Listener:
+        factory = ShardLinkFactory(self._client)
+        listener = Listener(
+            factory,
+            self._handlers.deliver,
+            self._handlers.tidy,
+            self._counters,
+            idle_timeout=self._idle_timeout,
+            health_check_interval=self._health_check_interval,
+            reconnect_delay=self._reconnect_delay,
+            encoding=self._encoding,
+        )
+        rerouter = _Rerouter(self, listener)
+        factory.channels = rerouter.channels
+        factory.reroute = rerouter.reroute
+        return listener
+
+    def _shard_for(
+        self, channel: bytes, *, not_this: Listener | None = None
+    ) -> Listener:
+        # Caller holds _lock. The client's slot map: no I/O (it is refreshed
+        # on failures).
+        try:
+            node = self._client.get_node_from_key(channel)
+        except Exception:  # slot not covered now: the link looks again later
+            node = None
+        name = str(node.name) if node is not None else "(unknown)"
+        shard = self._by_node.get(name)
+        if shard is None or shard is not_this:
+            shard = self._new_shard()
+            self._all = (*self._all, shard)
+            self._by_node = {**self._by_node, name: shard}
+        return shard
+
+    def reroute(self, source: Listener, channels: list[bytes]) -> None:
+        """Move ``channels`` from ``source`` to the listeners of their nodes now.
+
+        Called on ``source``'s thread while it opens a link on a node that no
+        longer owns them (after a resharding).
+        """
+        moves: list[tuple[bytes, Listener]] = []
+        with self._lock:
+            for channel in channels:
+                if self._routes.get(channel) is source:
+                    target = self._shard_for(channel, not_this=source)
+                    self._routes = {**self._routes, channel: target}
+                    moves.append((channel, target))
+        for channel, target in moves:
+            source.remove(channel)
+            target.add(channel)
+        for target in {id(t): t for _, t in moves}.values():
+            target.sync()
+
+    def channels_of(self, shard: Listener) -> list[bytes]:
+        """The channels routed to ``shard``."""
+        return [c for c, s in self._routes.items() if s is shard]
+
+    @property
+    def shards(self) -> tuple[Listener, ...]:
+        """The listener of each shard (a snapshot)."""
+        return self._all
+
+    @property
+    def on_listener_thread(self) -> bool:
+        """Whether the caller runs on one of the shard listeners' threads."""
+        return any(shard.on_listener_thread for shard in self._all)
+
+    # -- what is wanted (any thread; the Listener contract) ------------------
+
+    def add(self, channel: bytes) -> Subscription | None:
+        """Want ``channel`` on its shard's listener (see ``Listener.add``)."""
+        with self._lock:
+            shard = self._routes.get(channel)
+            if shard is None:
+                shard = self._shard_for(channel)
+                self._routes = {**self._routes, channel: shard}
+        return shard.add(channel)
+
+    def remove(self, channel: bytes) -> None:
+        """Stop wanting ``channel`` (see ``Listener.remove``)."""
+        with self._lock:
+            shard = self._routes.get(channel)
+            if shard is None:
+                return
+            self._routes = {c: s for c, s in self._routes.items() if c != channel}
+        shard.remove(channel)
+
+    def sync(self) -> None:
+        """Send what changed, on every shard's connection (see ``Listener.sync``)."""
+        for shard in self._all:
+            shard.sync()
+
+    def ensure_running(self) -> None:
+        """Start a new thread for every shard whose thread died (see ``Listener``)."""
+        for shard in self._all:
+            shard.ensure_running()
+
+    def state(self) -> ConnectionState:
+        """The shards' states in one: connected when every shard in use is.
+
+        ``since`` is the latest change of any shard, ``last_error`` the one of
+        the shard that changed last among those with an error.
+        """
+        states = [s.state() for s in self._all if self.channels_of(s)]
+        if not states:
+            return ConnectionState()
+        changed = sorted(states, key=lambda state: state.since or 0.0)
+        errors = [state.last_error for state in changed if state.last_error]
+        refused: dict[str, str] = {}
+        for state in states:
+            refused.update(state.refused)
+        return ConnectionState(
+            connected=all(state.connected for state in states),
+            since=changed[-1].since,
+            last_error=errors[-1] if errors else None,
+            subscribed=sum(state.subscribed for state in states),
+            refused=refused,
+        )
+
+    def wait_until_subscribed(self, timeout: float) -> None:
+        """``Listener.wait_until_subscribed`` on every shard, in ``timeout`` in all."""
+        deadline = time.monotonic() + timeout
+        for shard in self._all:
+            shard.wait_until_subscribed(max(0.0, deadline - time.monotonic()))
+
+    def request_tidy(self) -> None:
+        """Have a listener thread call ``tidy`` soon (safe from a weakref callback)."""
+        for shard in self._all:
+            shard.request_tidy()
+
+    # -- stopping --------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Ask every shard's thread to stop, without waiting (idempotent)."""
+        self._handlers.stopping = True
+        for shard in self._all:
+            shard.request_stop()
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s in all for every shard's thread to end."""
+        deadline = time.monotonic() + timeout
+        done = True
+        for shard in self._all:
+            done = shard.join(max(0.0, deadline - time.monotonic())) and done
+        return done

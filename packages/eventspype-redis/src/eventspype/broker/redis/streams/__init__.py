@@ -1,0 +1,1 @@
+"""Redis Streams: ``RedisStreamBroker``, at-least-once per consumer group."""

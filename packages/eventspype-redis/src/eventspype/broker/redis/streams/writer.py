@@ -1,0 +1,137 @@
+"""How a RedisStreamBroker appends events: XADD, one at a time or pipelined.
+
+Also the options shared by the constructor and ``from_url`` (their checks, the
+default consumer name), so that the broker module stays about the broker.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from typing import Any
+
+import redis
+
+from eventspype.broker.redis._io.connections import connection_recipe, fast_path_client
+from eventspype.broker.redis._io.transport import FastTransport
+from eventspype.broker.redis.streams.dead_letters import EVENT_FIELD
+
+__all__ = [
+    "StreamWriter",
+    "check_options",
+    "default_consumer_name",
+    "own_pool",
+]
+
+_FIELD = EVENT_FIELD
+
+
+class StreamWriter:
+    """XADD ``{event: envelope}`` with ``MAXLEN ~ maxlen``.
+
+    For a plain ``redis.Redis`` the commands are pre-encoded and sent on the
+    broker's own connection (RedisBroker's fast path, see ``_io.transport``);
+    other clients go through ``execute_command`` and ``pipeline()``.
+    Thread-safe. Errors are the client's: ``ConnectionError`` or
+    ``TimeoutError`` when Redis cannot be reached, ``ResponseError`` when it
+    refuses (an ACL, a key of another type).
+    """
+
+    __slots__ = ("_client", "_fast", "_heads", "_trim")
+
+    def __init__(self, client: Any, maxlen: int | None) -> None:
+        self._client = client
+        self._trim: tuple[Any, ...] = () if maxlen is None else ("MAXLEN", "~", maxlen)
+        # Stream key -> the RESP of the command up to the message (bounded).
+        self._heads: dict[bytes, bytes] = {}
+        recipe = connection_recipe(client, None)
+        self._fast: FastTransport | None = (
+            FastTransport(recipe.pool)
+            if recipe is not None and fast_path_client(client)
+            else None
+        )
+
+    def add(self, key: bytes, message: bytes) -> None:
+        """Append one entry and wait for Redis to have it."""
+        if self._fast is not None:
+            self._fast._send(self._pack(key, message), 1)
+        else:
+            self._client.execute_command("XADD", key, *self._trim, "*", _FIELD, message)
+
+    def add_many(self, messages: list[tuple[bytes, bytes]]) -> None:
+        """Append every ``(key, message)`` in one round trip, in order."""
+        if self._fast is not None:
+            packed = b"".join([self._pack(k, m) for k, m in messages])
+            self._fast._send(packed, len(messages))
+            return
+        pipeline = self._client.pipeline(transaction=False)
+        for key, message in messages:
+            pipeline.execute_command("XADD", key, *self._trim, "*", _FIELD, message)
+        pipeline.execute()
+
+    def close(self) -> None:
+        """Close the fast path's connections (never the client's)."""
+        if self._fast is not None:
+            self._fast.close()
+
+    def _pack(self, key: bytes, message: bytes) -> bytes:
+        """``XADD key [MAXLEN ~ n] * event message`` in RESP."""
+        head = self._heads.get(key)
+        if head is None:
+            parts = [b"XADD", key, *[str(a).encode() for a in self._trim], b"*"]
+            parts.append(_FIELD)
+            head = b"*%d\r\n" % (len(parts) + 1) + b"".join(
+                b"$%d\r\n%b\r\n" % (len(part), part) for part in parts
+            )
+            if len(self._heads) < 4096:  # bounded: channels may be generated
+                self._heads[key] = head
+        return b"%b$%d\r\n%b\r\n" % (head, len(message), message)
+
+
+def default_consumer_name() -> str:
+    """``<host>:<pid>:<random>``: unique per process, readable in XINFO."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def check_options(
+    start: str,
+    claim_idle: float,
+    max_deliveries: int,
+    prefetch: int,
+    maxlen: int | None,
+    reconnect_delay: tuple[float, float],
+) -> None:
+    """Raise ``ValueError`` for an option out of range."""
+    if start not in ("new", "all"):
+        raise ValueError(f"start must be 'new' or 'all', got {start!r}")
+    if not claim_idle > 0:
+        raise ValueError(f"claim_idle must be > 0, got {claim_idle}")
+    if max_deliveries < 1 or prefetch < 1:
+        raise ValueError(
+            f"max_deliveries and prefetch must be at least 1, got {max_deliveries} "
+            f"and {prefetch}"
+        )
+    if maxlen is not None and maxlen < 1:
+        raise ValueError(f"maxlen must be at least 1 or None, got {maxlen}")
+    first, longest = reconnect_delay
+    if not 0 < first <= longest:
+        raise ValueError(
+            f"reconnect_delay must be 0 < first <= longest, got {reconnect_delay}"
+        )
+
+
+def own_pool(client: Any, timeout: float | None = None) -> redis.ConnectionPool:
+    """A pool of the broker's own, with connections like the client's.
+
+    Raises:
+        TypeError: the client has no connection pool to copy (and is not a
+            ``RedisCluster``, which the broker handles per node).
+    """
+    recipe = connection_recipe(client, timeout)
+    if recipe is None:
+        raise TypeError(
+            "RedisStreamBroker needs a redis.Redis (a client with a connection "
+            f"pool) or a redis.cluster.RedisCluster; got {type(client).__name__}"
+        )
+    return recipe.pool()
