@@ -60,6 +60,7 @@ OWNED = {
         "eventspype/py.typed",
         "eventspype/_",
         "eventspype/event.py",
+        "eventspype/delivery.py",
         "eventspype/pub/",
         "eventspype/sub/",
         "eventspype/broker/__init__.py",

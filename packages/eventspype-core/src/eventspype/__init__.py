@@ -25,6 +25,7 @@ from eventspype._lazy import available, load_lazy
 from eventspype._version import __version__
 from eventspype.broker.broker import MessageBroker
 from eventspype.broker.local import LocalBroker
+from eventspype.delivery import Delivery, current_delivery
 from eventspype.event import (
     Event,
     EventTag,
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AsyncEventSubscriber",
     "AsyncFunctionalEventSubscriber",
+    "Delivery",
     "Event",
     "EventPublication",
     "EventPublisher",
@@ -88,6 +90,7 @@ __all__ = [
     "TagEnum",
     "TrackingEventSubscriber",
     "__version__",
+    "current_delivery",
     "format_event_tag",
     "make_json_safe",
     "normalize_event_tag",
