@@ -23,7 +23,7 @@ from eventspype.broker.redis._wire.stats import (
 )
 from eventspype.broker.redis.pubsub.aio import AsyncRedisBroker
 from eventspype.broker.redis.pubsub.aio_writer import PublishQueueFull
-from eventspype.broker.redis.pubsub.channel_book import SubscriptionRefused
+from eventspype.broker.redis.pubsub.subscribing import SubscriptionRefused
 from eventspype.broker.redis.pubsub.sync import RedisBroker
 from eventspype.broker.redis.streams.dead_letters import DeadLetter
 from eventspype.broker.redis.streams.stats import ChannelBacklog, RedisStreamStats

@@ -33,9 +33,9 @@ from typing import Any
 
 from eventspype.broker.redis._io.process import track
 from eventspype.broker.redis._wire.stats import ConnectionState, Counters
-from eventspype.broker.redis.pubsub.channel_book import Subscription
 from eventspype.broker.redis.pubsub.listener import Deliver, Listener
 from eventspype.broker.redis.pubsub.shard_link import ShardLinkFactory
+from eventspype.broker.redis.pubsub.subscribing import Subscription
 
 __all__ = ["ShardedListener"]
 

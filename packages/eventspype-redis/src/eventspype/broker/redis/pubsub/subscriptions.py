@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from eventspype.broker.redis._io.process import track
 from eventspype.broker.redis._wire.channels import ChannelNames
 from eventspype.broker.redis._wire.fanout import Fanout
-from eventspype.broker.redis.pubsub.channel_book import Subscription
+from eventspype.broker.redis.pubsub.subscribing import Subscription
 
 if TYPE_CHECKING:
     from eventspype.broker.redis._wire.stats import ConnectionState
