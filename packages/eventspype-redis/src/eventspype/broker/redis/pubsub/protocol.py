@@ -353,9 +353,10 @@ class PubSubProtocol:
             else:
                 self._unanswered.pop(channel, None)
             self._sent.discard(channel)
-            self.wanted.pop(channel, None)  # a later want() asks again
+            if channel in self.wanted:  # else given up already: handled
+                del self.wanted[channel]  # a later want() asks again
+                self._unhandled[channel] = None
             self.refused[channel] = reason
-            self._unhandled[channel] = None
             refusal = (self.name(channel), reason)
             for waiter in self._waiters.pop(channel, ()):
                 waiter.settle(False, refusal)

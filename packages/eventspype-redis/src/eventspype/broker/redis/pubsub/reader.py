@@ -110,7 +110,7 @@ class PubSubReader:
         with self._io_lock:
             with self._lock:
                 self._opening = None
-                if self._stopping:
+                if self._stop.is_set():  # request_stop() came meanwhile
                     link.close()
                     return
                 self._link = link
