@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import warnings
+import weakref
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, TypeVar
@@ -16,7 +19,7 @@ from eventspype.broker.redis._wire.broker_base import (
 )
 from eventspype.broker.redis._wire.stats import RedisBrokerStats
 from eventspype.broker.redis.pubsub.aio_listener import AsyncListener
-from eventspype.broker.redis.pubsub.aio_senders import make_sender
+from eventspype.broker.redis.pubsub.aio_senders import Sender, make_sender
 from eventspype.broker.redis.pubsub.aio_writer import AsyncWriter
 from eventspype.broker.redis.pubsub.base import PubSubBrokerBase
 from eventspype.event import NormalizedTag
@@ -130,6 +133,18 @@ class AsyncRedisBroker(PubSubBrokerBase):
             redis_client, fast=fast_publish, timeout=publish_timeout
         )
         self._writer = AsyncWriter(self._loop, self._sender, self._counters, max_queued)
+        # A broker dropped without aclose() stops its tasks and says so. Its
+        # tasks hold the broker weakly, so that it can be collected.
+        self._finalizer = weakref.finalize(
+            self,
+            _abandoned,
+            f"AsyncRedisBroker(channel_prefix={channel_prefix!r})",
+            self._loop,
+            self._listener,
+            self._writer,
+            self._sender,
+        )
+        self._finalizer.atexit = False  # the loop is gone by then
 
     # -- configuration ----------------------------------------------------
 
@@ -208,7 +223,12 @@ class AsyncRedisBroker(PubSubBrokerBase):
         await self._writer.flush()
 
     def stats(self) -> RedisBrokerStats:
-        """A snapshot of the counters and of the connection's state."""
+        """A snapshot of the counters and of the connection's state.
+
+        Also replaces the listener task if it ended (cancelled from outside).
+        """
+        if not self._closed:
+            self._listener.sync()
         return self._counters.snapshot(
             self._subscriptions.local.subscriber_errors, self._listener.state()
         )
@@ -228,6 +248,7 @@ class AsyncRedisBroker(PubSubBrokerBase):
         if not self._subscriptions.close():
             return
         self._closed = True
+        self._finalizer.detach()
         try:
             await self._writer.flush()
         finally:
@@ -256,3 +277,40 @@ class AsyncRedisBroker(PubSubBrokerBase):
     ) -> tuple[bytes, bytes]:
         """The wire name and the envelope to PUBLISH (checks the broker is open)."""
         return self._names.wire(channel), self._envelope(event, event_tag)
+
+
+#: Clean-up tasks of abandoned brokers, held until done.
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _abandoned(
+    description: str,
+    loop: asyncio.AbstractEventLoop,
+    listener: AsyncListener,
+    writer: AsyncWriter,
+    sender: Sender,
+) -> None:
+    """A broker was collected without ``aclose()``: stop its tasks, warn.
+
+    Runs wherever the garbage collector ran; the tasks are stopped on the loop.
+    """
+
+    def stop() -> None:
+        stopped = listener.abandon() + writer.abandon()
+        task = loop.create_task(sender.close())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+        warnings.warn(
+            f"{description} was garbage-collected without aclose(); stopped "
+            f"its tasks ({', '.join(stopped) or 'none running'}) and closed its "
+            "connections. Close it with 'await broker.aclose()' or "
+            "'async with broker:'.",
+            ResourceWarning,
+            stacklevel=2,
+        )
+
+    if asyncio._get_running_loop() is loop:
+        stop()
+        return
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs
+        loop.call_soon_threadsafe(stop)

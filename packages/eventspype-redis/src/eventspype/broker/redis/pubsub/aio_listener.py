@@ -302,13 +302,8 @@ class AsyncListener:
             kind, channel, data = reply
             if kind == b"message":
                 proto.heard()
-                deliver = self._deliver()
-                if deliver is None:  # the broker was garbage-collected
-                    return
-                try:
-                    deliver(channel or b"", data)
-                except Exception:  # the broker's handler never raises; be sure
-                    proto.delivery_failed(channel)
+                if not self._hand_over(channel, data):
+                    return  # the broker was garbage-collected
                 continue
             unused = False
             with self._lock:
@@ -319,6 +314,20 @@ class AsyncListener:
             self._progress.set()
             if unused:
                 return  # nothing subscribed any more: give the connection back
+
+    def _hand_over(self, channel: bytes | None, data: Any) -> bool:
+        """Deliver one message; ``False`` if the broker is gone.
+
+        A function of its own so that no suspended frame keeps the broker.
+        """
+        deliver = self._deliver()
+        if deliver is None:
+            return False
+        try:
+            deliver(channel or b"", data)
+        except Exception:  # the broker's handler never raises; be sure
+            self._proto.delivery_failed(channel)
+        return True
 
     async def _drop_connection(
         self, *, lost: Exception | None = None, internal: BaseException | None = None

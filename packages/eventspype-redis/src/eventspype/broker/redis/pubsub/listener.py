@@ -52,7 +52,7 @@ from collections.abc import Callable
 from eventspype.broker.redis._io.process import join_thread, stop_at_exit, track
 from eventspype.broker.redis._wire.stats import ConnectionState, Counters
 from eventspype.broker.redis.pubsub.link import Link
-from eventspype.broker.redis.pubsub.protocol import PubSubProtocol
+from eventspype.broker.redis.pubsub.protocol import PubSubProtocol, Waiter
 from eventspype.broker.redis.pubsub.reader import Deliver, PubSubReader
 from eventspype.broker.redis.pubsub.subscribing import Subscription, check_subscribed
 
@@ -141,6 +141,33 @@ class Listener(PubSubReader):
             self._work.set()
             return None if self._proto.down else waiter
 
+    def hand_over(self, channel: bytes) -> list[Waiter]:
+        """Stop wanting ``channel``, for another listener; its unsettled waiters.
+
+        Call :meth:`sync` next, and give the waiters to :meth:`adopt`.
+        """
+        with self._lock:
+            return self._proto.hand_over(channel)
+
+    def adopt(self, channel: bytes, waiters: list[Waiter]) -> None:
+        """Want ``channel`` for the waiters another listener handed over.
+
+        Call :meth:`sync` next. They are settled when Redis confirms it here
+        (at once if it is confirmed already).
+        """
+        with self._lock:
+            if self._stopping:
+                for waiter in waiters:
+                    waiter.settle(False)
+                return
+            if not waiters:
+                self._proto.want(channel)
+            for waiter in waiters:
+                if not self._proto.want(channel, waiter):
+                    waiter.settle(True)  # confirmed here already
+            self._start_thread()
+            self._work.set()
+
     def ensure_running(self) -> None:
         """Start a new thread if channels are wanted and the thread died."""
         with self._lock:
@@ -227,6 +254,11 @@ class Listener(PubSubReader):
         for link in (self._link, self._opening):
             if link is not None and not link.interrupt():
                 self._ping(link)  # a reply wakes the reader as well
+
+    def threads(self) -> list[threading.Thread]:
+        """The listener thread, if it runs."""
+        thread = self._thread
+        return [thread] if thread is not None and thread.is_alive() else []
 
     def join(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for the thread to end; ``False`` if it did not.

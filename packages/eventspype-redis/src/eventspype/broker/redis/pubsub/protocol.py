@@ -160,6 +160,16 @@ class PubSubProtocol:
             for waiter in self._waiters.pop(channel, ()):
                 waiter.settle(True)
 
+    def hand_over(self, channel: bytes) -> list[Waiter]:
+        """Stop wanting ``channel`` for another connection to subscribe it.
+
+        Returns its waiters, unsettled: the other connection's protocol
+        settles them (a resharding moved the channel's slot).
+        """
+        self._unhandled.pop(channel, None)
+        self.wanted.pop(channel, None)
+        return self._waiters.pop(channel, [])
+
     def confirmed(self, channel: bytes) -> bool:
         """Whether Redis confirmed ``channel`` on the connection, nothing pending."""
         return channel in self._sent and not self._unanswered.get(channel)

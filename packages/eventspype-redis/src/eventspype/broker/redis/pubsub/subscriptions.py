@@ -70,6 +70,9 @@ class ThreadListener(ChannelListener, Protocol):
     def request_stop(self) -> None:
         """Ask the thread(s) to stop, without waiting (takes no lock)."""
 
+    def threads(self) -> list[threading.Thread]:
+        """The listener thread(s) that run."""
+
     def join(self, timeout: float) -> bool:
         """Wait for the thread(s) to end; ``False`` if one did not."""
 
