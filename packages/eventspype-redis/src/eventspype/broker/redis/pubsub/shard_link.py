@@ -80,11 +80,11 @@ class ShardLinkFactory:
                     f"cannot refresh the cluster's slot map: {error}"
                 ) from error
         node = self._choose_node()
+        name = str(node.name)
+        self.settled(name)  # raises if another listener serves it
         recipe = connection_recipe(self._client.get_redis_connection(node), None)
         if recipe is None:  # a cluster node's client always has a pool
-            raise redis.ConnectionError(f"no connection pool for node {node.name}")
-        name = str(node.name)
-        self.settled(name)
+            raise redis.ConnectionError(f"no connection pool for node {name}")
         return recipe, name
 
     def _choose_node(self) -> Any:
