@@ -40,7 +40,7 @@ from typing import Any
 
 import redis
 
-from eventspype.broker.redis._io.process import track
+from eventspype._internal.fork import register_for_fork
 from eventspype.broker.redis._wire.stats import ConnectionState, Counters
 from eventspype.broker.redis.pubsub.listener import Deliver, Listener
 from eventspype.broker.redis.pubsub.shard_link import ShardLinkFactory
@@ -64,7 +64,7 @@ class _OneAtATime:
         self._tidy = weakref.WeakMethod(tidy)
         self.stopping = False
         self._lock = threading.Lock()
-        track(self)
+        register_for_fork(self)
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
@@ -153,7 +153,7 @@ class ShardedListener:
         # than on the first subscription.
         self._new_shard()
         self._start_over()
-        track(self)
+        register_for_fork(self)
 
     def _start_over(self) -> None:
         self._lock = threading.Lock()
