@@ -203,6 +203,12 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
                 dropped,
             )
         elif kick:
+            if asyncio._get_running_loop() is self._loop:
+                # Delivered on the loop's own thread (AsyncRedisBroker's
+                # listener, a publish from a coroutine): start the worker now,
+                # without a hop through call_soon_threadsafe and its self-pipe.
+                self._spawn()
+                return
             try:
                 self._loop.call_soon_threadsafe(self._spawn)
             except RuntimeError:  # closed between the check and now

@@ -10,6 +10,8 @@ drivers (a thread, an asyncio task, one per cluster shard) only move bytes and
 time, so they behave the same because the policy is not theirs.
 
 Not thread-safe: its owner serializes every call (a lock, or one event loop).
+The channel tables are its base class's,
+:class:`~pubsub.channel_table.ChannelTable`.
 
 Reply matching. Redis answers commands in the order they were sent. Every
 SUBSCRIBE and UNSUBSCRIBE names one channel and is recorded in order, so an
@@ -35,31 +37,19 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import Literal
 
 from eventspype._internal.backoff import Backoff
 from eventspype.broker.redis._wire.stats import ConnectionState, Counters
+from eventspype.broker.redis.pubsub.channel_table import ChannelTable, Command, Waiter
 
 __all__ = ["Command", "PubSubProtocol", "Verdict", "Waiter", "describe"]
 
 _logger = logging.getLogger("eventspype.broker.redis")
 
-#: A command to send: ``("SUBSCRIBE", channel)``, ``("PING",)``, ...
-Command = tuple[Any, ...]
 #: What :meth:`PubSubProtocol.tick` asks of the driver.
 Verdict = Literal["ping", "dead"] | None
-
-
-class Waiter(Protocol):
-    """Whoever waits for the confirmation of one SUBSCRIBE.
-
-    ``refused`` is ``(channel name, the server's reason)`` when Redis refused
-    it; ``ok`` is ``False`` whenever the subscription is not in place.
-    """
-
-    def settle(self, ok: bool, refused: tuple[str, str] | None = None) -> None: ...
 
 
 def describe(error: BaseException) -> str:
@@ -67,7 +57,7 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-class PubSubProtocol:
+class PubSubProtocol(ChannelTable):
     """The state machine of one Pub/Sub connection (see the module docs).
 
     Attributes:
@@ -109,21 +99,14 @@ class PubSubProtocol:
         self.health_check_interval = health_check_interval
         self.ping_timeout = max(health_check_interval, 1.0)
         self._backoff = Backoff(first, longest)
-        self._encoding = encoding
+        self._set_encoding(encoding)
         self._rand = rand
         self._wall_clock = wall_clock
         self.reset()
 
     def reset(self) -> None:
         """As new: nothing wanted, no connection, no failure (also after a fork)."""
-        self.wanted: dict[bytes, None] = {}
-        self.refused: dict[bytes, str] = {}
-        self._unhandled: dict[bytes, None] = {}  # refused, not given up
-        self._waiters: dict[bytes, list[Waiter]] = {}
-        self._sent: set[bytes] = set()  # subscribed on the connection, as sent
-        self._unanswered: dict[bytes, int] = {}  # channel -> commands in flight
-        self._pending: deque[tuple[bytes, bytes | None]] = deque()  # in order
-        self.live = False
+        self._reset_channels()
         self.connected = False
         self._since: float | None = None  # wall clock of the last change
         self._recovering = False
@@ -135,103 +118,10 @@ class PubSubProtocol:
         self._heard = False
         self._ping_sent: float | None = None
 
-    # -- what is wanted -----------------------------------------------------
-
-    def want(self, channel: bytes, waiter: Waiter | None = None) -> bool:
-        """Want ``channel``; whether a confirmation is still to come.
-
-        ``waiter`` is settled when it comes (or is pointless); it is not kept
-        when ``channel`` is confirmed already.
-        """
-        self.wanted[channel] = None
-        self.refused.pop(channel, None)
-        self._unhandled.pop(channel, None)
-        if self.confirmed(channel):
-            return False
-        if waiter is not None:
-            self._waiters.setdefault(channel, []).append(waiter)
-        return True
-
-    def unwant(self, channel: bytes) -> None:
-        """Stop wanting ``channel``; a refusal of it is handled."""
-        self._unhandled.pop(channel, None)
-        if channel in self.wanted:
-            del self.wanted[channel]
-            for waiter in self._waiters.pop(channel, ()):
-                waiter.settle(True)
-
-    def hand_over(self, channel: bytes) -> list[Waiter]:
-        """Stop wanting ``channel`` for another connection to subscribe it.
-
-        Returns its waiters, unsettled: the other connection's protocol
-        settles them (a resharding moved the channel's slot).
-        """
-        self._unhandled.pop(channel, None)
-        self.wanted.pop(channel, None)
-        return self._waiters.pop(channel, [])
-
-    def confirmed(self, channel: bytes) -> bool:
-        """Whether Redis confirmed ``channel`` on the connection, nothing pending."""
-        return channel in self._sent and not self._unanswered.get(channel)
-
-    def missing(self) -> list[bytes]:
-        """Wanted channels not confirmed on a live connection (yet)."""
-        if not self.live:
-            return list(self.wanted)
-        return [c for c in self.wanted if not self.confirmed(c)]
-
-    def subscribed(self) -> int:
-        """How many wanted channels are confirmed on the connection."""
-        return sum(1 for c in self.wanted if self.confirmed(c))
-
-    def first_refusal(self) -> tuple[str, str] | None:
-        """``(channel name, reason)`` of the oldest refusal not handled, if any."""
-        for channel in self._unhandled:
-            return self.name(channel), self.refused.get(channel, "")
-        return None
-
-    @property
-    def idle(self) -> bool:
-        """Nothing wanted, subscribed or awaiting an answer: the connection can go."""
-        return not (self.wanted or self._sent or self._unanswered)
-
     @property
     def down(self) -> bool:
         """Whether Redis is known to be unreachable right now."""
         return self._down_since is not None
-
-    # -- what to send ---------------------------------------------------------
-
-    def commands(self) -> list[Command]:
-        """The commands that bring the live connection to what is wanted.
-
-        Recorded as sent: call right before sending them, in the order
-        returned. Nothing without a live connection.
-        """
-        if not self.live:
-            return []
-        sent = self._sent
-        new = [c for c in self.wanted if c not in sent]
-        gone = [c for c in sent if c not in self.wanted]
-        sent.update(new)
-        sent.difference_update(gone)
-        return [
-            *self._expect(b"subscribe", "SUBSCRIBE", new),
-            *self._expect(b"unsubscribe", "UNSUBSCRIBE", gone),
-        ]
-
-    def ping(self) -> Command:
-        """A PING, recorded as sent (send it on the live connection)."""
-        self._pending.append((b"ping", None))
-        return ("PING",)
-
-    def _expect(
-        self, kind: bytes, command: str, channels: list[bytes]
-    ) -> list[Command]:
-        for channel in channels:
-            self._unanswered[channel] = self._unanswered.get(channel, 0) + 1
-            self._pending.append((kind, channel))
-        return [(command, channel) for channel in channels]
 
     # -- the connection ---------------------------------------------------------
 
@@ -281,18 +171,11 @@ class PubSubProtocol:
         if self.connected or self._since is None:
             self.connected = False
             self._since = self._wall_clock()
-        # Nobody should wait minutes for a confirmation.
-        for waiters in self._waiters.values():
-            for waiter in waiters:
-                waiter.settle(False)
-        self._waiters.clear()
+        self._release_waiters()  # nobody should wait minutes for a confirmation
 
     def _forget_connection(self) -> None:
-        self.live = False
+        self._forget_sent()
         self._recovering = False
-        self._sent = set()
-        self._unanswered = {}
-        self._pending.clear()
         self._ping_sent = None
 
     def _failed(self, error: BaseException, first_warning: str) -> None:
@@ -322,29 +205,7 @@ class PubSubProtocol:
         UNSUBSCRIBE): the driver may close it.
         """
         self._alive(now)
-        key = (b"ping" if kind == b"pong" else kind, channel)
-        pending = self._pending
-        if pending and pending[0] == key:
-            pending.popleft()
-        else:
-            # A reply Redis sent by itself (an UNSUBSCRIBE after an ACL change):
-            # take the first of its kind, if any, to keep the order for the rest.
-            for index, entry in enumerate(pending):
-                if entry == key:
-                    del pending[index]
-                    break
-        if channel is None:
-            return False
-        left = self._unanswered.get(channel, 0) - 1
-        if left > 0:  # a later command for this channel is in flight
-            self._unanswered[channel] = left
-            return False
-        self._unanswered.pop(channel, None)
-        if kind == b"subscribe":
-            for waiter in self._waiters.pop(channel, ()):
-                waiter.settle(True)
-            return False
-        return kind == b"unsubscribe" and self.idle
+        return self._matched(kind, channel)
 
     def error_reply(self, error: BaseException, now: float) -> None:
         """An error reply arrived: it answers the oldest command in flight.
@@ -354,27 +215,14 @@ class PubSubProtocol:
         the same.
         """
         self._alive(now)
-        kind, channel = self._pending.popleft() if self._pending else (b"", None)
         reason = describe(error)
+        kind, channel = self._refused(reason)
         if kind == b"subscribe" and channel is not None:
-            left = self._unanswered.get(channel, 0) - 1
-            if left > 0:
-                self._unanswered[channel] = left
-            else:
-                self._unanswered.pop(channel, None)
-            self._sent.discard(channel)
-            if channel in self.wanted:  # else given up already: handled
-                del self.wanted[channel]  # a later want() asks again
-                self._unhandled[channel] = None
-            self.refused[channel] = reason
-            refusal = (self.name(channel), reason)
-            for waiter in self._waiters.pop(channel, ()):
-                waiter.settle(False, refusal)
             self.counters.subscribe_refusals += 1
             _logger.error(
                 "Redis refused to subscribe to %r: %s; the other channels are "
                 "not affected",
-                refusal[0],
+                self.name(channel),
                 reason,
             )
         elif kind != b"ping":
@@ -465,7 +313,3 @@ class PubSubProtocol:
             subscribed=self.subscribed() if self.connected else 0,
             refused={self.name(c): r for c, r in self.refused.items()},
         )
-
-    def name(self, channel: bytes) -> str:
-        """``channel`` as text, for messages."""
-        return channel.decode(self._encoding, "replace")
