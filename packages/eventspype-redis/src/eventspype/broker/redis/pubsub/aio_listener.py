@@ -22,37 +22,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
 
-import redis.exceptions
-
-from eventspype.broker.redis._io.push_reader import (
-    MAX_BULK,
-    Error,
-    PushReader,
-    read_within,
-)
 from eventspype.broker.redis._wire.stats import ConnectionState, Counters
-from eventspype.broker.redis.pubsub.link import Reply, _normalize
+from eventspype.broker.redis.pubsub.aio_reader import AsyncReader, Deliver
 from eventspype.broker.redis.pubsub.protocol import Command, PubSubProtocol
+from eventspype.broker.redis.pubsub.shard_dialect import ShardDialect
 from eventspype.broker.redis.pubsub.subscribing import check_subscribed
 
 __all__ = ["AsyncListener"]
 
 _logger = logging.getLogger("eventspype.broker.redis")
 
-#: ``deliver(channel, data)``: the broker's handler for one Pub/Sub message.
-Deliver = Callable[[bytes, Any], None]
 
-
-class AsyncListener:
+class AsyncListener(AsyncReader):
     """Owns the Pub/Sub connection and the task reading it (see the module docs).
 
-    ``new_connection`` makes an unconnected ``redis.asyncio`` connection;
+    ``new_connection`` makes an unconnected ``redis.asyncio`` connection (or
+    returns an awaitable of one: a shard's, after looking its node up); with
+    ``sharded`` the connection speaks sharded Pub/Sub (see
+    ``pubsub.shard_dialect``);
     channels are names on the wire, as bytes.
     """
 
@@ -67,6 +61,7 @@ class AsyncListener:
         health_check_interval: float,
         reconnect_delay: tuple[float, float],
         encoding: str,
+        sharded: bool = False,
     ) -> None:
         self._loop = loop
         self._proto = PubSubProtocol(
@@ -88,6 +83,8 @@ class AsyncListener:
         self._work = asyncio.Event()  # channels wanted while idle
         self._progress = asyncio.Event()  # a confirmation, refusal or failure
         self._stopping = False
+        self._sharded = sharded
+        self._dialect: ShardDialect | None = None  # the connection's, if sharded
 
     # -- what is wanted (any thread) ----------------------------------------
 
@@ -224,6 +221,8 @@ class AsyncListener:
         if not commands:
             return
         try:
+            if self._dialect is not None:
+                commands = self._dialect.commands(commands)
             packed = connection.pack_commands(commands)
             await connection.send_packed_command(packed, check_health=False)
         except Exception as error:
@@ -250,7 +249,20 @@ class AsyncListener:
                 await self._drop_connection(internal=error)
 
     async def _connect_and_read(self) -> None:
-        connection = self._new_connection()
+        try:
+            made = self._new_connection()
+            connection = await made if inspect.isawaitable(made) else made
+        except Exception as error:  # no node serves the channels now, say
+            if not self._stopping:
+                with self._lock:
+                    self._proto.open_failed(error)
+            self._progress.set()
+            return
+        if self._sharded:
+            name = (
+                f"{getattr(connection, 'host', '?')}:{getattr(connection, 'port', '?')}"
+            )
+            self._dialect = ShardDialect(name)
         try:
             await connection.connect()
         except BaseException as error:
@@ -276,103 +288,6 @@ class AsyncListener:
             lost = error
         finally:
             await self._drop_connection(lost=lost)
-
-    async def _read(self, connection: Any) -> None:
-        """Read and handle replies until the connection fails or is unused."""
-        reader = getattr(connection, "_reader", None)
-        if isinstance(reader, asyncio.StreamReader):
-            await self._read_fast(connection, reader)
-            return
-        # fakeredis, or a redis-py whose connections changed: its parser.
-        timeout = self._proto.health_check_interval
-        while not self._stopping:
-            try:
-                response = await connection.read_response(
-                    timeout=timeout, disconnect_on_error=False, push_request=True
-                )
-            except redis.exceptions.ResponseError as error:
-                response = error  # refuses one command; the others go on
-            if response is None:  # quiet: the protocol's health rule
-                timeout = await self._quiet(connection)
-                continue
-            reply = _normalize(response)
-            if reply is not None and not self._handle(*reply):
-                return
-
-    async def _read_fast(self, connection: Any, reader: asyncio.StreamReader) -> None:
-        """:meth:`_read` on the connection's bytes, cut by :class:`PushReader`.
-
-        The connection's own stream (a private attribute of redis-py's
-        connections, 5.0 to 8.x; anything else takes the parser's way): one
-        read for every message that arrived, instead of redis-py's four to
-        six awaits per message. The handshake is redis-py's, done before.
-        """
-        push = PushReader(MAX_BULK)
-        parser = getattr(connection, "_parser", None)
-        parse_error = getattr(parser, "parse_error", redis.exceptions.ResponseError)
-        timeout = self._proto.health_check_interval
-        while not self._stopping:
-            for value in push.replies():
-                reply: Reply | None
-                if isinstance(value, Error):
-                    reply = (b"error", None, parse_error(str(value)))
-                else:
-                    reply = _normalize(value)
-                if reply is not None and not self._handle(*reply):
-                    return
-            try:
-                data = await read_within(reader, timeout)
-            except asyncio.TimeoutError:  # quiet: the protocol's health rule
-                timeout = await self._quiet(connection)
-                continue
-            if not data:
-                raise redis.exceptions.ConnectionError("Redis closed the connection")
-            push.feed(data)
-
-    async def _quiet(self, connection: Any) -> float:
-        """Nothing came: apply the health rule; the next read's timeout."""
-        proto = self._proto
-        now = self._loop.time()
-        with self._lock:
-            verdict = proto.tick(now)
-            timeout = max(proto.wait_time(now), 0.01)
-        if verdict == "dead":
-            raise TimeoutError("no reply to PING")
-        if verdict == "ping":
-            async with self._send_lock:
-                with self._lock:
-                    ping = proto.ping()
-                await self._send(connection, [ping])
-        return timeout
-
-    def _handle(self, kind: bytes, channel: bytes | None, data: Any) -> bool:
-        """One reply; ``False`` when reading should stop (unused, or no broker)."""
-        proto = self._proto
-        if kind == b"message":
-            proto.heard()
-            return self._hand_over(channel, data)  # False: the broker was collected
-        unused = False
-        with self._lock:
-            if kind == b"error":
-                proto.error_reply(data, self._loop.time())
-            else:
-                unused = proto.answered(kind, channel, self._loop.time())
-        self._progress.set()
-        return not unused  # unused: nothing subscribed, give the connection back
-
-    def _hand_over(self, channel: bytes | None, data: Any) -> bool:
-        """Deliver one message; ``False`` if the broker is gone.
-
-        A function of its own so that no suspended frame keeps the broker.
-        """
-        deliver = self._deliver()
-        if deliver is None:
-            return False
-        try:
-            deliver(channel or b"", data)
-        except Exception:  # the broker's handler never raises; be sure
-            self._proto.delivery_failed(channel)
-        return True
 
     async def _drop_connection(
         self, *, lost: Exception | None = None, internal: BaseException | None = None

@@ -33,6 +33,7 @@ import redis
 from redis.exceptions import AskError, ClusterDownError, TryAgainError
 
 from eventspype.broker.redis._io.connections import ConnectionRecipe, connection_recipe
+from eventspype.broker.redis.pubsub.shard_dialect import ShardDialect, SlotMoved
 
 __all__ = [
     "ConnectionLink",
@@ -44,13 +45,6 @@ __all__ = [
 ]
 
 Reply = tuple[bytes, "bytes | None", Any]
-#: Sharded reply kinds, as the listener knows them.
-_SHARDED_KINDS = {
-    b"smessage": b"message",
-    b"ssubscribe": b"subscribe",
-    b"sunsubscribe": b"unsubscribe",
-}
-_SHARDED_COMMANDS = {"SUBSCRIBE": "SSUBSCRIBE", "UNSUBSCRIBE": "SUNSUBSCRIBE"}
 #: Error replies that mean "not this node (now)" (MOVED is an AskError).
 _ELSEWHERE = (AskError, ClusterDownError, TryAgainError)
 #: Commands to send at once: ``("SUBSCRIBE", channel)``, ``("PING",)``, ...
@@ -123,15 +117,12 @@ class ConnectionLink(Link):
         sharded: bool,
     ) -> None:
         self._target = target
-        self._sharded = sharded
+        self._dialect = ShardDialect() if sharded else None
         self._connection: Any = None
         self._connects = 0
         # A send failed (and redis-py disconnected): sending again would
         # reconnect, from a thread that is not the reader.
         self._failed = False
-        # SUNSUBSCRIBEs sent and not yet confirmed, per channel: any other
-        # sunsubscribe is Redis ending the subscription by itself.
-        self._leaving: dict[bytes, int] = {}
         #: ``host:port`` of the shard's node, once opened (for logs and tests).
         self.node_name: str | None = None
 
@@ -142,6 +133,8 @@ class ConnectionLink(Link):
 
     def open(self) -> None:
         recipe, self.node_name = self._target()
+        if self._dialect is not None:
+            self._dialect.node_name = self.node_name
         connection = self._connection = recipe.connect()
         connection.register_connect_callback(self._connected)
         connection.connect()
@@ -151,8 +144,8 @@ class ConnectionLink(Link):
         connection = self._connection
         if self._failed or connection is None:
             raise redis.ConnectionError("the Pub/Sub connection failed")
-        if self._sharded:
-            commands = self._sharded_commands(commands)
+        if self._dialect is not None:
+            commands = self._dialect.commands(commands)
         try:
             connection.send_packed_command(
                 connection.pack_commands(commands), check_health=False
@@ -160,15 +153,6 @@ class ConnectionLink(Link):
         except BaseException:
             self._failed = True
             raise
-
-    def _sharded_commands(self, commands: Commands) -> Commands:
-        sharded = []
-        for command, *channels in commands:
-            if command == "UNSUBSCRIBE":
-                for channel in channels:
-                    self._leaving[channel] = self._leaving.get(channel, 0) + 1
-            sharded.append((_SHARDED_COMMANDS.get(command, command), *channels))
-        return sharded
 
     def read(self, timeout: float) -> Reply | None:
         connection = self._connection
@@ -182,7 +166,7 @@ class ConnectionLink(Link):
                     disconnect_on_error=False, push_request=True
                 )
             except redis.ResponseError as error:
-                if self._sharded and isinstance(error, _ELSEWHERE):
+                if self._dialect is not None and isinstance(error, _ELSEWHERE):
                     raise redis.ConnectionError(
                         f"node {self.node_name} does not serve a channel now: "
                         f"{type(error).__name__}: {error}"
@@ -194,27 +178,12 @@ class ConnectionLink(Link):
             )
         if not ready:
             return None
-        if self._sharded and isinstance(response, list) and response:
-            kind = response[0]
-            kind = kind.encode() if isinstance(kind, str) else kind
-            if kind == b"sunsubscribe" and len(response) >= 2:
-                self._left(response[1])
-            response = [_SHARDED_KINDS.get(kind, kind), *response[1:]]
+        if self._dialect is not None:
+            try:
+                response = self._dialect.reply(response)
+            except SlotMoved as error:
+                raise redis.ConnectionError(str(error)) from None
         return _normalize(response)
-
-    def _left(self, channel: Any) -> None:
-        if isinstance(channel, str):
-            channel = channel.encode()
-        pending = self._leaving.get(channel, 0)
-        if pending > 1:
-            self._leaving[channel] = pending - 1
-        elif pending == 1:
-            del self._leaving[channel]
-        else:
-            raise redis.ConnectionError(
-                f"node {self.node_name} ended the subscription to {channel!r}: "
-                "its slot moved to another node"
-            )
 
     def interrupt(self) -> bool:
         return _shut_down(self._connection)
