@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import redis.asyncio
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry
 
 from eventspype.broker.redis._io.aio_connections import own_connection_options
@@ -20,6 +21,7 @@ from eventspype.broker.redis._wire.broker_base import (
 from eventspype.broker.redis._wire.stats import RedisBrokerStats
 from eventspype.broker.redis.pubsub.aio_listener import AsyncListener
 from eventspype.broker.redis.pubsub.aio_senders import Sender, make_sender
+from eventspype.broker.redis.pubsub.aio_sharded import AsyncShardedListener
 from eventspype.broker.redis.pubsub.aio_writer import AsyncWriter
 from eventspype.broker.redis.pubsub.base import PubSubBrokerBase
 from eventspype.event import NormalizedTag
@@ -63,6 +65,11 @@ class AsyncRedisBroker(PubSubBrokerBase):
             ``FakeAsyncRedis``). The broker reads and publishes on connections
             of its own, made like the client's (host, TLS, credentials,
             database, protocol) but without its retry policy and with a timeout.
+            A ``redis.asyncio.cluster.RedisCluster`` (Redis 7+) gets sharded
+            Pub/Sub: SPUBLISH through the client, SSUBSCRIBE on connections of
+            the broker's own to each master it has channels on, one listener
+            task per shard, reconnecting to the promoted replica after a
+            failover (see the "Scaling out" page).
         subscribe_timeout: The default ``timeout`` of
             :meth:`wait_until_subscribed`.
         fast_publish: Send pre-encoded PUBLISH commands on the broker's own
@@ -70,7 +77,8 @@ class AsyncRedisBroker(PubSubBrokerBase):
             ``pipeline()``.
         publish_timeout: How long the writer waits for Redis (seconds; the
             client's ``socket_timeout``, or 5 s) before a batch fails.
-        max_queued: The bound of the writer's queue, in events.
+        max_queued: How many events the writer holds at most, queued or
+            awaiting Redis's reply.
         loop: The event loop to use; the running one by default.
 
     The other options (``serializer``, ``channel_prefix``,
@@ -81,7 +89,8 @@ class AsyncRedisBroker(PubSubBrokerBase):
     Raises:
         ValueError: an option is out of range.
         RuntimeError: no loop is running and none was given.
-        TypeError: the client has no connection pool (``RedisCluster``).
+        TypeError: the client has no connection pool and is no
+            ``redis.asyncio`` ``RedisCluster``.
     """
 
     _kind = "AsyncRedisBroker"
@@ -90,7 +99,7 @@ class AsyncRedisBroker(PubSubBrokerBase):
 
     def __init__(
         self,
-        redis_client: redis.asyncio.Redis,
+        redis_client: redis.asyncio.Redis | AsyncRedisCluster,
         serializer: EventSerializer | None = None,
         channel_prefix: str = "eventspype:",
         allow_unregistered_classes: bool = False,
@@ -117,17 +126,30 @@ class AsyncRedisBroker(PubSubBrokerBase):
             max_message_bytes,
         )
         self._subscribe_timeout = max(0.0, subscribe_timeout)
-        connection_class, options = own_connection_options(redis_client, None)
-        self._listener = AsyncListener(
-            self._loop,
-            lambda: connection_class(**options),
-            self._on_message,
-            self._tidy,
-            self._counters,
-            health_check_interval=health_check_interval,
-            reconnect_delay=reconnect_delay,
-            encoding=encoding,
-        )
+        self._listener: AsyncListener | AsyncShardedListener
+        if isinstance(redis_client, AsyncRedisCluster):
+            self._listener = AsyncShardedListener(
+                self._loop,
+                redis_client,
+                self._on_message,
+                self._tidy,
+                self._counters,
+                health_check_interval=health_check_interval,
+                reconnect_delay=reconnect_delay,
+                encoding=encoding,
+            )
+        else:
+            connection_class, options = own_connection_options(redis_client, None)
+            self._listener = AsyncListener(
+                self._loop,
+                lambda: connection_class(**options),
+                self._on_message,
+                self._tidy,
+                self._counters,
+                health_check_interval=health_check_interval,
+                reconnect_delay=reconnect_delay,
+                encoding=encoding,
+            )
         self._subscribe_through(self._listener)
         self._sender = make_sender(
             redis_client, fast=fast_publish, timeout=publish_timeout
@@ -286,7 +308,7 @@ _closing: set[asyncio.Task[None]] = set()
 def _abandoned(
     description: str,
     loop: asyncio.AbstractEventLoop,
-    listener: AsyncListener,
+    listener: AsyncListener | AsyncShardedListener,
     writer: AsyncWriter,
     sender: Sender,
 ) -> None:

@@ -46,7 +46,29 @@ from eventspype.broker.redis.pubsub.listener import Deliver, Listener
 from eventspype.broker.redis.pubsub.shard_link import ShardLinkFactory
 from eventspype.broker.redis.pubsub.subscribing import Subscription
 
-__all__ = ["ShardedListener"]
+__all__ = ["ShardedListener", "combine_states"]
+
+
+def combine_states(states: list[ConnectionState]) -> ConnectionState:
+    """The shards' states in one: connected when every shard in use is.
+
+    ``since`` is the latest change of any shard, ``last_error`` the one of
+    the shard that changed last among those with an error.
+    """
+    if not states:
+        return ConnectionState()
+    changed = sorted(states, key=lambda state: state.since or 0.0)
+    errors = [state.last_error for state in changed if state.last_error]
+    refused: dict[str, str] = {}
+    for state in states:
+        refused.update(state.refused)
+    return ConnectionState(
+        connected=all(state.connected for state in states),
+        since=changed[-1].since,
+        last_error=errors[-1] if errors else None,
+        subscribed=sum(state.subscribed for state in states),
+        refused=refused,
+    )
 
 
 class _OneAtATime:
@@ -297,21 +319,7 @@ class ShardedListener:
         ``since`` is the latest change of any shard, ``last_error`` the one of
         the shard that changed last among those with an error.
         """
-        states = [s.state() for s in self._all if self.channels_of(s)]
-        if not states:
-            return ConnectionState()
-        changed = sorted(states, key=lambda state: state.since or 0.0)
-        errors = [state.last_error for state in changed if state.last_error]
-        refused: dict[str, str] = {}
-        for state in states:
-            refused.update(state.refused)
-        return ConnectionState(
-            connected=all(state.connected for state in states),
-            since=changed[-1].since,
-            last_error=errors[-1] if errors else None,
-            subscribed=sum(state.subscribed for state in states),
-            refused=refused,
-        )
+        return combine_states([s.state() for s in self._all if self.channels_of(s)])
 
     def wait_until_subscribed(self, timeout: float) -> None:
         """``Listener.wait_until_subscribed`` on every shard, in ``timeout`` in all."""
