@@ -1,0 +1,2 @@
+"""Tests of eventspype-testing (core + serializers + testing installed; the
+Redis parts are tested in tests/integration)."""
