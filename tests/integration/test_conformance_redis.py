@@ -50,7 +50,9 @@ class TestRedisBrokerOnFakeredis(_RedisContract):
         return broker
 
     @pytest.fixture
-    def broker(self, server: fakeredis.FakeServer, prefix: str) -> Iterator[RedisBroker]:
+    def broker(
+        self, server: fakeredis.FakeServer, prefix: str
+    ) -> Iterator[RedisBroker]:
         with self.make(server, prefix) as broker:
             yield broker
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-BROKEN = '''
+BROKEN = """
 import threading
 import pytest
 from eventspype import LocalBroker, MessageBroker
@@ -78,7 +78,7 @@ class TestBROKEN(BrokerContract):
         broker = BROKEN()
         yield broker
         getattr(broker, "stop", threading.Event()).set()
-'''
+"""
 
 CASES = [
     ("StrongReferences", "test_a_dropped_subscriber_stops_receiving_and_is_not_kept"),

@@ -99,7 +99,9 @@ class EventMatcher:
             listed = ", ".join(f"{k}={_repr.repr(v)}" for k, v in self.fields.items())
             parts.append(f"with {listed}")
         if self.where is not None:
-            parts.append(f"satisfying {getattr(self.where, '__qualname__', self.where)}")
+            parts.append(
+                f"satisfying {getattr(self.where, '__qualname__', self.where)}"
+            )
         return " ".join(parts)
 
     def difference(self, event: Any) -> list[str]:

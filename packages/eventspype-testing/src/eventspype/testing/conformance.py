@@ -28,7 +28,6 @@ from __future__ import annotations
 import gc
 import threading
 import weakref
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
@@ -129,8 +128,10 @@ class BrokerContract:
     # --- helpers --------------------------------------------------------------------
 
     @pytest.fixture(autouse=True)
-    def _threads_at_start(self) -> Iterator[set[threading.Thread]]:
-        yield set(threading.enumerate())
+    def threads_at_start(self) -> set[threading.Thread]:
+        """The threads alive before the ``broker`` fixture ran (autouse
+        fixtures come first; a higher-scoped fixture's threads are in it)."""
+        return set(threading.enumerate())
 
     def _eventually(self, broker: Any, condition: Any, what: str) -> None:
         if self.delivers_synchronously:
@@ -204,8 +205,8 @@ class BrokerContract:
         publisher.add_subscriber(kept)
         self.subscribed(broker)
         publisher.publish(Ping(1))
-        self._eventually(broker, lambda: len(dropped) == 1, "delivery before drop")
-        received = dropped.items  # the shared list outlives the subscriber
+        received = dropped.items  # the list outlives the subscriber
+        self._eventually(broker, lambda: len(received) == 1, "delivery before drop")
         gone = weakref.ref(dropped)
         del dropped
 
@@ -255,7 +256,7 @@ class BrokerContract:
         publisher.add_subscriber(inbox)
         self.subscribed(broker)
         with pytest.raises(ValueError, match="Invalid event type"):
-            publisher.publish(Pong(1))  # type: ignore[arg-type]
+            publisher.publish(Pong(1))
         publisher.publish(Ping(2))
         self._eventually(broker, lambda: len(inbox) >= 1, "the valid event")
         assert inbox.events == [Ping(2)]
@@ -266,8 +267,9 @@ class BrokerContract:
         if not self.checks_publication_class:
             pytest.skip("checks_publication_class = False")
         pongs_on_orders = EventPublication(ORDERS.original_tag, Pong)
-        pings, pongs = EventPublisher(ORDERS, broker), EventPublisher(
-            pongs_on_orders, broker
+        pings, pongs = (
+            EventPublisher(ORDERS, broker),
+            EventPublisher(pongs_on_orders, broker),
         )
         ping_inbox, pong_inbox = Inbox(), Inbox()
         pings.add_subscriber(ping_inbox)
@@ -321,7 +323,7 @@ class BrokerContract:
         }
 
     def test_close_releases_everything(
-        self, broker: Any, _threads_at_start: set[threading.Thread]
+        self, broker: Any, threads_at_start: set[threading.Thread]
     ) -> None:
         publisher = EventPublisher(ORDERS, broker)
         inbox = Inbox()
@@ -332,11 +334,13 @@ class BrokerContract:
         self.close_broker(broker)
         self.close_broker(broker)  # twice: nothing happens
         wait_until(
-            lambda: not [
-                t
-                for t in threading.enumerate()
-                if t not in _threads_at_start and t.is_alive()
-            ],
+            lambda: (
+                not [
+                    t
+                    for t in threading.enumerate()
+                    if t not in threads_at_start and t.is_alive()
+                ]
+            ),
             self.delivery_timeout,
             "the broker's threads to end after close()",
         )

@@ -104,7 +104,8 @@ def fake_redis() -> Iterator[Any]:
         import fakeredis
     except ImportError:
         pytest.fail(
-            'the fake_redis fixture needs fakeredis: pip install "eventspype-testing[redis]"',
+            "the fake_redis fixture needs fakeredis: "
+            'pip install "eventspype-testing[redis]"',
             pytrace=False,
         )
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer())

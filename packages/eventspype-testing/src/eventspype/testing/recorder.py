@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar, overload
 
@@ -112,9 +114,7 @@ class EventRecorder:
             )
             for each in publications:
                 source.add_subscriber(each, subscriber)
-                self._undo.append(
-                    lambda each=each: source.remove_subscriber(each, subscriber)
-                )
+                self._undo.append(partial(source.remove_subscriber, each, subscriber))
             return f"by {type(source).__qualname__}"
         if isinstance(source, MessageBroker):
             if publication is not None:
@@ -162,7 +162,9 @@ class EventRecorder:
     # --- recording ------------------------------------------------------------
 
     def _record(self, event: Any, event_tag: Any, caller: Any) -> None:
-        record = RecordedEvent(event, event_tag, caller, threading.current_thread().name)
+        record = RecordedEvent(
+            event, event_tag, caller, threading.current_thread().name
+        )
         with self._lock:
             self._records.append(record)
             self._arrived.notify_all()
@@ -170,10 +172,9 @@ class EventRecorder:
             for waiter in ready:
                 self._waiters.remove(waiter)
         for waiter in ready:
-            try:
+            # A closed loop raises RuntimeError: nobody waits there any more.
+            with contextlib.suppress(RuntimeError):
                 waiter.loop.call_soon_threadsafe(_resolve, waiter.future, event)
-            except RuntimeError:  # the waiting loop is closed: nobody waits
-                pass
 
     @property
     def records(self) -> list[RecordedEvent]:
