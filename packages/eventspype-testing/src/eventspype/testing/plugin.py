@@ -23,6 +23,7 @@ pytest-asyncio or anyio as in synchronous ones.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -101,7 +102,8 @@ def redis_url() -> Iterator[str]:
 def fake_redis() -> Iterator[Any]:
     """A ``fakeredis.FakeRedis`` client on a fresh in-memory server."""
     try:
-        import fakeredis
+        # By name: an optional dependency, maybe absent where types are checked.
+        fakeredis = importlib.import_module("fakeredis")
     except ImportError:
         pytest.fail(
             "the fake_redis fixture needs fakeredis: "
