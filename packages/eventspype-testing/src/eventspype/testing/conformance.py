@@ -196,6 +196,28 @@ class BrokerContract:
         self._eventually(broker, lambda: len(inbox) >= 50, "fifty deliveries")
         assert [e.number for e in inbox.events] == list(range(50))
 
+    def test_publishing_from_several_threads_loses_nothing(self, broker: Any) -> None:
+        publisher = EventPublisher(ORDERS, broker)
+        inbox = Inbox()
+        publisher.add_subscriber(inbox)
+        self.subscribed(broker)
+        start = threading.Barrier(4)
+
+        def publish_some(first: int) -> None:
+            start.wait()
+            for number in range(first, first + 25):
+                publisher.publish(Ping(number))
+
+        threads = [
+            threading.Thread(target=publish_some, args=(n * 25,)) for n in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self._eventually(broker, lambda: len(inbox) >= 100, "a hundred deliveries")
+        assert sorted(e.number for e in inbox.events) == list(range(100))
+
     def test_a_dropped_subscriber_stops_receiving_and_is_not_kept(
         self, broker: Any
     ) -> None:
