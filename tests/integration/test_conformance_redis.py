@@ -22,6 +22,7 @@ from _redis_support import REDIS_URL, require_real_redis, unique_prefix
 
 import eventspype.broker.redis as redis_leaf
 from eventspype.broker.redis import AsyncRedisBroker, RedisBroker, RedisStreamBroker
+from eventspype.testing import TestBroker
 from eventspype.testing.conformance import EVENT_CLASSES, BrokerContract
 
 #: Short, so the durable tests retry within the contract's wait.
@@ -251,3 +252,21 @@ class TestAsyncRedisStreamBrokerOnRedis(_AsyncContract, _StreamContract):
         broker = self.make(loop_thread, prefix, "contract-peer")
         yield broker
         loop_thread.run(broker.aclose())
+
+
+class TestTestBrokerConsumerGroup(BrokerContract):
+    """``TestBroker(durable=True)``: the Streams protocol core on the
+    in-memory model; the contract's waits move its clock instead of sleeping."""
+
+    delivers_synchronously = False
+    checks_publication_class = True
+    durable = True
+    max_deliveries = MAX_DELIVERIES
+
+    @pytest.fixture
+    def broker(self) -> Iterator[TestBroker]:
+        with TestBroker(durable=True, max_deliveries=MAX_DELIVERIES) as broker:
+            yield broker
+
+    def pass_time(self, broker: Any) -> None:
+        broker.advance(1.0)

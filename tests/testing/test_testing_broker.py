@@ -4,6 +4,7 @@ in the test, coroutine subscribers, and no collection by pytest."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 import pytest
@@ -216,3 +217,15 @@ def test_importing_it_into_a_test_module_does_not_collect_it(
     result = pytester.runpytest_inprocess("-p", "no:asyncio", "-W", "error")
     result.assert_outcomes(passed=1)
     assert "cannot collect" not in result.stdout.str()
+
+
+def test_the_consumer_group_emulation_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As without eventspype-redis (the tests(testing) session has none).
+    for name in [n for n in sys.modules if n.startswith("eventspype.broker.redis")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "eventspype.broker.redis", None)
+    monkeypatch.delitem(sys.modules, "eventspype.testing.consumer_group", False)
+    with pytest.raises(ImportError, match=r'pip install "eventspype-testing\[redis\]"'):
+        TestBroker(durable=True)

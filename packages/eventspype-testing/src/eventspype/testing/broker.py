@@ -3,7 +3,6 @@ where a test can see it, and fails loudly where production would only log."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import weakref
 from dataclasses import dataclass
@@ -14,6 +13,8 @@ from eventspype.broker.broker import MessageBroker
 from eventspype.event import NormalizedTag
 from eventspype.sub.asynchronous import AsyncEventSubscriber
 from eventspype.sub.subscriber import require_subscriber
+from eventspype.testing._coroutines import CoroutineDelivery
+from eventspype.testing._groups import GroupMethods
 
 if TYPE_CHECKING:
     from eventspype.pub.publication import EventPublication
@@ -46,7 +47,7 @@ class _Entry:
         self.accepts = accepts
 
 
-class TestBroker(MessageBroker):
+class TestBroker(CoroutineDelivery, GroupMethods, MessageBroker):
     """A :class:`~eventspype.MessageBroker` for tests, needing no argument.
 
     What it does that ``LocalBroker`` does not, so that a unit test fails
@@ -72,6 +73,14 @@ class TestBroker(MessageBroker):
       are awaited, in subscription order, by ``await publisher.publish_async()``;
       a synchronous ``publish()`` queues them for :meth:`drain` (or
       :meth:`drain_async` inside a running loop).
+    - **Consumer groups** (``durable=True``, needs eventspype-redis): every
+      event goes through the Streams protocol core of ``RedisStreamBroker``,
+      run on an in-memory model of Redis streams on a clock that moves only
+      with :meth:`advance` / :meth:`settle`: an event is acknowledged once
+      every subscriber returned; one that failed is delivered again after
+      ``retry_delay`` (doubling), only to the subscribers that failed; after
+      ``max_deliveries`` it is a dead letter (:meth:`dead_letters`). Errors
+      are collected by default in this mode (``errors="collect"``).
 
     Delivery is synchronous, in subscription order, in the publishing thread;
     subscribers are held by weak reference and called with the broker as
@@ -89,8 +98,15 @@ class TestBroker(MessageBroker):
         serializer: EventSerializer | None = None,
         *,
         serialize: bool = True,
-        errors: _Errors = "raise",
+        errors: _Errors | None = None,
+        durable: bool = False,
+        max_deliveries: int = 5,
+        retry_delay: tuple[float, float] = (1.0, 60.0),
+        claim_idle: float = 30.0,
+        group: str = "eventspype",
     ) -> None:
+        if errors is None:
+            errors = "collect" if durable else "raise"
         if errors not in ("raise", "collect"):
             raise ValueError(f'errors must be "raise" or "collect", got {errors!r}')
         if serializer is None and serialize:
@@ -101,13 +117,28 @@ class TestBroker(MessageBroker):
         self._errors: _Errors = errors
         self._lock = threading.Lock()
         self._channels: dict[str, dict[int, _Entry]] = {}
-        self._queued: list[tuple[AsyncEventSubscriber, Any, NormalizedTag]] = []
+        self._queued: list[tuple[str, AsyncEventSubscriber, Any, NormalizedTag]] = []
         self._unraised: list[SubscriberFailure] = []
         self._closed = False
         #: Every subscriber call that raised, oldest first.
         self.failures: list[SubscriberFailure] = []
         #: Events published, by channel, as delivered (after the round trip).
         self.published: dict[str, list[Any]] = {}
+        self._classes = {}
+        self._group = None
+        if durable:
+            if self._serializer is None:
+                raise ValueError("durable=True needs serialize=True")
+            from eventspype.testing.consumer_group import EmulatedGroup
+
+            self._group = EmulatedGroup(
+                self,
+                group=group,
+                consumer="test-consumer",
+                max_deliveries=max_deliveries,
+                claim_idle=claim_idle,
+                retry_delay=retry_delay,
+            )
 
     # --- subscriptions ----------------------------------------------------------
 
@@ -145,6 +176,8 @@ class TestBroker(MessageBroker):
             entries = self._channels.setdefault(channel, {})
             if key not in entries:
                 entries[key] = _Entry(weakref.ref(subscriber, forget), accepts)
+        if self._group is not None:
+            self._group.watch(channel)
 
     def unsubscribe(self, channel: str, subscriber: EventSubscriber) -> None:
         """Stop delivering ``channel`` to ``subscriber``; unknown ones are ignored."""
@@ -176,10 +209,14 @@ class TestBroker(MessageBroker):
             RuntimeError: the broker is closed.
         """
         copy = self._cross(channel, event)
+        if self._group is not None:
+            self._through_group(channel, event, event_tag)
+            self._raise_now()
+            return
         for subscriber in self._receivers(channel, copy):
             if isinstance(subscriber, AsyncEventSubscriber):
                 with self._lock:
-                    self._queued.append((subscriber, copy, event_tag))
+                    self._queued.append((channel, subscriber, copy, event_tag))
                 continue
             try:
                 subscriber.call(copy, event_tag, self)
@@ -192,6 +229,10 @@ class TestBroker(MessageBroker):
     ) -> None:
         """Deliver like :meth:`publish`, awaiting coroutine subscribers."""
         copy = self._cross(channel, event)
+        if self._group is not None:
+            self._through_group(channel, event, event_tag)
+            await self.drain_async()
+            return
         for subscriber in self._receivers(channel, copy):
             try:
                 if isinstance(subscriber, AsyncEventSubscriber):
@@ -201,54 +242,6 @@ class TestBroker(MessageBroker):
             except Exception as error:
                 self._failed(channel, copy, event_tag, subscriber, error)
         self._raise_now()
-
-    def drain(self) -> None:
-        """Run the coroutine subscribers' queued events, then raise the first
-        subscriber error not raised yet (with ``errors="collect"``).
-
-        Outside a running event loop: each coroutine subscriber's loop runs
-        until its events are handled. Inside one, use :meth:`drain_async`.
-
-        Raises:
-            Exception: the first subscriber error not raised yet.
-            RuntimeError: called inside a running event loop with coroutine
-                events queued.
-        """
-        queued = self._take_queued()
-        if queued:
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                pass
-            else:
-                with self._lock:
-                    self._queued[:0] = queued
-                raise RuntimeError(
-                    "TestBroker.drain() inside a running event loop: "
-                    "await broker.drain_async() instead"
-                )
-        for subscriber, event, tag in queued:
-            try:
-                subscriber.loop.run_until_complete(
-                    subscriber.call_async(event, tag, self)
-                )
-            except Exception as error:
-                self._failed("", event, tag, subscriber, error)
-        self._raise_pending()
-
-    async def drain_async(self) -> None:
-        """:meth:`drain` for code that runs in an event loop."""
-        for subscriber, event, tag in self._take_queued():
-            try:
-                await subscriber.call_async(event, tag, self)
-            except Exception as error:
-                self._failed("", event, tag, subscriber, error)
-        self._raise_pending()
-
-    def _take_queued(self) -> list[tuple[AsyncEventSubscriber, Any, NormalizedTag]]:
-        with self._lock:
-            queued, self._queued = self._queued, []
-        return queued
 
     def _cross(self, channel: str, event: Any) -> Any:
         """``event`` as another process would receive it."""
