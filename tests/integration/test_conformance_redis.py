@@ -241,6 +241,9 @@ class TestAsyncRedisStreamBrokerOnRedis(_AsyncContract, _StreamContract):
         if waiting is not None:
             self._loop_thread.run(waiting(10))
 
+    def dead_letters(self, broker: Any, channel: str) -> list[Any]:
+        return list(self._loop_thread.run(broker.dead_letters(channel)))
+
     @pytest.fixture
     def broker(self, loop_thread: _LoopThread, prefix: str) -> Iterator[Any]:
         broker = self.make(loop_thread, prefix, "contract")

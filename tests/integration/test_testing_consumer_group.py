@@ -152,9 +152,13 @@ def test_the_delivery_context_is_what_the_stream_broker_sets() -> None:
 
 def test_coroutine_subscribers_are_acknowledged_once_drained() -> None:
     handled: list[int] = []
+    counts: list[int] = []
 
     async def scenario() -> None:
         async def handle(event: InvoiceDue) -> None:
+            delivery = current_delivery()
+            assert delivery is not None, "no delivery context"
+            counts.append(delivery.delivery_count)
             if not handled:
                 handled.append(-event.number)
                 raise RuntimeError("first try fails")
@@ -177,6 +181,7 @@ def test_coroutine_subscribers_are_acknowledged_once_drained() -> None:
         await publisher.publish_async(InvoiceDue(6))  # awaited, acknowledged
         assert handled == [-5, 5, 6]
         assert broker.pending() == 0
+        assert counts == [1, 2, 1]
 
     asyncio.run(scenario())
 

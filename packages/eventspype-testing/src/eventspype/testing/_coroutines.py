@@ -8,6 +8,7 @@ import asyncio
 import threading
 from typing import TYPE_CHECKING, Any, Literal
 
+from eventspype.delivery import delivering
 from eventspype.event import NormalizedTag
 from eventspype.sub.asynchronous import AsyncEventSubscriber
 
@@ -64,11 +65,12 @@ class CoroutineDelivery:
             self._outcome(channel, subscriber, event, tag, None)
         while self._group is not None and self._group.running:
             for running in self._group.take_running():
-                for subscriber in running.waiting:
-                    channel = running.entry.channel
-                    self._outcome(
-                        channel, subscriber, running.event, running.tag, running
-                    )
+                with delivering(running.context):
+                    for subscriber in running.waiting:
+                        channel = running.entry.channel
+                        self._outcome(
+                            channel, subscriber, running.event, running.tag, running
+                        )
                 self._group.finish(running)
         self._raise_pending()
 
@@ -80,7 +82,11 @@ class CoroutineDelivery:
         while self._group is not None and self._group.running:
             for running in self._group.take_running():
                 for subscriber in running.waiting:
-                    error = await _awaited(subscriber, running.event, running.tag, self)
+                    # The handler sees the entry's delivery, as from the broker.
+                    with delivering(running.context):
+                        error = await _awaited(
+                            subscriber, running.event, running.tag, self
+                        )
                     channel = running.entry.channel
                     self._outcome(
                         channel, subscriber, running.event, running.tag, running, error

@@ -76,6 +76,7 @@ class _Running:
     waiting: list[AsyncEventSubscriber]
     succeeded: set[int]
     error: str
+    context: DeliveryContext
 
 
 class EmulatedGroup:
@@ -152,7 +153,9 @@ class EmulatedGroup:
                     succeeded.add(key)
         if waiting:
             self.running.append(
-                _Running(entry, event, decoded.event_tag, waiting, succeeded, error)
+                _Running(
+                    entry, event, decoded.event_tag, waiting, succeeded, error, context
+                )
             )
             return None
         return _verdict(entry, succeeded, error)
