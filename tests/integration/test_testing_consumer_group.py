@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eventspype import (
     AsyncFunctionalEventSubscriber,
@@ -212,3 +214,48 @@ def test_the_consumer_group_methods_need_durable() -> None:
         TestBroker().advance(1.0)
     with pytest.raises(ValueError, match="serialize=True"):
         TestBroker(durable=True, serialize=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    outcomes=st.lists(st.lists(st.booleans(), max_size=7), min_size=1, max_size=6),
+    max_deliveries=st.integers(min_value=1, max_value=5),
+)
+def test_each_event_is_acknowledged_after_its_first_success_or_dead_lettered(
+    outcomes: list[list[bool]], max_deliveries: int
+) -> None:
+    """``outcomes[i][k]``: whether the k-th delivery of event i fails (past
+    the list it succeeds). Whatever the mix, once settled every event was
+    delivered until its first success, or exactly ``max_deliveries`` times
+    and then dead-lettered; nothing is left pending."""
+    broker, publisher = _broker(max_deliveries=max_deliveries)
+    calls: dict[int, int] = {}
+
+    def handle(event: InvoiceDue) -> None:
+        attempt = calls.get(event.number, 0)
+        calls[event.number] = attempt + 1
+        plan = outcomes[event.number]
+        if attempt < len(plan) and plan[attempt]:
+            raise RuntimeError(f"attempt {attempt + 1} of {event.number}")
+
+    subscriber = FunctionalEventSubscriber(handle, with_event_info=False)
+    publisher.add_subscriber(subscriber)
+    for number in range(len(outcomes)):
+        publisher.publish(InvoiceDue(number))
+    broker.settle()
+
+    dead = []
+    for number, plan in enumerate(outcomes):
+        first_success = next(
+            (k for k, fails in enumerate(plan) if not fails), len(plan)
+        )
+        if first_success < max_deliveries:
+            assert calls[number] == first_success + 1
+        else:
+            assert calls[number] == max_deliveries
+            dead.append(number)
+    letters = broker.dead_letters(publisher.channel)
+    decoded = [envelope.decode(x.event, max_bytes=1 << 20).payload for x in letters]
+    assert sorted(decoded) == sorted(b'{"number":%d}' % n for n in dead)
+    assert all(letter.deliveries == max_deliveries for letter in letters)
+    assert broker.pending() == 0
