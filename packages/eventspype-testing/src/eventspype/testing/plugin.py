@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -42,9 +42,22 @@ from eventspype.testing.recorder import EventRecorder
 if TYPE_CHECKING:
     from eventspype.pub.publication import EventPublication
 
-__all__ = ["event_recorder", "fake_redis", "redis_url", "test_broker"]
+__all__ = [
+    "RecorderFactory",
+    "event_recorder",
+    "fake_redis",
+    "redis_url",
+    "test_broker",
+]
 
-RecorderFactory = Callable[..., EventRecorder]
+
+class RecorderFactory(Protocol):
+    """The type of the ``event_recorder`` fixture, for annotations:
+    ``def test_x(event_recorder: RecorderFactory) -> None``."""
+
+    def __call__(
+        self, source: Any, publication: EventPublication | None = None
+    ) -> EventRecorder: ...
 
 
 @pytest.fixture
