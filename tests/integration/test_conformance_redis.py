@@ -157,6 +157,40 @@ class TestAsyncRedisBrokerOnRedis(_AsyncContract):
         loop_thread.run(broker.aclose())
 
 
+class TestAsyncRedisBrokerOnFakeredis(_AsyncContract):
+    @pytest.fixture
+    def server(self) -> fakeredis.FakeServer:
+        return fakeredis.FakeServer()
+
+    def make(
+        self, loop_thread: _LoopThread, server: fakeredis.FakeServer, prefix: str
+    ) -> AsyncRedisBroker:
+        async def create() -> AsyncRedisBroker:
+            client = fakeredis.FakeAsyncRedis(server=server)
+            broker = AsyncRedisBroker(client, channel_prefix=prefix)
+            broker.register_event_classes(*EVENT_CLASSES)
+            return broker
+
+        broker: AsyncRedisBroker = loop_thread.run(create())
+        return broker
+
+    @pytest.fixture
+    def broker(
+        self, loop_thread: _LoopThread, server: fakeredis.FakeServer, prefix: str
+    ) -> Iterator[AsyncRedisBroker]:
+        broker = self.make(loop_thread, server, prefix)
+        yield broker
+        loop_thread.run(broker.aclose())
+
+    @pytest.fixture
+    def peer_broker(
+        self, loop_thread: _LoopThread, server: fakeredis.FakeServer, prefix: str
+    ) -> Iterator[AsyncRedisBroker]:
+        broker = self.make(loop_thread, server, prefix)
+        yield broker
+        loop_thread.run(broker.aclose())
+
+
 class _StreamContract(_RedisContract):
     durable = True
     max_deliveries = MAX_DELIVERIES
