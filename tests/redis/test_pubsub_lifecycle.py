@@ -11,18 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import queue
 import re
 import warnings
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import fakeredis
 import pytest
-from _redis_support import OrderPlaced, publisher_for, unique_prefix
+from _redis_support import OrderPlaced, publisher_for, unique_prefix, wait_until
 from test_async_broker import Inbox, run
 from test_async_broker_writer import Setup
+from test_pubsub_sharded_routing import Holder
 
 from eventspype.broker.redis import AsyncRedisBroker, PublishQueueFull, RedisBroker
+from eventspype.broker.redis._wire.stats import Counters
+from eventspype.broker.redis.pubsub.link import Link, Reply
+from eventspype.broker.redis.pubsub.listener import Listener
+from eventspype.broker.redis.pubsub.subscribing import Subscription
 
 
 def assert_warned(caught: list[warnings.WarningMessage], pattern: str) -> None:
@@ -164,3 +171,86 @@ def test_the_thread_listener_and_the_task_share_one_health_rule() -> None:
             await aio.aclose()
 
     run(scenario)
+
+
+_KINDS = {"SUBSCRIBE": b"subscribe", "UNSUBSCRIBE": b"unsubscribe"}
+
+
+class ScriptedLink(Link):
+    """A connection that answers every command at once, as Redis would."""
+
+    def __init__(self) -> None:
+        self.replies: queue.Queue[Reply] = queue.Queue()
+        self.closed = False
+
+    def open(self) -> None:
+        pass
+
+    def send(self, commands: Sequence[tuple[Any, ...]]) -> None:
+        for command, *args in commands:
+            kind = {"SUBSCRIBE": b"subscribe", "UNSUBSCRIBE": b"unsubscribe"}
+            self.replies.put(
+                (kind.get(command, b"pong"), args[0] if args else None, None)
+            )
+
+    def read(self, timeout: float) -> Reply | None:
+        try:
+            return self.replies.get(timeout=min(timeout, 0.05))
+        except queue.Empty:
+            return None
+
+    def interrupt(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_channel_wanted_while_the_connection_is_given_back_keeps_its_waiter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The last UNSUBSCRIBE is confirmed; before the reader gives the unused
+    # connection back, subscribe() wants a new channel and sends its
+    # SUBSCRIBE there. The connection must stay (it released the new
+    # subscriber's waiter as not subscribed: issue 16, seen as a flaky test).
+    links: list[ScriptedLink] = []
+
+    def new_link() -> ScriptedLink:
+        links.append(ScriptedLink())
+        return links[-1]
+
+    handlers = Holder()
+    listener = Listener(
+        new_link,
+        handlers.deliver,
+        handlers.tidy,
+        Counters(),
+        idle_timeout=0.05,
+        health_check_interval=5.0,
+        reconnect_delay=(0.01, 0.02),
+    )
+    late: list[Subscription | None] = []
+    give_back = Listener._give_back
+
+    def racing(self: Listener, link: Link) -> None:
+        late.append(self.add(b"late"))
+        self.sync()
+        give_back(self, link)
+
+    monkeypatch.setattr(Listener, "_give_back", racing)
+    try:
+        first = listener.add(b"first")
+        listener.sync()
+        assert first is not None
+        assert first.wait(5)
+        listener.remove(b"first")
+        listener.sync()
+        wait_until(lambda: bool(late))
+        waiting = late[0]
+        assert waiting is not None
+        assert waiting.wait(5)  # confirmed on the connection that was kept
+        assert len(links) == 1
+        assert not links[0].closed
+    finally:
+        listener.request_stop()
+        listener.join(5)

@@ -164,8 +164,18 @@ class PubSubReader:
                 unused = self._proto.answered(kind, channel, time.monotonic())
         self._progress.set()
         if unused:
-            # Nothing subscribed any more: give the connection back.
-            self._drop_link(link)
+            self._give_back(link)
+
+    def _give_back(self, link: Link) -> None:
+        """Nothing subscribed any more: close the connection, unless a channel
+        was wanted since (its SUBSCRIBE may be on this connection already)."""
+        with self._io_lock, self._lock:
+            if self._link is not link or not self._proto.idle:
+                return
+            self._link = None
+            self._proto.closed()
+        self._progress.set()
+        link.close()
 
     def _idle(self, link: Link) -> None:
         # Nothing for a while: the protocol's health rule says what to do.
