@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from eventspype._deliver_async import deliver_async
 from eventspype._fork import ForkSafeLock
+from eventspype._internal import observed as _observed
 from eventspype._subscribers import WeakSubscriberList, log_subscriber_error
 from eventspype.broker.broker import MessageBroker
 from eventspype.event import NormalizedTag
+from eventspype.hooks import REGISTRY as _HOOKS
 from eventspype.sub.subscriber import require_subscriber
 
 if TYPE_CHECKING:
@@ -50,6 +52,21 @@ class LocalBroker(ForkSafeLock, MessageBroker):
     ) -> None:
         subscribers = self._channels.get(channel)
         if subscribers is None:
+            return
+        if _HOOKS.hooks:
+            errors, collected = _observed.deliver(
+                _HOOKS.hooks,
+                subscribers.snapshot,
+                event,
+                event_tag,
+                caller,
+                channel,
+                _logger,
+                channel,
+            )
+            self.subscriber_errors += errors
+            if collected:
+                subscribers.reconcile()
             return
         collected = False
         # Hot path, kept inline (no helper call per event); mirrors

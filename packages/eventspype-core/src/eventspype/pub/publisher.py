@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from eventspype._deliver_async import broker_publish_async, deliver_async
 from eventspype._fork import register_for_fork
+from eventspype._internal import observed as _observed
 from eventspype._subscribers import WeakSubscriberList, log_subscriber_error
 from eventspype.broker.broker import _subscribe_through, _unsubscribe_through
+from eventspype.hooks import REGISTRY as _HOOKS
 from eventspype.pub.publication import EventPublication
 from eventspype.sub.subscriber import require_subscriber
 
@@ -223,6 +225,9 @@ class EventPublisher:
             raise self._publication._wrong_type_error(event)
         if caller is None:
             caller = self
+        if _HOOKS.hooks:
+            _observed.publish(_HOOKS.hooks, self, event, caller)
+            return
         subscribers = self._direct
         if subscribers is None:
             # A broker is set (_broker is assigned before _direct is cleared).
@@ -269,6 +274,9 @@ class EventPublisher:
             raise self._publication._wrong_type_error(event)
         if caller is None:
             caller = self
+        if _HOOKS.hooks:
+            await _observed.publish_async(_HOOKS.hooks, self, event, caller)
+            return
         subscribers = self._direct
         if subscribers is None:
             await broker_publish_async(
