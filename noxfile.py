@@ -36,6 +36,7 @@ PACKAGES = {
     "serializers": "eventspype-serializers",
     "redis": "eventspype-redis",
     "viz": "eventspype-viz",
+    "otel": "eventspype-otel",
 }
 META = "eventspype"
 DISTRIBUTIONS = [*PACKAGES.values(), META]
@@ -46,6 +47,9 @@ TEST_EXTRAS = {
     "serializers": ["attrs>=23", "pydantic>=2.7"],
     "redis": ["fakeredis>=2.23"],
     "viz": [],
+    # The SDK (in-memory exporters) and the Prometheus exporter: test-only, the
+    # distribution itself needs the API alone.
+    "otel": ["opentelemetry-sdk>=1.27", "opentelemetry-exporter-prometheus>=0.48b0"],
 }
 # Test-only: the SSE example's web framework and its ASGI test client
 # (tests/integration/test_sse_example.py). Never a distribution dependency.
@@ -61,6 +65,7 @@ OWNED = {
         "eventspype/_",
         "eventspype/event.py",
         "eventspype/delivery.py",
+        "eventspype/hooks.py",
         "eventspype/pub/",
         "eventspype/sub/",
         "eventspype/broker/__init__.py",
@@ -73,6 +78,7 @@ OWNED = {
     ),
     "eventspype-redis": ("eventspype/broker/redis/",),
     "eventspype-viz": ("eventspype/viz/",),
+    "eventspype-otel": ("eventspype/otel/",),
     "eventspype": (),
 }
 SHARED_FILES = (
