@@ -15,6 +15,7 @@ from eventspype import (
     AsyncFunctionalEventSubscriber,
     EventPublisher,
     FunctionalEventSubscriber,
+    LocalBroker,
     MultiPublisher,
 )
 from eventspype.delivery import Delivery, delivering
@@ -72,6 +73,23 @@ def journal() -> Iterator[Journal]:
     finally:
         remove_hook(hook)
     assert installed_hooks() == ()
+
+
+def test_the_fast_paths_are_swapped_only_while_hooks_are_installed() -> None:
+    plain = (EventPublisher.publish, LocalBroker.publish)
+    assert [f.__name__ for f in plain] == ["publish", "publish"]
+    first, second = Journal("1"), Journal("2")
+    add_hook(first)
+    add_hook(second)
+    try:
+        assert EventPublisher.publish.__name__ == "_publish_observed"
+        assert LocalBroker.publish.__name__ == "_publish_observed"
+        remove_hook(first)  # one left: still observed
+        assert EventPublisher.publish.__name__ == "_publish_observed"
+    finally:
+        remove_hook(first)
+        remove_hook(second)
+    assert (EventPublisher.publish, LocalBroker.publish) == plain
 
 
 @pytest.mark.parametrize("route", ["direct", "local"])

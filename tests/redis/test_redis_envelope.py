@@ -25,7 +25,8 @@ def test_any_payload_round_trips(tag: int | str, payload: bytes) -> None:
     wire = _envelope.encode(tag, OrderPlaced, payload)
     decoded = _envelope.decode(wire, max_bytes=1 << 22)
     assert decoded[:4] == (tag, OrderPlaced.__module__, "OrderPlaced", payload)
-    assert decoded.headers == {} and decoded.headers_problem is None
+    assert decoded.headers == {}
+    assert decoded.headers_problem is None
 
 
 @given(tag=tags, text=st.text(max_size=500))

@@ -22,9 +22,13 @@ carries headers sends it (the Redis brokers do, in the envelope), and arrives
 as :attr:`Delivery.headers <eventspype.delivery.Delivery.headers>` in the
 receiving process. A broker reads them with :func:`outgoing_headers`.
 
-**Cost.** With no hook installed the publish and delivery paths test one
-empty tuple and go on as before. With hooks, each publish and each subscriber
-call allocates one info object and reads a monotonic clock twice.
+**Cost.** With no hook installed, ``EventPublisher.publish`` and
+``LocalBroker.publish`` are the plain fast paths, with not even a test for
+hooks in them: installing the first hook switches them to their observed
+twins, removing the last switches them back. The other paths
+(``publish_async``, the Redis fan-out) test one empty tuple. With hooks, each
+publish and each subscriber call allocates one info object and reads a
+monotonic clock twice.
 
 **Errors.** A hook that raises is logged (at most once per 10 seconds per
 hook method) and otherwise ignored: instrumentation never stops an event.
@@ -38,7 +42,7 @@ import contextvars
 import logging
 import sys
 import threading
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
@@ -156,12 +160,28 @@ class Hook:
 class _Registry:
     """The installed hooks: a tuple replaced whole, read without a lock."""
 
-    __slots__ = ("hooks", "lock", "warnings")
+    __slots__ = ("hooks", "lock", "switches", "warnings")
 
     def __init__(self) -> None:
         self.hooks: tuple[Hook, ...] = ()
         self.lock = threading.Lock()
         self.warnings: dict[tuple[int, str], RateLimitedWarning] = {}
+        self.switches: list[Callable[[bool], None]] = []
+
+    def switch(self, use_hooks: Callable[[bool], None]) -> None:
+        """Call ``use_hooks(True)`` when the first hook is installed and
+        ``use_hooks(False)`` when the last one is removed (now, too, with
+        the current state): how a fast path swaps in its observed twin."""
+        with self.lock:
+            self.switches.append(use_hooks)
+            use_hooks(bool(self.hooks))
+
+    def _set(self, hooks: tuple[Hook, ...]) -> None:
+        # Caller holds the lock.
+        was, self.hooks = bool(self.hooks), hooks
+        if bool(hooks) != was:
+            for use_hooks in self.switches:
+                use_hooks(bool(hooks))
 
 
 #: Read by the publish and delivery paths: ``if REGISTRY.hooks:``.
@@ -178,13 +198,13 @@ def add_hook(hook: Hook) -> None:
         raise TypeError(f"add_hook needs a Hook, got {type(hook).__name__}")
     with REGISTRY.lock:
         if hook not in REGISTRY.hooks:
-            REGISTRY.hooks = (*REGISTRY.hooks, hook)
+            REGISTRY._set((*REGISTRY.hooks, hook))
 
 
 def remove_hook(hook: Hook) -> None:
     """Uninstall ``hook``; an unknown hook is ignored."""
     with REGISTRY.lock:
-        REGISTRY.hooks = tuple(h for h in REGISTRY.hooks if h is not hook)
+        REGISTRY._set(tuple(h for h in REGISTRY.hooks if h is not hook))
         for key in [k for k in REGISTRY.warnings if k[0] == id(hook)]:
             del REGISTRY.warnings[key]
 

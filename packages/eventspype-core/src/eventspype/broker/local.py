@@ -53,21 +53,6 @@ class LocalBroker(ForkSafeLock, MessageBroker):
         subscribers = self._channels.get(channel)
         if subscribers is None:
             return
-        if _HOOKS.hooks:
-            errors, collected = _observed.deliver(
-                _HOOKS.hooks,
-                subscribers.snapshot,
-                event,
-                event_tag,
-                caller,
-                channel,
-                _logger,
-                channel,
-            )
-            self.subscriber_errors += errors
-            if collected:
-                subscribers.reconcile()
-            return
         collected = False
         # Hot path, kept inline (no helper call per event); mirrors
         # EventPublisher.publish.
@@ -83,6 +68,26 @@ class LocalBroker(ForkSafeLock, MessageBroker):
                 collected = True
         if collected:
             subscribers.reconcile()  # drop collected subscribers, once
+
+    def _publish_observed(
+        self, channel: str, event: Any, event_tag: NormalizedTag, caller: Any
+    ) -> None:
+        # publish() while hooks are installed (see _use_hooks below).
+        subscribers = self._channels.get(channel)
+        if subscribers is not None:
+            errors, collected = _observed.deliver(
+                _HOOKS.hooks,
+                subscribers.snapshot,
+                event,
+                event_tag,
+                caller,
+                channel,
+                _logger,
+                channel,
+            )
+            self.subscriber_errors += errors
+            if collected:
+                subscribers.reconcile()
 
     async def publish_async(
         self, channel: str, event: Any, event_tag: NormalizedTag, caller: Any
@@ -141,3 +146,16 @@ class LocalBroker(ForkSafeLock, MessageBroker):
             for channel in [c for c, subs in self._channels.items() if not subs]:
                 del self._channels[channel]
             return list(self._channels)
+
+
+_PUBLISH = LocalBroker.publish
+
+
+def _use_hooks(installed: bool) -> None:
+    # As EventPublisher.publish: hooks are looked at only while installed.
+    LocalBroker.publish = (  # type: ignore[method-assign]
+        LocalBroker._publish_observed if installed else _PUBLISH
+    )
+
+
+_HOOKS.switch(_use_hooks)

@@ -225,9 +225,6 @@ class EventPublisher:
             raise self._publication._wrong_type_error(event)
         if caller is None:
             caller = self
-        if _HOOKS.hooks:
-            _observed.publish(_HOOKS.hooks, self, event, caller)
-            return
         subscribers = self._direct
         if subscribers is None:
             # A broker is set (_broker is assigned before _direct is cleared).
@@ -253,6 +250,12 @@ class EventPublisher:
             # Drop collected subscribers now (once, however many there were),
             # so a publish-only publisher does not keep dead entries around.
             subscribers.reconcile()
+
+    def _publish_observed(self, event: Any, caller: Any | None = None) -> None:
+        # publish() while hooks are installed (see _use_hooks below).
+        if not isinstance(event, self._event_class):
+            raise self._publication._wrong_type_error(event)
+        _observed.publish(_HOOKS.hooks, self, event, self if caller is None else caller)
 
     async def publish_async(self, event: Any, caller: Any | None = None) -> None:
         """Publish ``event`` and return once it has been delivered.
@@ -292,6 +295,21 @@ class EventPublisher:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._publication!r}, broker={self._broker!r})"
+
+
+_PUBLISH = EventPublisher.publish
+EventPublisher._publish_observed.__doc__ = _PUBLISH.__doc__
+
+
+def _use_hooks(installed: bool) -> None:
+    # Hooks installed: publish() goes through them; none: the plain fast path
+    # again, with not even a test for hooks in it (see eventspype.hooks).
+    EventPublisher.publish = (  # type: ignore[method-assign]
+        EventPublisher._publish_observed if installed else _PUBLISH
+    )
+
+
+_HOOKS.switch(_use_hooks)
 
 
 def _subscribe_all(
