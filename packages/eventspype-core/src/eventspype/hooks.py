@@ -258,11 +258,13 @@ def _publish_finished(
     if token is not None:
         _outgoing.reset(token)
     # Last started, first finished: spans and context tokens nest.
-    for hook, state in zip(reversed(hooks), reversed(states), strict=True):
+    index = len(hooks)
+    while index:
+        index -= 1
         try:
-            hook.publish_finished(info, state, error, duration_ns)
+            hooks[index].publish_finished(info, states[index], error, duration_ns)
         except Exception:
-            _hook_failed(hook, "publish_finished")
+            _hook_failed(hooks[index], "publish_finished")
 
 
 def _delivery_started(hooks: tuple[Hook, ...], info: DeliveryInfo) -> list[object]:
@@ -283,11 +285,13 @@ def _delivery_finished(
     error: BaseException | None,
     duration_ns: int,
 ) -> None:
-    for hook, state in zip(reversed(hooks), reversed(states), strict=True):
+    index = len(hooks)
+    while index:
+        index -= 1
         try:
-            hook.delivery_finished(info, state, error, duration_ns)
+            hooks[index].delivery_finished(info, states[index], error, duration_ns)
         except Exception:
-            _hook_failed(hook, "delivery_finished")
+            _hook_failed(hooks[index], "delivery_finished")
 
 
 async def _observe_run(info: DeliveryInfo, run: Awaitable[object]) -> None:

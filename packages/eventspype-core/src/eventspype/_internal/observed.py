@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import weakref
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
@@ -27,14 +28,16 @@ from eventspype.hooks import (
 from eventspype.sub.asynchronous import AsyncEventSubscriber
 
 if TYPE_CHECKING:
-    import weakref
-
     from eventspype.delivery import Delivery
     from eventspype.event import NormalizedTag
     from eventspype.pub.publisher import EventPublisher
     from eventspype.sub.subscriber import EventSubscriber
 
 __all__ = ["call", "deliver", "publish", "publish_async", "publish_info"]
+
+#: Subscriber class -> whether it is a coroutine subscriber (classes are few;
+#: held weakly, so a class defined in a function does not stay alive).
+_COROUTINE: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
 
 
 def call(
@@ -54,7 +57,12 @@ def call(
     the subscriber raises propagates, after the hooks saw it.
     """
     info = DeliveryInfo(channel, event, event_tag, subscriber, caller, delivery)
-    if isinstance(subscriber, AsyncEventSubscriber):
+    kind = subscriber.__class__
+    coroutine = _COROUTINE.get(kind)
+    if coroutine is None:
+        # isinstance on an ABC costs more than the rest of this function.
+        coroutine = _COROUTINE[kind] = isinstance(subscriber, AsyncEventSubscriber)
+    if coroutine:
         info.context = contextvars.copy_context()
         subscriber._schedule(event, event_tag, caller, info)
         return
