@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
-from eventspype._ratelimit import RateLimitedWarning
+from eventspype._internal.ratelimit import RateLimitedWarning
 
 if TYPE_CHECKING:
     from eventspype.delivery import Delivery

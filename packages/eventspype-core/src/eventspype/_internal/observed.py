@@ -12,7 +12,7 @@ import contextvars
 import logging
 import weakref
 from time import perf_counter_ns
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from eventspype._subscribers import log_subscriber_error
 from eventspype.hooks import (
@@ -64,7 +64,9 @@ def call(
         coroutine = _COROUTINE[kind] = isinstance(subscriber, AsyncEventSubscriber)
     if coroutine:
         info.context = contextvars.copy_context()
-        subscriber._schedule(event, event_tag, caller, info)
+        cast("AsyncEventSubscriber", subscriber)._schedule(
+            event, event_tag, caller, info
+        )
         return
     states = _delivery_started(hooks, info)
     error: BaseException | None = None
