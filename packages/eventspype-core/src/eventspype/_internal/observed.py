@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import weakref
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, cast
 
@@ -28,6 +27,8 @@ from eventspype.hooks import (
 from eventspype.sub.asynchronous import AsyncEventSubscriber
 
 if TYPE_CHECKING:
+    import weakref
+
     from eventspype.delivery import Delivery
     from eventspype.event import NormalizedTag
     from eventspype.pub.publisher import EventPublisher
@@ -35,9 +36,10 @@ if TYPE_CHECKING:
 
 __all__ = ["call", "deliver", "publish", "publish_async", "publish_info"]
 
-#: Subscriber class -> whether it is a coroutine subscriber (classes are few;
-#: held weakly, so a class defined in a function does not stay alive).
-_COROUTINE: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
+#: Subscriber class -> whether it is a coroutine subscriber. Classes are few;
+#: bounded anyway (cleared when full) for programs that make classes at run time.
+_COROUTINE: dict[type, bool] = {}
+_COROUTINE_MAX = 1024
 
 
 def call(
@@ -61,6 +63,8 @@ def call(
     coroutine = _COROUTINE.get(kind)
     if coroutine is None:
         # isinstance on an ABC costs more than the rest of this function.
+        if len(_COROUTINE) >= _COROUTINE_MAX:
+            _COROUTINE.clear()
         coroutine = _COROUTINE[kind] = isinstance(subscriber, AsyncEventSubscriber)
     if coroutine:
         info.context = contextvars.copy_context()

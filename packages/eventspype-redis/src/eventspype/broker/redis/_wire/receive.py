@@ -23,6 +23,11 @@ from eventspype.delivery import _current as _current_delivery
 #: What the Redis brokers name their transport (``Delivery.system``).
 SYSTEM = "redis"
 
+# A Pub/Sub delivery without headers is the same immutable object every time
+# on a channel: made once per channel, not per message.
+_PLAIN: dict[str, Transport] = {}
+_PLAIN_MAX = 4096
+
 __all__ = ["receive"]
 
 
@@ -61,7 +66,10 @@ def receive(
         counters.drop_headers(where, problem)
     outer = _current_delivery.get()
     if outer is None:
-        current = Transport(channel, SYSTEM, headers=headers)
+        if headers:
+            current = Transport(channel, SYSTEM, headers=headers)
+        else:
+            current = _PLAIN.get(channel) or _plain(channel)
     else:
         current = replace(outer, headers=headers) if headers else outer
     token = _current_delivery.set(current)
@@ -76,3 +84,10 @@ def receive(
     for reason, detail in delivery.refused:
         counters.drop(reason, where, detail)
     return delivery
+
+
+def _plain(channel: str) -> Transport:
+    if len(_PLAIN) >= _PLAIN_MAX:  # channels come and go: stay bounded
+        _PLAIN.clear()
+    made = _PLAIN[channel] = Transport(channel, SYSTEM)
+    return made
