@@ -25,7 +25,10 @@ receiving process. A broker reads them with :func:`outgoing_headers`.
 **Cost.** With no hook installed, ``EventPublisher.publish`` and
 ``LocalBroker.publish`` are the plain fast paths, with not even a test for
 hooks in them: installing the first hook switches them to their observed
-twins, removing the last switches them back. The other paths
+twins, removing the last switches them back (so install hooks before taking
+``send = publisher.publish``: a bound method keeps the path it was taken
+from; one taken while hooks were installed still works after, only slower).
+The other paths
 (``publish_async``, the Redis fan-out) test one empty tuple. With hooks, each
 publish and each subscriber call allocates one info object and reads a
 monotonic clock twice.
