@@ -28,10 +28,9 @@ hooks in them: installing the first hook switches them to their observed
 twins, removing the last switches them back (so install hooks before taking
 ``send = publisher.publish``: a bound method keeps the path it was taken
 from; one taken while hooks were installed still works after, only slower).
-The other paths
-(``publish_async``, the Redis fan-out) test one empty tuple. With hooks, each
-publish and each subscriber call allocates one info object and reads a
-monotonic clock twice.
+The other paths (``publish_async``, the Redis fan-out) test one empty tuple.
+With hooks, each publish and each subscriber call allocates one info object
+and reads a monotonic clock twice.
 
 **Errors.** A hook that raises is logged (at most once per 10 seconds per
 hook method) and otherwise ignored: instrumentation never stops an event.
