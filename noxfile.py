@@ -325,7 +325,8 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Run every benchmark; tables on stdout, JSON in benchmarks/results/."""
-    _install_wheels(session, DISTRIBUTIONS)
+    # bench_otel.py measures tracing onto the OpenTelemetry SDK.
+    _install_wheels(session, DISTRIBUTIONS, *TEST_EXTRAS["otel"])
     for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
         session.run("python", str(script))
 
