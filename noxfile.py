@@ -36,6 +36,7 @@ PACKAGES = {
     "serializers": "eventspype-serializers",
     "redis": "eventspype-redis",
     "viz": "eventspype-viz",
+    "testing": "eventspype-testing",
     "otel": "eventspype-otel",
 }
 META = "eventspype"
@@ -47,6 +48,8 @@ TEST_EXTRAS = {
     "serializers": ["attrs>=23", "pydantic>=2.7"],
     "redis": ["fakeredis>=2.23"],
     "viz": [],
+    # tests/testing proves the plugin's fixtures under both async plugins.
+    "testing": ["pytest-asyncio>=0.23", "anyio>=4"],
     # The SDK (in-memory exporters) and the Prometheus exporter: test-only, the
     # distribution itself needs the API alone.
     "otel": ["opentelemetry-sdk>=1.27", "opentelemetry-exporter-prometheus>=0.48b0"],
@@ -78,6 +81,7 @@ OWNED = {
     ),
     "eventspype-redis": ("eventspype/broker/redis/",),
     "eventspype-viz": ("eventspype/viz/",),
+    "eventspype-testing": ("eventspype/testing/",),
     "eventspype-otel": ("eventspype/otel/",),
     "eventspype": (),
 }
