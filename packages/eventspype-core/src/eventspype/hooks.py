@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
+from eventspype._internal.fork import register_for_fork
 from eventspype._internal.ratelimit import RateLimitedWarning
 
 if TYPE_CHECKING:
@@ -162,13 +163,18 @@ class Hook:
 class _Registry:
     """The installed hooks: a tuple replaced whole, read without a lock."""
 
-    __slots__ = ("hooks", "lock", "switches", "warnings")
+    __slots__ = ("__weakref__", "hooks", "lock", "switches", "warnings")
 
     def __init__(self) -> None:
         self.hooks: tuple[Hook, ...] = ()
         self.lock = threading.Lock()
         self.warnings: dict[tuple[int, str], RateLimitedWarning] = {}
         self.switches: list[Callable[[bool], None]] = []
+        register_for_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        # A parent thread may have held the lock at the fork; the hooks stay.
+        self.lock = threading.Lock()
 
     def switch(self, use_hooks: Callable[[bool], None]) -> None:
         """Call ``use_hooks(True)`` when the first hook is installed and
