@@ -40,7 +40,7 @@ async def deliver_async(
     collected = False
     # Installed hooks see every call (see eventspype.hooks); read once.
     hooks = REGISTRY.hooks
-    where = str(event_tag) if channel is None else channel
+    where = (str(event_tag) if channel is None else channel) if hooks else ""
     for ref in snapshot:
         subscriber = ref()
         if subscriber is None:
