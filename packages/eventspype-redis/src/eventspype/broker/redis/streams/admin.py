@@ -113,10 +113,16 @@ class StreamAdmin:
         """The key of ``channel``'s stream (its dead letters: ``+ ":dead"``)."""
         return stream_key(self.prefix, channel)
 
+    def channel_pattern(self, pattern: str = "*") -> str:
+        """The server-side glob (``SCAN``, ``PSUBSCRIBE``) of the channels
+        matching ``pattern`` under the prefix: the prefix's own glob
+        characters escaped, ``pattern`` kept as a glob."""
+        return _glob_escape(self.prefix) + pattern
+
     def channels(self) -> list[str]:
         """The channels that have a stream or a dead-letter stream, sorted."""
         start, found = len(self.prefix) + 1, set()
-        match = _glob_escape(self.prefix) + "{*"
+        match = self.channel_pattern("{*")
         for client in self._masters():
             for raw in client.scan_iter(match=match, count=1000, _type="stream"):
                 try:
