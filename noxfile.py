@@ -36,6 +36,7 @@ PACKAGES = {
     "serializers": "eventspype-serializers",
     "redis": "eventspype-redis",
     "viz": "eventspype-viz",
+    "cli": "eventspype-cli",
 }
 META = "eventspype"
 DISTRIBUTIONS = [*PACKAGES.values(), META]
@@ -46,6 +47,7 @@ TEST_EXTRAS = {
     "serializers": ["attrs>=23", "pydantic>=2.7"],
     "redis": ["fakeredis>=2.23"],
     "viz": [],
+    "cli": [],
 }
 # Test-only: the SSE example's web framework and its ASGI test client
 # (tests/integration/test_sse_example.py). Never a distribution dependency.
@@ -73,6 +75,7 @@ OWNED = {
     ),
     "eventspype-redis": ("eventspype/broker/redis/",),
     "eventspype-viz": ("eventspype/viz/",),
+    "eventspype-cli": ("eventspype/cli/",),
     "eventspype": (),
 }
 SHARED_FILES = (
