@@ -4,6 +4,7 @@ one pytest run in ``nox -s tests_all``)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -12,7 +13,10 @@ from click.testing import Result
 
 from eventspype.broker.redis import RedisStreamBroker
 
-__all__ = ["HOSTILE_MODULE", "dead_lettered", "hostile_envelope", "lines", "ok"]
+#: ``run("streams", "--json")``: a command on the test's server and prefix.
+Run = Callable[..., Result]
+
+__all__ = ["HOSTILE_MODULE", "Run", "dead_lettered", "hostile_envelope", "lines", "ok"]
 
 #: A module with an import side effect (tests/redis): it must never be imported.
 HOSTILE_MODULE = "_redis_side_effect_module"

@@ -9,7 +9,7 @@ The redis tier's helpers (forged envelopes, the local cluster) are reused.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,12 +19,11 @@ if _REDIS_TESTS not in sys.path:
     sys.path.append(_REDIS_TESTS)
 
 import redis  # noqa: E402
+from _cli_support import Run  # noqa: E402
 from _redis_support import REDIS_URL, require_real_redis, unique_prefix  # noqa: E402
 from click.testing import CliRunner, Result  # noqa: E402
 
 from eventspype.cli import cli  # noqa: E402
-
-Run = Callable[..., Result]
 
 
 @pytest.fixture

@@ -79,7 +79,8 @@ def test_streams_lists_each_channel_of_the_prefix_once_with_its_groups(
 
     assert (orders.channel, orders.length, orders.dead_letters) == ("ORDERS", 3, 0)
     assert orders.key == f"{prefix}{{ORDERS}}"
-    assert orders.first_entry is not None and orders.last_entry is not None
+    assert orders.first_entry is not None
+    assert orders.last_entry is not None
     assert orders.first_entry <= orders.last_entry
     [group] = orders.groups
     assert (group.name, group.pending, group.lag) == ("workers", 1, 2)
@@ -136,7 +137,8 @@ def test_readiness_compares_lag_pending_and_dead_letters_with_the_limits(
     client.xadd(f"{key}:dead", {"event": b"x"})
 
     ready = admin.readiness(group="g", max_lag=3, max_dead=1)
-    assert ready.ready and ready.connected
+    assert ready.ready
+    assert ready.connected
     assert (ready.lag, ready.pending, ready.dead_letters) == (3, 2, 1)
 
     assert admin.readiness(max_lag=2).reason == "lag 3 > 2"
@@ -149,7 +151,8 @@ def test_readiness_says_not_connected_when_redis_is_down() -> None:
     dead = redis.Redis(port=1, socket_connect_timeout=0.5)  # nobody listens there
     with StreamAdmin(dead) as view:
         verdict = view.readiness()
-    assert not verdict.ready and not verdict.connected
+    assert not verdict.ready
+    assert not verdict.connected
     assert verdict.reason.startswith("cannot reach Redis")
 
 
@@ -171,7 +174,8 @@ def test_dead_letters_are_the_brokers_and_replay_keeps_hostile_ones(
 
     assert replay.republished == 1
     [(kept, why)] = replay.refused
-    assert kept == second and why.startswith("invalid_json: ")
+    assert kept == second
+    assert why.startswith("invalid_json: ")
     assert client.xlen(f"{prefix}{{ORDERS}}") == length + 1
     # The broker may dead-letter the re-published entry again, under a new id.
     remaining = admin.dead_letters("ORDERS")
@@ -257,6 +261,7 @@ def test_on_a_cluster_every_masters_streams_are_listed(redis_cluster: Any) -> No
         assert [i.channel for i in infos] == sorted(channels.values())
         assert all((i.length, i.dead_letters) == (1, 1) for i in infos)
         assert [letter.event for letter in letters] == [b"x"]
-        assert ready.ready and ready.dead_letters == 3
+        assert ready.ready
+        assert ready.dead_letters == 3
     finally:
         client.close()
