@@ -4,9 +4,13 @@ one pytest run in ``nox -s tests_all``)."""
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 from _redis_support import Inbox, OrderPlaced, forged, wait_until
 from click.testing import Result
@@ -16,7 +20,15 @@ from eventspype.broker.redis import RedisStreamBroker
 #: ``run("streams", "--json")``: a command on the test's server and prefix.
 Run = Callable[..., Result]
 
-__all__ = ["HOSTILE_MODULE", "Run", "dead_lettered", "hostile_envelope", "lines", "ok"]
+__all__ = [
+    "HOSTILE_MODULE",
+    "Run",
+    "console_script",
+    "dead_lettered",
+    "hostile_envelope",
+    "lines",
+    "ok",
+]
 
 #: A module with an import side effect (tests/redis): it must never be imported.
 HOSTILE_MODULE = "_redis_side_effect_module"
@@ -64,3 +76,12 @@ def ok(result: Result) -> str:
 
 def lines(result: Result) -> list[str]:
     return [line.rstrip() for line in result.output.splitlines()]
+
+
+def console_script() -> str:
+    """The ``eventspype`` console script of this environment."""
+    beside = Path(sys.executable).with_name("eventspype")
+    found = str(beside) if beside.exists() else shutil.which("eventspype")
+    if found is None:
+        pytest.fail("the eventspype console script is not installed")
+    return found

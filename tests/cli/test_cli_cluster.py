@@ -1,0 +1,113 @@
+"""``eventspype`` against a local Redis Cluster of three masters (real servers).
+
+The URL names one node; the command finds the cluster by itself, reads every
+master's streams, and follows sharded Pub/Sub channels it discovers with
+PUBSUB SHARDCHANNELS, also ones that appear while it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from _cli_support import console_script, good_envelope, hostile_envelope
+from _cluster import LocalCluster, local_cluster
+from _redis_support import Inbox, OrderPlaced, publisher_for, unique_prefix
+from click.testing import CliRunner
+
+from eventspype.broker.redis import RedisBroker
+from eventspype.cli import cli
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    with local_cluster(masters=3) as started:
+        yield started
+
+
+def _url(cluster: LocalCluster) -> str:
+    return f"redis://127.0.0.1:{cluster.ports[0]}/0"
+
+
+def test_streams_and_tail_cover_every_master(cluster: LocalCluster) -> None:
+    prefix = unique_prefix()
+    client = cluster.client()
+    channels = sorted(cluster.channels_on_distinct_masters("ORDERS_").values())
+    try:
+        for channel in channels:
+            key = f"{prefix}{{{channel}}}"
+            client.xadd(key, {"event": good_envelope(channel, 1)})
+            client.xgroup_create(key, "billing", id="0")
+        client.xadd(
+            f"{prefix}{{{channels[0]}}}", {"event": hostile_envelope(channels[0])}
+        )
+        base = ["--url", _url(cluster), "--prefix", prefix]
+
+        shown = CliRunner().invoke(cli, [*base, "streams", "--json"])
+        tailed = CliRunner().invoke(
+            cli, [*base, "tail", "--streams", "--since", "0", "-n", "4", "--json"]
+        )
+        health = CliRunner().invoke(cli, [*base, "health", "--max-lag", "3"])
+    finally:
+        client.close()
+
+    assert shown.exit_code == 0, shown.output
+    infos = json.loads(shown.output)["streams"]
+    assert [s["channel"] for s in infos] == channels
+    assert [s["groups"][0]["lag"] for s in infos] == [2, 1, 1]
+    assert tailed.exit_code == 0, tailed.output
+    events = [json.loads(line) for line in tailed.output.splitlines()]
+    assert sorted({e["channel"] for e in events}) == channels
+    assert sum(e["event_class"] == "Planted\x1b[2J" for e in events) == 1
+    assert (health.exit_code, health.output) == (1, "not ready: lag 4 > 3\n")
+
+
+def test_tail_follows_sharded_channels_as_they_appear(cluster: LocalCluster) -> None:
+    prefix = unique_prefix()
+    client = cluster.client()
+    broker = RedisBroker(client, channel_prefix=prefix)
+    broker.register_event_class(OrderPlaced)
+    first, later = sorted(cluster.channels_on_distinct_masters("SHARD_").values())[:2]
+    inbox = Inbox()
+    broker.subscribe(first, inbox.subscriber)
+    command = [console_script(), "--url", _url(cluster), "--prefix", prefix]
+    process = subprocess.Popen(
+        [*command, "tail", "SHARD_*", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: list[dict[str, Any]] = []
+
+    def read() -> None:
+        for line in process.stdout:  # type: ignore[union-attr]
+            seen.append(json.loads(line))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        _publish_until(broker, first, lambda: any(e["channel"] == first for e in seen))
+        broker.subscribe(later, inbox.subscriber)  # a channel that appears now
+        _publish_until(broker, later, lambda: any(e["channel"] == later for e in seen))
+    finally:
+        process.terminate()
+        process.wait(30)
+        broker.close()
+        client.close()
+    assert {e["source"] for e in seen} == {"pubsub"}
+    assert all(e["problem"] is None for e in seen)
+    assert seen[0]["payload"] == {"order_id": 1, "amount": 0.5}
+
+
+def _publish_until(broker: RedisBroker, channel: str, done: Any) -> None:
+    publisher = publisher_for(broker, channel, OrderPlaced)
+    deadline = time.monotonic() + 60
+    while not done():
+        assert time.monotonic() < deadline, f"tail never showed {channel}"
+        publisher.publish(OrderPlaced(1, 0.5))
+        time.sleep(0.1)

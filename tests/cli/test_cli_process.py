@@ -1,0 +1,119 @@
+"""The installed console script, as an operator runs it: a real process.
+
+Ctrl-C (SIGINT) ends ``tail`` with status 0 and no traceback; colour appears
+on a terminal (a pseudo-terminal here) and nowhere else, and what a hostile
+entry carries is escaped on both.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import redis
+from _cli_support import HOSTILE_MODULE, console_script, good_envelope, hostile_envelope
+from _redis_support import REDIS_URL
+
+from eventspype import versions
+
+
+def _command(prefix: str, *args: str) -> list[str]:
+    return [console_script(), "--url", REDIS_URL, "--prefix", prefix, *args]
+
+
+def test_version_from_the_consoleconsole_script() -> None:
+    done = subprocess.run(
+        [console_script(), "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0
+    assert done.stdout.splitlines() == [f"{n} {v}" for n, v in versions().items()]
+
+
+def test_ctrl_c_ends_tail_cleanly(client: redis.Redis, prefix: str) -> None:
+    process = subprocess.Popen(
+        _command(prefix, "tail"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first_line: list[str] = []
+    reader = threading.Thread(
+        target=lambda: first_line.append(process.stdout.readline())  # type: ignore[union-attr]
+    )
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        # Until the process has subscribed and shown one event.
+        while reader.is_alive() and time.monotonic() < deadline:
+            client.publish(f"{prefix}ORDERS", good_envelope("ORDERS", 1))
+            reader.join(0.1)
+        assert first_line, "tail showed nothing"
+        assert "ORDERS  _redis_support:OrderPlaced" in first_line[0]
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    assert "Traceback" not in out
+
+
+def _on_a_terminal(command: list[str]) -> bytes:
+    """What ``command`` writes to a pseudo-terminal."""
+    parent, child = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "200"}
+    env.pop("NO_COLOR", None)
+    process = subprocess.Popen(
+        command, stdout=child, stderr=child, stdin=subprocess.DEVNULL, env=env
+    )
+    os.close(child)
+    chunks = []
+    try:
+        while True:
+            ready, _, _ = select.select([parent], [], [], 60)
+            if not ready:
+                break
+            try:
+                chunk = os.read(parent, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(parent)
+        process.wait(30)
+    assert process.returncode == 0, b"".join(chunks)
+    return b"".join(chunks)
+
+
+def test_colour_on_a_terminal_only_and_hostile_text_escaped_on_both(
+    client: redis.Redis, prefix: str
+) -> None:
+    key = f"{prefix}{{ORDERS}}"
+    client.xadd(key, {"event": hostile_envelope("ORDERS")})
+    client.xadd(key, {"event": b"\x1b[2Jnot json"})
+    client.xadd(f"{key}:dead", {"event": b"x"})
+
+    tail = _command(prefix, "tail", "--streams", "--since", "0", "--count", "2")
+    piped = subprocess.run(tail, capture_output=True, timeout=60)
+    terminal = _on_a_terminal(tail)
+    table = _on_a_terminal(_command(prefix, "streams"))
+
+    assert piped.returncode == 0
+    assert b"\x1b" not in piped.stdout
+    assert f"{HOSTILE_MODULE}:Planted\\x1b[2J".encode() in piped.stdout
+    assert f"{HOSTILE_MODULE}:Planted\\x1b[2J".encode() in terminal
+    assert b"\x1b[2J" not in terminal
+    assert b"\x1b]0;pwned" not in terminal
+    assert b"REFUSED" in terminal
+    assert b"\x1b[" in table  # styled: a terminal gets colour and bold
+    assert HOSTILE_MODULE not in sys.modules
