@@ -35,7 +35,8 @@ from typing import Any, Literal
 import redis
 from redis.exceptions import AskError, ClusterDownError, TryAgainError
 
-from eventspype.broker.redis._io.process import join_thread, stop_at_exit, track
+from eventspype._internal.fork import register_for_fork
+from eventspype.broker.redis._io.process import join_thread, stop_at_exit
 from eventspype.broker.redis.streams.dead_letters import EVENT_FIELD, move_to_dead
 from eventspype.broker.redis.streams.slots import Entry, SlotOf, read_group
 from eventspype.broker.redis.streams.stats import StreamCounters
@@ -111,7 +112,7 @@ class StreamReader:
         self._created: set[bytes] = set() if created is None else created
         self._rename = rename
         self._start_over()
-        track(self)
+        register_for_fork(self)
 
     def _start_over(self) -> None:
         self._stop = threading.Event()
