@@ -52,11 +52,13 @@ def good_envelope(channel: str, order_id: int) -> bytes:
 
 
 def dead_lettered(
-    client: redis.Redis, prefix: str, channel: str, *data: bytes
+    client: redis.Redis, prefix: str, channel: str, *data: bytes, group: str = "billing"
 ) -> list[Any]:
     """``data`` as dead letters of ``channel``, moved there by a real broker
     (which refuses each at once: none of their classes is registered)."""
-    broker = RedisStreamBroker(client, channel_prefix=prefix, group="billing")
+    broker = RedisStreamBroker(
+        client, channel_prefix=prefix, group=group, consumer=f"{group}-1"
+    )
     inbox = Inbox()  # held here: the broker holds subscribers weakly
     try:
         broker.subscribe(channel, inbox.subscriber)

@@ -49,7 +49,10 @@ def run(client: redis.Redis, prefix: str) -> Run:
 
     def invoke(*args: str, input: str | None = None, url: str = REDIS_URL) -> Result:
         return CliRunner().invoke(
-            cli, ["--url", url, "--prefix", prefix, *args], input=input
+            cli,
+            ["--url", url, "--prefix", prefix, *args],
+            input=input,
+            prog_name="eventspype",
         )
 
     return invoke
