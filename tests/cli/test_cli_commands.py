@@ -18,7 +18,7 @@ from _cli_support import (
     lines,
     ok,
 )
-from _redis_support import Inbox, wait_until
+from _redis_support import REDIS_URL, Inbox, wait_until
 
 from eventspype import EventPublication, FunctionalEventSubscriber, versions
 from eventspype.broker.redis import RedisBroker, RedisStreamBroker
@@ -368,3 +368,28 @@ def test_publish_on_stream_is_what_a_stream_broker_receives(
     finally:
         receiver.close()
     assert (event.order_id, event.amount) == (1, 1.0)
+
+
+def test_a_resp3_connection_reads_the_same(
+    run: Run, client: redis.Redis, prefix: str
+) -> None:
+    key = f"{prefix}{{ORDERS}}"
+    for number in range(2):
+        client.xadd(key, {"event": good_envelope("ORDERS", number)})
+    dead_lettered(client, prefix, "ORDERS", b"junk")
+    resp3 = f"{REDIS_URL}{'&' if '?' in REDIS_URL else '?'}protocol=3"
+    for url in (REDIS_URL, resp3):
+        tailed = ok(
+            run("tail", "--streams", "--since", "0", "-n", "3", "--json", url=url)
+        )
+        events = [json.loads(line) for line in tailed.splitlines()]
+        assert [e["payload"] for e in events[:2]] == [
+            {"order_id": 0, "amount": 2.5},
+            {"order_id": 1, "amount": 2.5},
+        ]
+        letters = json.loads(
+            ok(run("dead-letters", "list", "ORDERS", "--json", url=url))
+        )
+        assert [x["error"][:12] for x in letters["dead_letters"]] == ["invalid_json"]
+        [stream] = json.loads(ok(run("streams", "--json", url=url)))["streams"]
+        assert stream["length"] == 3

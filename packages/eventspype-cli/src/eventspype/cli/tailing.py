@@ -66,15 +66,22 @@ def _data(message: Any) -> bytes:
     return data if isinstance(data, bytes) else str(data).encode()
 
 
-def _resp3(entries: Any) -> bool:
-    """RESP3 nests a key's entries one list deeper."""
-    return (
-        isinstance(entries, list)
-        and len(entries) == 1
-        and isinstance(entries[0], list)
-        and bool(entries[0])
-        and isinstance(entries[0][0], list)
-    )
+def _by_stream(reply: Any) -> list[tuple[Any, list[Any]]]:
+    """An XREAD reply as ``[(key, [(id, fields), ...]), ...]``.
+
+    RESP2 gives ``[[key, [(id, fields), ...]], ...]``; RESP3 (``protocol=3``)
+    a map ``{key: [[(id, fields), ...]]}``, one list deeper.
+    """
+    if not reply:
+        return []
+    pairs = list(reply.items()) if isinstance(reply, dict) else list(reply)
+    result = []
+    for key, entries in pairs:
+        nested = entries and isinstance(entries[0], list) and entries[0]
+        if nested and isinstance(entries[0][0], (list, tuple)):
+            entries = entries[0]
+        result.append((key, list(entries)))
+    return result
 
 
 class PatternSource:
@@ -184,25 +191,23 @@ class StreamSource:
         if not self._positions:
             time.sleep(timeout)
             return []
-        replies: Any
+        replies: list[tuple[Any, list[Any]]] = []
         if self._cluster:
-            replies = []
             for key, position in list(self._positions.items()):
-                replies += self._client.xread({key: position}, count=_COUNT) or []
+                replies += _by_stream(self._client.xread({key: position}, count=_COUNT))
             if not replies:
                 time.sleep(timeout)
         else:
-            replies = self._client.xread(
-                dict(self._positions), count=_COUNT, block=max(1, int(timeout * 1000))
+            block = max(1, int(timeout * 1000))
+            replies = _by_stream(
+                self._client.xread(dict(self._positions), count=_COUNT, block=block)
             )
-        if isinstance(replies, dict):  # RESP3
-            replies = list(replies.items())
         received = []
-        for key, entries in replies or []:
+        for key, entries in replies:
             channel = self._channels.get(key)
             if channel is None:
                 continue
-            for entry_id, fields in entries[0] if _resp3(entries) else entries:
+            for entry_id, fields in entries:
                 entry = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
                 self._positions[key] = entry
                 data = fields.get(b"event", b"")
