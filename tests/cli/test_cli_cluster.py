@@ -7,6 +7,7 @@ PUBSUB SHARDCHANNELS, also ones that appear while it runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import threading
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 from _cli_support import console_script, good_envelope, hostile_envelope
 from _cluster import LocalCluster, local_cluster
 from _redis_support import Inbox, OrderPlaced, publisher_for, unique_prefix
@@ -104,10 +106,63 @@ def test_tail_follows_sharded_channels_as_they_appear(cluster: LocalCluster) -> 
     assert seen[0]["payload"] == {"order_id": 1, "amount": 0.5}
 
 
-def _publish_until(broker: RedisBroker, channel: str, done: Any) -> None:
+def _publish_until(
+    broker: RedisBroker, channel: str, done: Any, deadline: float = 60
+) -> None:
     publisher = publisher_for(broker, channel, OrderPlaced)
-    deadline = time.monotonic() + 60
+    give_up = time.monotonic() + deadline
     while not done():
-        assert time.monotonic() < deadline, f"tail never showed {channel}"
-        publisher.publish(OrderPlaced(1, 0.5))
+        assert time.monotonic() < give_up, f"tail never showed {channel}"
+        # The shard refuses until its replica is promoted.
+        with contextlib.suppress(redis.RedisError, OSError):
+            publisher.publish(OrderPlaced(1, 0.5))
         time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_tail_goes_on_after_a_master_fails_over() -> None:
+    """SIGKILL a master while tail runs: its replica takes over, and tail finds
+    the channel there at a later refresh; the other shards go on meanwhile."""
+    with local_cluster(masters=3, replicas=1) as cluster:
+        prefix = unique_prefix()
+        channels = cluster.channels_on_distinct_masters("FAIL_")
+        victim, survivor = list(channels)[:2]
+        client = cluster.client()
+        broker = RedisBroker(client, channel_prefix=prefix, reconnect_delay=(0.05, 1.0))
+        broker.register_event_class(OrderPlaced)
+        inbox = Inbox()
+        for channel in channels.values():
+            broker.subscribe(channel, inbox.subscriber)
+        url = f"redis://127.0.0.1:{survivor}/0"
+        process = subprocess.Popen(
+            [console_script(), "--url", url, "--prefix", prefix, "tail", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        seen: list[dict[str, Any]] = []
+        reader = threading.Thread(
+            target=lambda: seen.extend(json.loads(x) for x in process.stdout),  # type: ignore[union-attr]
+            daemon=True,
+        )
+        reader.start()
+        lost = channels[victim]
+        try:
+            _publish_until(
+                broker, lost, lambda: any(e["channel"] == lost for e in seen)
+            )
+            shown_before = len(seen)
+            cluster.node(victim).kill()
+            _publish_until(
+                broker,
+                lost,
+                lambda: any(e["channel"] == lost for e in seen[shown_before:]),
+                deadline=120,
+            )
+        finally:
+            process.terminate()
+            _, errors = process.communicate(timeout=30)
+            broker.close()
+            client.close()
+        assert "Traceback" not in errors
+        assert all(e["problem"] is None for e in seen)

@@ -319,6 +319,12 @@ def test_tail_streams_from_the_beginning_shows_good_and_refused_entries(
     )
 
 
+def test_since_without_streams_is_a_usage_error(run: Run) -> None:
+    result = run("tail", "--since", "10m")
+    assert result.exit_code == 2
+    assert "--since needs --streams" in result.output
+
+
 def test_tail_pubsub_shows_live_events_by_pattern(
     run: Run, client: redis.Redis, prefix: str
 ) -> None:

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import redis
+
 from eventspype.broker.redis import StreamAdmin
 
 __all__ = ["REFRESH", "PatternSource", "Received", "ShardSource", "StreamSource"]
@@ -35,6 +37,8 @@ __all__ = ["REFRESH", "PatternSource", "Received", "ShardSource", "StreamSource"
 REFRESH = 2.0
 #: Entries read per stream per round trip.
 _COUNT = 100
+#: What a node that went away (failover, restart) raises.
+_LOST = (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError)
 
 
 @dataclass(frozen=True)
@@ -118,29 +122,65 @@ class ShardSource:
         self._next_refresh = 0.0
 
     def refresh(self) -> None:
-        """Subscribe the matching channels each master reports now."""
+        """Subscribe the matching channels each master reports now.
+
+        A master that cannot answer is skipped (its channels come back with
+        the next refresh, on whichever node then owns them); when none can,
+        the error is raised.
+        """
         self._next_refresh = time.monotonic() + REFRESH
-        for node in self._cluster.get_primaries():
-            client = self._cluster.get_redis_connection(node)
-            found: set[bytes] = set()
-            for pattern in self._patterns:
-                found.update(client.execute_command("PUBSUB SHARDCHANNELS", pattern))
-            new = found - self._subscribed.setdefault(node.name, set())
-            if new:
-                pubsub = self._pubsubs.get(node.name)
-                if pubsub is None:
-                    pubsub = client.pubsub(ignore_subscribe_messages=True)
-                    self._pubsubs[node.name] = pubsub
-                pubsub.ssubscribe(*sorted(new))
-                self._subscribed[node.name] |= new
+        primaries = self._cluster.get_primaries()
+        for name in set(self._pubsubs) - {node.name for node in primaries}:
+            self._forget(name)  # no longer a master (failover, resharding)
+        failures: list[Exception] = []
+        for node in primaries:
+            try:
+                self._subscribe_new(node)
+            except _LOST as error:
+                failures.append(error)
+                self._forget(node.name)
+        if failures:
+            self._reread_slot_map()
+            if len(failures) == len(primaries):
+                raise failures[0]
+
+    def _subscribe_new(self, node: Any) -> None:
+        client = self._cluster.get_redis_connection(node)
+        found: set[bytes] = set()
+        for pattern in self._patterns:
+            found.update(client.execute_command("PUBSUB SHARDCHANNELS", pattern))
+        new = found - self._subscribed.setdefault(node.name, set())
+        if new:
+            pubsub = self._pubsubs.get(node.name)
+            if pubsub is None:
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                self._pubsubs[node.name] = pubsub
+            pubsub.ssubscribe(*sorted(new))
+            self._subscribed[node.name] |= new
+
+    def _forget(self, name: str) -> None:
+        pubsub = self._pubsubs.pop(name, None)
+        self._subscribed.pop(name, None)
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                pubsub.close()
+
+    def _reread_slot_map(self) -> None:
+        with contextlib.suppress(Exception):
+            self._cluster.nodes_manager.initialize()
 
     def poll(self, timeout: float) -> list[Received]:
         if time.monotonic() >= self._next_refresh:
             self.refresh()
         received = []
         share = timeout / max(1, len(self._pubsubs))
-        for pubsub in list(self._pubsubs.values()):
-            message = pubsub.get_sharded_message(timeout=share)
+        for name, pubsub in list(self._pubsubs.items()):
+            try:
+                message = pubsub.get_sharded_message(timeout=share)
+            except _LOST:
+                self._forget(name)  # subscribed again at the next refresh
+                self._next_refresh = 0.0
+                continue
             if message is None or message.get("type") != "smessage":
                 continue
             channel = _local(self._prefix, message.get("channel"))

@@ -135,6 +135,8 @@ def tail(
     reason. No class is imported. Channels of string tags are upper case
     (ORDER*). Stops on Ctrl-C or after --count events.
     """
+    if since is not None and not from_streams:
+        raise click.UsageError("--since needs --streams (Pub/Sub keeps no history)")
     session = session_of(ctx)
     client, admin, out = session.client, session.admin, output(ctx)
     wanted = list(patterns) or ["*"]
