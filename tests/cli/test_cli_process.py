@@ -1,8 +1,8 @@
 """The installed console script, as an operator runs it: a real process.
 
-Ctrl-C (SIGINT) ends ``tail`` with status 0 and no traceback; colour appears
-on a terminal (a pseudo-terminal here) and nowhere else, and what a hostile
-entry carries is escaped on both.
+Ctrl-C (SIGINT) ends ``tail`` with status 0 and no traceback; colour and
+progress bars appear on a terminal (a pseudo-terminal here) and nowhere else,
+and what a hostile entry carries is escaped on both.
 """
 
 from __future__ import annotations
@@ -107,6 +107,12 @@ def test_colour_on_a_terminal_only_and_hostile_text_escaped_on_both(
     piped = subprocess.run(tail, capture_output=True, timeout=60)
     terminal = _on_a_terminal(tail)
     table = _on_a_terminal(_command(prefix, "streams"))
+    replayed = _on_a_terminal(_command(prefix, "dead-letters", "replay", "ORDERS"))
+    replayed_piped = subprocess.run(
+        _command(prefix, "dead-letters", "replay", "ORDERS"),
+        capture_output=True,
+        timeout=60,
+    )
 
     assert piped.returncode == 0
     assert b"\x1b" not in piped.stdout
@@ -116,4 +122,8 @@ def test_colour_on_a_terminal_only_and_hostile_text_escaped_on_both(
     assert b"\x1b]0;pwned" not in terminal
     assert b"REFUSED" in terminal
     assert b"\x1b[" in table  # styled: a terminal gets colour and bold
+    assert b"replaying" in replayed  # a progress bar, on a terminal only
+    assert b"1/1" in replayed
+    assert b"replaying" not in replayed_piped.stdout + replayed_piped.stderr
+    assert b"\x1b" not in replayed_piped.stdout
     assert HOSTILE_MODULE not in sys.modules
