@@ -112,6 +112,7 @@ def _show(out: Output, item: Received, max_bytes: int) -> None:
 )
 @click.option(
     "--max-bytes",
+    metavar="BYTES",
     default=1024 * 1024,
     show_default=True,
     type=click.IntRange(min=1),
