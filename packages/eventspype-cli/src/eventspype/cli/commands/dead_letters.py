@@ -9,6 +9,7 @@ stays bounded whatever the number of letters.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any
 
 import click
@@ -31,18 +32,18 @@ __all__ = ["dead_letters"]
 
 #: Longest error text in the ``list`` table (``show`` prints it whole).
 _SHORT = 60
+#: What ``show`` prints after the letter's own fields, in its own way.
+_SHOWN_BELOW = frozenset(
+    {"error", "event_tag", "event_module", "event_class", "payload", "problem"}
+)
 
 
 def _describe(letter: DeadLetter) -> dict[str, Any]:
+    """The letter's fields (its envelope's bytes aside) and what the envelope says."""
     view = describe_message(letter.channel, letter.event)
+    fields = {k: v for k, v in asdict(letter).items() if k != "event"}
     return {
-        "id": letter.id,
-        "channel": letter.channel,
-        "original_id": letter.original_id,
-        "group": letter.group,
-        "consumer": letter.consumer,
-        "deliveries": letter.deliveries,
-        "error": letter.error,
+        **fields,
         "event_tag": view.event_tag,
         "event_module": view.event_module,
         "event_class": view.event_class,
@@ -186,8 +187,9 @@ def show(ctx: click.Context, channel: str, letter_id: str) -> None:
     if out.json:
         out.document(described)
         return
-    for key in ("id", "channel", "original_id", "group", "consumer", "deliveries"):
-        out.line(f"{key + ':':<13}{safe(described[key])}")
+    for key, value in described.items():
+        if key not in _SHOWN_BELOW:
+            out.line(f"{key + ':':<13}{safe(value)}")
     out.line(f"{'time:':<13}{_letter_time(letter.id)} UTC")
     out.line(f"{'class:':<13}{safe(_class_of(described))}")
     if described["problem"]:
