@@ -185,6 +185,19 @@ def test_dead_letters_are_the_brokers_and_replay_keeps_hostile_ones(
     assert "EVENTSPYPE_REDIS_SIDE_EFFECT" not in os.environ
 
 
+def test_replay_keeps_a_letter_without_body(
+    admin: StreamAdmin, client: redis.Redis, prefix: str
+) -> None:
+    dead = f"{prefix}{{ORDERS}}:dead"
+    client.xadd(dead, {"event": b"", "error": "oversized", "deliveries": 1})
+    [letter] = admin.dead_letters("ORDERS")
+    replay = admin.republish_dead_letters("ORDERS", [letter])
+    assert replay.republished == 0
+    assert replay.refused == ((letter, "no body kept"),)
+    assert client.xlen(dead) == 1
+    assert not client.exists(f"{prefix}{{ORDERS}}")
+
+
 def test_purge_deletes_only_the_letters_given(
     admin: StreamAdmin, broker: RedisStreamBroker, client: redis.Redis, prefix: str
 ) -> None:

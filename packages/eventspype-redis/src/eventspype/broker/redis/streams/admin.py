@@ -297,6 +297,9 @@ class StreamAdmin:
         """
         good, refused = [], []
         for letter in letters:
+            if not letter.event:  # an oversized or malformed entry's letter
+                refused.append((letter, "no body kept"))
+                continue
             problem = describe_message(channel, letter.event, max_bytes).problem
             if problem is not None and not problem.startswith("invalid_payload"):
                 refused.append((letter, problem))
