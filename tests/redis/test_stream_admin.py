@@ -18,6 +18,8 @@ import msgspec
 import pytest
 import redis
 from _redis_support import Inbox, OrderPlaced, forged, wait_until
+from hypothesis import given
+from hypothesis import strategies as st
 
 from eventspype.broker.redis import (
     RedisStreamBroker,
@@ -278,3 +280,40 @@ def test_on_a_cluster_every_masters_streams_are_listed(redis_cluster: Any) -> No
         assert ready.dead_letters == 3
     finally:
         client.close()
+
+
+@given(st.binary(max_size=2000))
+def test_describe_message_never_raises_on_any_bytes(data: bytes) -> None:
+    view = describe_message("ORDERS", data)
+    assert view.problem is not None or view.event_class is not None
+
+
+@given(
+    tag=st.text(min_size=1, max_size=20),
+    module=st.text(min_size=1, max_size=30),
+    name=st.text(min_size=1, max_size=30),
+    payload=st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+        ),
+        max_leaves=20,
+    ),
+)
+def test_describe_message_shows_what_any_envelope_carries(
+    tag: str, module: str, name: str, payload: Any
+) -> None:
+    data = json.dumps(
+        {
+            "event_tag": tag,
+            "event_class": name,
+            "event_module": module,
+            "payload": json.dumps(payload),
+        }
+    ).encode()
+    view = describe_message(tag, data)
+    assert view.problem is None
+    assert (view.event_tag, view.event_module, view.event_class) == (tag, module, name)
+    assert view.payload == payload
+    assert describe_message(tag + "x", data).problem.startswith("tag_mismatch")
