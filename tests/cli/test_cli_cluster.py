@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -166,3 +167,50 @@ def test_tail_goes_on_after_a_master_fails_over() -> None:
             client.close()
         assert "Traceback" not in errors
         assert all(e["problem"] is None for e in seen)
+
+
+def test_dead_letters_and_publish_on_a_cluster(
+    cluster: LocalCluster, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = unique_prefix()
+    client = cluster.client()
+    channel = "REFUNDS"
+    key = f"{prefix}{{{channel}}}"
+    client.xadd(f"{key}:dead", {"event": good_envelope(channel, 1), "group": "g"})
+    client.xadd(f"{key}:dead", {"event": b"junk", "group": "g"})
+    (tmp_path / "cluster_refunds.py").write_text(
+        "import dataclasses\n\n\n@dataclasses.dataclass\nclass Refund:\n"
+        "    order_id: int\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    base = ["--url", _url(cluster), "--prefix", prefix]
+    try:
+        listed = CliRunner().invoke(
+            cli, [*base, "dead-letters", "list", channel, "--json"]
+        )
+        replayed = CliRunner().invoke(
+            cli, [*base, "dead-letters", "replay", channel, "--json"]
+        )
+        published = CliRunner().invoke(
+            cli,
+            [*base, "publish", channel, "--class", "cluster_refunds:Refund",
+             "--json", '{"order_id": 5}', "--stream"],
+        )  # fmt: skip
+        purged = CliRunner().invoke(
+            cli, [*base, "dead-letters", "purge", channel, "--yes", "--json"]
+        )
+        entries = client.xrange(key)
+        left = client.xlen(f"{key}:dead")
+    finally:
+        client.close()
+    assert listed.exit_code == 0, listed.output
+    assert len(json.loads(listed.output)["dead_letters"]) == 2
+    assert json.loads(replayed.output)["republished"] == 1
+    assert published.exit_code == 0, published.output
+    assert json.loads(purged.output) == {"channel": channel, "deleted": 1}
+    assert left == 0
+    assert [json.loads(f[b"event"])["payload"] for _, f in entries] == [
+        '{"order_id": 1, "amount": 2.5}',
+        '{"order_id":5}',
+    ]
