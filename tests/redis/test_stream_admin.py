@@ -77,7 +77,9 @@ def test_streams_lists_each_channel_of_the_prefix_once_with_its_groups(
     client.xgroup_create(f"{prefix}{{ORDERS}}", "workers", id="0")
     client.xreadgroup("workers", "c1", {f"{prefix}{{ORDERS}}": ">"}, count=1)
 
-    orders, users = admin.streams()
+    seen: list[tuple[int, int]] = []
+    orders, users = admin.streams(progress=lambda *step: seen.append(step))
+    assert seen == [(1, 2), (2, 2)]
 
     assert (orders.channel, orders.length, orders.dead_letters) == ("ORDERS", 3, 0)
     assert orders.key == f"{prefix}{{ORDERS}}"

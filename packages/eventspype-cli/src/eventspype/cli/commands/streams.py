@@ -22,8 +22,12 @@ def streams(ctx: click.Context, group: str | None) -> None:
     group has not read yet ("?" when Redis cannot tell, after trimming);
     pending is what its consumers hold unacknowledged.
     """
-    infos = session_of(ctx).admin.streams(group)
     out = output(ctx)
+    with out.progress("reading streams", None) as bar:
+        task = bar.task_ids[0]
+        infos = session_of(ctx).admin.streams(
+            group, lambda done, total: bar.update(task, completed=done, total=total)
+        )
     if out.json:
         out.document({"streams": infos})
         return

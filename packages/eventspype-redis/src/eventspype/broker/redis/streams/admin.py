@@ -169,18 +169,29 @@ class StreamAdmin:
         reply = self._on_owner(key, read)
         return stream_info(channel, key.decode(), *reply)
 
-    def streams(self, group: str | None = None) -> list[StreamInfo]:
+    def streams(
+        self,
+        group: str | None = None,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> list[StreamInfo]:
         """Every channel's :meth:`stream`; with ``group``, the streams it reads.
+
+        ``progress(done, total)`` is called after each stream is read (one
+        round trip each: thousands of streams take a while).
 
         Raises:
             UnknownGroup: ``group`` is given and no stream has it.
         """
         found = []
-        for channel in self.channels():
+        channels = self.channels()
+        for done, channel in enumerate(channels, 1):
             try:
                 info = self.stream(channel, group)
             except UnknownChannel:
                 continue  # deleted since the scan
+            finally:
+                if progress is not None:
+                    progress(done, len(channels))
             if group is None or info.groups:
                 found.append(info)
         if group is not None and not found:
