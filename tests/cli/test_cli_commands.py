@@ -136,6 +136,9 @@ def test_health_exits_0_or_1_with_a_one_line_reason(
     assert down.exit_code == 1
     assert down.output.startswith("not ready: cannot reach Redis")
     assert len(down.output.splitlines()) == 1
+    down_json = json.loads(run("health", "--json", url="redis://127.0.0.1:1/0").output)
+    assert down_json["ready"] is False
+    assert down_json["connected"] is False
 
 
 def test_dead_letters_list_and_show_a_hostile_entry_without_running_it(

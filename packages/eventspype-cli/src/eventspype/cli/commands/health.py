@@ -48,7 +48,8 @@ def health(
     try:
         admin = session.admin
     except Exception as error:  # URL or connection: the probe's answer is "no"
-        verdict_ready, reason, facts = False, f"cannot reach Redis: {error}", {}
+        reason = f"cannot reach Redis: {error}"
+        verdict_ready, facts = False, {"connected": False}
     else:
         verdict = admin.readiness(group, max_lag, max_dead, max_pending)
         verdict_ready, reason = verdict.ready, verdict.reason
