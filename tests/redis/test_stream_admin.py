@@ -319,3 +319,18 @@ def test_describe_message_shows_what_any_envelope_carries(
     assert (view.event_tag, view.event_module, view.event_class) == (tag, module, name)
     assert view.payload == payload
     assert describe_message(tag + "x", data).problem.startswith("tag_mismatch")
+
+
+def test_a_client_that_decodes_responses_works_the_same(
+    client_factory: Any, prefix: str
+) -> None:
+    decoding = client_factory(decode_responses=True)
+    decoding.xadd(f"{prefix}{{ORDERS}}:dead", {"event": "x", "deliveries": "2"})
+    try:
+        with StreamAdmin(decoding, prefix) as view:
+            [info] = view.streams()
+            [letter] = view.dead_letters("ORDERS")
+        assert (info.channel, info.dead_letters) == ("ORDERS", 1)
+        assert (letter.event, letter.deliveries) == (b"x", 2)
+    finally:
+        decoding.delete(f"{prefix}{{ORDERS}}:dead")
