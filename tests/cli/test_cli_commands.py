@@ -131,7 +131,8 @@ def test_health_exits_0_or_1_with_a_one_line_reason(
     }  # fmt: skip
     unknown = run("health", "--group", "nobody")
     assert unknown.exit_code == 1
-    assert "nobody" in unknown.output
+    assert unknown.output.startswith("not ready: no stream under ")
+    assert "'nobody'" in unknown.output
     down = run("health", url="redis://127.0.0.1:1/0")
     assert down.exit_code == 1
     assert down.output.startswith("not ready: cannot reach Redis")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from eventspype.broker.redis import Readiness, UnknownGroup
 from eventspype.cli.commands._common import json_option, output, session_of
 
 __all__ = ["health"]
@@ -49,9 +50,13 @@ def health(
         admin = session.admin
     except Exception as error:  # URL or connection: the probe's answer is "no"
         reason = f"cannot reach Redis: {error}"
-        verdict_ready, facts = False, {"connected": False}
+        verdict_ready = False
+        facts: dict[str, object] = {"connected": False}
     else:
-        verdict = admin.readiness(group, max_lag, max_dead, max_pending)
+        try:
+            verdict = admin.readiness(group, max_lag, max_dead, max_pending)
+        except UnknownGroup as error:
+            verdict = Readiness(False, str(error), connected=True)
         verdict_ready, reason = verdict.ready, verdict.reason
         facts = {
             "connected": verdict.connected,
