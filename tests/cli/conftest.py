@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 
-_REDIS_TESTS = str(Path(__file__).resolve().parent.parent / "redis")
-if _REDIS_TESTS not in sys.path:
-    sys.path.append(_REDIS_TESTS)
+# The redis tier's helpers (forged envelopes, the local cluster) and the
+# integration tier's private redis-server, reused rather than copied.
+_TESTS = Path(__file__).resolve().parent.parent
+for _folder in (_TESTS / "redis", _TESTS / "integration" / "redis_support"):
+    if str(_folder) not in sys.path:
+        sys.path.append(str(_folder))
 
 import redis  # noqa: E402
 from _cli_support import Run  # noqa: E402

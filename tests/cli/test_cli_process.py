@@ -7,6 +7,7 @@ and what a hostile entry carries is escaped on both.
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
@@ -15,10 +16,12 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 import redis
 from _cli_support import HOSTILE_MODULE, console_script, good_envelope, hostile_envelope
 from _redis_support import REDIS_URL
+from redis_helpers import private_redis
 
 from eventspype import versions
 
@@ -64,6 +67,59 @@ def test_ctrl_c_ends_tail_cleanly(client: redis.Redis, prefix: str) -> None:
     assert process.returncode == 0, err
     assert "Traceback" not in err
     assert "Traceback" not in out
+
+
+def test_tail_waits_for_a_restarted_server_and_goes_on(prefix: str) -> None:
+    with private_redis() as server:
+        process = subprocess.Popen(
+            [
+                console_script(),
+                "--url",
+                server.url,
+                "--prefix",
+                prefix,
+                "tail",
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        seen: list[int] = []
+
+        def read() -> None:
+            for line in process.stdout:  # type: ignore[union-attr]
+                seen.append(json.loads(line)["payload"]["order_id"])
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            _publish_until(server, prefix, 1, seen)
+            server.kill()
+            server.start()  # same port, empty
+            _publish_until(server, prefix, 2, seen)
+            process.send_signal(signal.SIGINT)
+            _, errors = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 0, errors
+    assert "lost Redis (" in errors
+    assert "Redis is back" in errors
+    assert "Traceback" not in errors
+
+
+def _publish_until(server: Any, prefix: str, order_id: int, seen: list[int]) -> None:
+    client = server.client()
+    deadline = time.monotonic() + 60
+    try:
+        while order_id not in seen:
+            assert time.monotonic() < deadline, f"tail never showed order {order_id}"
+            client.publish(f"{prefix}ORDERS", good_envelope("ORDERS", order_id))
+            time.sleep(0.1)
+    finally:
+        client.close()
 
 
 def _on_a_terminal(command: list[str]) -> bytes:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import click
+import redis
 
+from eventspype._internal.backoff import Backoff
 from eventspype.broker.redis import describe_message
 from eventspype.cli.commands._common import json_option, output, session_of
 from eventspype.cli.output import Output, as_json, safe, when
@@ -51,6 +54,35 @@ def start_id(since: str | None, server_now: datetime) -> str:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
     return str(int(moment.timestamp() * 1000))
+
+
+#: What a lost server raises while tail runs: tail waits for it to come back.
+_LOST = (redis.ConnectionError, redis.TimeoutError)
+_BACKOFF = Backoff(first=0.2, longest=5.0)
+
+
+class _Outage:
+    """Says on stderr when the server went away and when it is back, once each.
+
+    The sources reconnect by themselves at their next poll (redis-py opens a
+    new connection and its PubSub subscribes again); this only waits between
+    tries, with backoff. Events published meanwhile on Pub/Sub are not seen
+    (nobody receives them); streams resume after the last entry shown.
+    """
+
+    def __init__(self) -> None:
+        self.failures = 0
+
+    def failed(self, error: Exception) -> None:
+        self.failures += 1
+        if self.failures == 1:
+            click.echo(f"lost Redis ({safe(error)}); reconnecting...", err=True)
+        time.sleep(_BACKOFF.delay(self.failures))
+
+    def recovered(self) -> None:
+        if self.failures:
+            click.echo("Redis is back", err=True)
+            self.failures = 0
 
 
 def _server_now(client: Any) -> datetime:
@@ -149,10 +181,16 @@ def tail(
         if from_streams:
             start = start_id(since, _server_now(client))
             sources.append(StreamSource(client, admin, wanted, start))
-        shown = 0
+        shown, outage = 0, _Outage()
         while count is None or shown < count:
             for source in sources:
-                for item in source.poll(_POLL / len(sources)):
+                try:
+                    items = source.poll(_POLL / len(sources))
+                except _LOST as error:
+                    outage.failed(error)
+                    continue
+                outage.recovered()
+                for item in items:
                     _show(out, item, max_bytes)
                     shown += 1
                     if count is not None and shown >= count:
