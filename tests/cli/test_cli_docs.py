@@ -21,6 +21,7 @@ import re
 import shlex
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -116,13 +117,18 @@ def _publishing(
 
 
 @pytest.fixture
-def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The page's application module, ``shop.events``, importable from the
+    current directory as `publish` expects (and forgotten after the test)."""
     package = tmp_path / "shop"
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "events.py").write_text(SHOP)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    yield
+    for name in ("shop.events", "shop"):
+        sys.modules.pop(name, None)
 
 
 def test_the_operating_page_shows_what_the_commands_print(
