@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Any
 
+import pytest
 import redis
 from _cli_support import HOSTILE_MODULE, console_script, good_envelope, hostile_envelope
 from _redis_support import REDIS_URL
@@ -38,7 +39,10 @@ def test_version_from_the_consoleconsole_script() -> None:
     assert done.stdout.splitlines() == [f"{n} {v}" for n, v in versions().items()]
 
 
-def test_ctrl_c_ends_tail_cleanly(client: redis.Redis, prefix: str) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_ends_tail_cleanly(
+    client: redis.Redis, prefix: str, stop: signal.Signals
+) -> None:
     process = subprocess.Popen(
         _command(prefix, "tail"),
         stdout=subprocess.PIPE,
@@ -58,7 +62,7 @@ def test_ctrl_c_ends_tail_cleanly(client: redis.Redis, prefix: str) -> None:
             reader.join(0.1)
         assert first_line, "tail showed nothing"
         assert "ORDERS  _redis_support:OrderPlaced" in first_line[0]
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         out, err = process.communicate(timeout=30)
     finally:
         if process.poll() is None:

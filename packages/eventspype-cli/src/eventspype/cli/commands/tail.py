@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import signal
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -61,6 +63,42 @@ _LOST = (redis.ConnectionError, redis.TimeoutError)
 _BACKOFF = Backoff(first=0.2, longest=5.0)
 
 
+class _Stop:
+    """Ctrl-C (SIGINT) or SIGTERM asks tail to stop; it does at its next poll.
+
+    The handler only sets a flag: a KeyboardInterrupt raised wherever the
+    signal lands (inside redis-py, a finalizer, rich) could leave a
+    traceback behind. Polls wait at most a fraction of a second, so tail
+    ends promptly; a second signal raises KeyboardInterrupt at once. Outside
+    the main thread (no handlers can be set there) signals act as usual.
+    """
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for number in self._SIGNALS:
+                self._previous[number] = signal.signal(number, self._on_signal)
+
+    def _on_signal(self, _number: int, _frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if a stop is requested meanwhile."""
+        deadline = time.monotonic() + seconds
+        while not self.requested and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))
+
+    def restore(self) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
+
+
 class _Outage:
     """Says on stderr when the server went away and when it is back, once each.
 
@@ -70,14 +108,15 @@ class _Outage:
     (nobody receives them); streams resume after the last entry shown.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stop: _Stop) -> None:
         self.failures = 0
+        self._stop = stop
 
     def failed(self, error: Exception) -> None:
         self.failures += 1
         if self.failures == 1:
             click.echo(f"lost Redis ({safe(error)}); reconnecting...", err=True)
-        time.sleep(_BACKOFF.delay(self.failures))
+        self._stop.sleep(_BACKOFF.delay(self.failures))
 
     def recovered(self) -> None:
         if self.failures:
@@ -174,6 +213,7 @@ def tail(
     client, admin, out = session.client, session.admin, output(ctx)
     wanted = list(patterns) or ["*"]
     sources: list[Any] = []
+    stop = _Stop()
     try:
         if from_pubsub or not from_streams:
             kind = ShardSource if session.cluster else PatternSource
@@ -181,8 +221,8 @@ def tail(
         if from_streams:
             start = start_id(since, _server_now(client))
             sources.append(StreamSource(client, admin, wanted, start))
-        shown, outage = 0, _Outage()
-        while count is None or shown < count:
+        shown, outage = 0, _Outage(stop)
+        while not stop.requested and (count is None or shown < count):
             for source in sources:
                 try:
                     items = source.poll(_POLL / len(sources))
@@ -196,7 +236,8 @@ def tail(
                     if count is not None and shown >= count:
                         return
     except KeyboardInterrupt:
-        return  # Ctrl-C is how tail ends: no traceback, exit status 0
+        return  # a second Ctrl-C: stop at once, still without a traceback
     finally:
+        stop.restore()
         for source in sources:
             source.close()
