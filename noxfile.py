@@ -36,6 +36,7 @@ PACKAGES = {
     "serializers": "eventspype-serializers",
     "redis": "eventspype-redis",
     "viz": "eventspype-viz",
+    "testing": "eventspype-testing",
     "cli": "eventspype-cli",
 }
 META = "eventspype"
@@ -47,6 +48,8 @@ TEST_EXTRAS = {
     "serializers": ["attrs>=23", "pydantic>=2.7"],
     "redis": ["fakeredis>=2.23"],
     "viz": [],
+    # tests/testing proves the plugin's fixtures under both async plugins.
+    "testing": ["pytest-asyncio>=0.23", "anyio>=4"],
     "cli": [],
 }
 # Test-only: the SSE example's web framework and its ASGI test client
@@ -75,6 +78,7 @@ OWNED = {
     ),
     "eventspype-redis": ("eventspype/broker/redis/",),
     "eventspype-viz": ("eventspype/viz/",),
+    "eventspype-testing": ("eventspype/testing/",),
     "eventspype-cli": ("eventspype/cli/",),
     "eventspype": (),
 }
