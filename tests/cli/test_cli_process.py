@@ -22,9 +22,11 @@ import pytest
 import redis
 from _cli_support import HOSTILE_MODULE, console_script, good_envelope, hostile_envelope
 from _redis_support import REDIS_URL
+from click.testing import CliRunner
 from redis_helpers import private_redis
 
 from eventspype import versions
+from eventspype.cli import cli
 
 
 def _command(prefix: str, *args: str) -> list[str]:
@@ -187,3 +189,32 @@ def test_colour_on_a_terminal_only_and_hostile_text_escaped_on_both(
     assert b"replaying" not in replayed_piped.stdout + replayed_piped.stderr
     assert b"\x1b" not in replayed_piped.stdout
     assert HOSTILE_MODULE not in sys.modules
+
+
+def test_credentials_and_acl_refusals_are_one_line(prefix: str) -> None:
+    """On a private server (its ACL is changed here, never the shared one's)."""
+    with private_redis() as server:
+        admin = server.client()
+        admin.execute_command(
+            "ACL", "SETUSER", "ops", "on", ">pw", "~*", "+@all", "-xinfo"
+        )
+        admin.xadd(f"{prefix}{{ORDERS}}", {"event": b"x"})
+        admin.close()
+        base = f"redis://ops:{{}}@127.0.0.1:{server.port}/0"
+        refused = CliRunner().invoke(
+            cli, ["--url", base.format("wrong"), "--prefix", prefix, "streams"]
+        )
+        denied = CliRunner().invoke(
+            cli, ["--url", base.format("pw"), "--prefix", prefix, "streams"]
+        )
+    assert refused.exit_code == 1
+    assert refused.output.startswith(
+        f"Error: Redis at redis://ops:***@127.0.0.1:{server.port}/0 refused the "
+        "credentials: "
+    )
+    assert denied.exit_code == 1
+    assert "denied it (ACL): " in denied.output
+    assert "xinfo" in denied.output
+    for result in (refused, denied):
+        assert len(result.output.splitlines()) == 1
+        assert "pw" not in result.output.replace("***", "")

@@ -25,6 +25,7 @@ from eventspype.broker.redis import (
     UnknownChannel,
     UnknownGroup,
 )
+from eventspype.cli.output import safe
 
 __all__ = ["DEFAULT_URL", "Session", "redact", "user_error"]
 
@@ -54,8 +55,10 @@ def user_error(error: BaseException, url: str) -> click.ClickException:
     """One line that says what went wrong and, where it can, what to do."""
     where = redact(url)
     message: str
-    if isinstance(error, (redis.AuthenticationError, NoPermissionError)):
+    if isinstance(error, redis.AuthenticationError):
         message = f"Redis at {where} refused the credentials: {_first_line(error)}"
+    elif isinstance(error, NoPermissionError):
+        message = f"Redis at {where} denied it (ACL): {_first_line(error)}"
     elif isinstance(error, (redis.ConnectionError, redis.TimeoutError, OSError)):
         message = f"cannot reach Redis at {where}: {_first_line(error)}"
     elif isinstance(error, (UnknownChannel, UnknownGroup)):
@@ -71,7 +74,8 @@ def _first_line(error: BaseException) -> str:
     text = str(error) or type(error).__name__
     if isinstance(error, LookupError) and text.startswith(("'", '"')):
         text = text[1:-1]  # KeyError quotes its message
-    return text.splitlines()[0] if text else type(error).__name__
+    # Server replies are text from elsewhere too: escaped like everything shown.
+    return safe(text.splitlines()[0]) if text else type(error).__name__
 
 
 class Session:
