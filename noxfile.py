@@ -38,6 +38,7 @@ PACKAGES = {
     "viz": "eventspype-viz",
     "testing": "eventspype-testing",
     "otel": "eventspype-otel",
+    "cli": "eventspype-cli",
 }
 META = "eventspype"
 DISTRIBUTIONS = [*PACKAGES.values(), META]
@@ -53,6 +54,7 @@ TEST_EXTRAS = {
     # The SDK (in-memory exporters) and the Prometheus exporter: test-only, the
     # distribution itself needs the API alone.
     "otel": ["opentelemetry-sdk>=1.27", "opentelemetry-exporter-prometheus>=0.48b0"],
+    "cli": [],
 }
 # Test-only: the SSE example's web framework and its ASGI test client
 # (tests/integration/test_sse_example.py). Never a distribution dependency.
@@ -83,6 +85,7 @@ OWNED = {
     "eventspype-viz": ("eventspype/viz/",),
     "eventspype-testing": ("eventspype/testing/",),
     "eventspype-otel": ("eventspype/otel/",),
+    "eventspype-cli": ("eventspype/cli/",),
     "eventspype": (),
 }
 SHARED_FILES = (
