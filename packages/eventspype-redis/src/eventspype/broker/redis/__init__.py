@@ -26,6 +26,7 @@ from eventspype.broker.redis.pubsub.aio_writer import PublishQueueFull
 from eventspype.broker.redis.pubsub.channel_book import SubscriptionRefused
 from eventspype.broker.redis.pubsub.sync import RedisBroker
 from eventspype.broker.redis.streams.dead_letters import DeadLetter
+from eventspype.broker.redis.streams.health import GroupBacklog, StreamHealth
 from eventspype.broker.redis.streams.stats import ChannelBacklog, RedisStreamStats
 from eventspype.broker.redis.streams.sync import RedisStreamBroker
 
@@ -36,11 +37,13 @@ __all__ = [
     "ChannelBacklog",
     "DeadLetter",
     "DropReason",
+    "GroupBacklog",
     "PublishQueueFull",
     "RedisBroker",
     "RedisBrokerStats",
     "RedisStreamBroker",
     "RedisStreamStats",
+    "StreamHealth",
     "SubscriptionRefused",
     "UnsafeClassImportWarning",
     "__version__",
