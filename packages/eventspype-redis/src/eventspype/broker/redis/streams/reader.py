@@ -262,7 +262,7 @@ class StreamReader:
             now = time.monotonic()
             if outcome is not None:
                 proto.finished(delivery, *outcome, now)
-            if index + 1 < len(deliveries) and proto.next_wakeup(now) <= now:
+            if index + 1 < len(deliveries) and now >= proto.renew_due:
                 batch = proto.poll(now, read=False)  # leases fell due: renew
                 if batch:
                     self._send(proto, batch)
