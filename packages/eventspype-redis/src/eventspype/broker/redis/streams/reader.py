@@ -40,7 +40,7 @@ from eventspype.broker.redis.streams.held import (
 from eventspype.broker.redis.streams.lease import ConsumerLease
 from eventspype.broker.redis.streams.protocol import StreamProtocol
 from eventspype.broker.redis.streams.sending import DOWN, Failure, Scripts, send
-from eventspype.broker.redis.streams.slots import SlotOf
+from eventspype.broker.redis.streams.slots import POLL_INTERVAL, SlotOf
 from eventspype.broker.redis.streams.stats import StreamCounters
 
 __all__ = ["Handle", "Outcome", "ReaderOptions", "StreamReader"]
@@ -292,6 +292,8 @@ class StreamReader:
             return
         now = time.monotonic()
         for cmd, (ok, value) in zip(batch, results, strict=True):
+            if ok and isinstance(cmd, c.Read) and not value and self._slot_of:
+                self._take_inbox(proto, now, POLL_INTERVAL)  # polled, unblocked
             if ok:
                 proto.reply(cmd, value, now)
             else:
