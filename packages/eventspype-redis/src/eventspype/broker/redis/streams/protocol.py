@@ -67,7 +67,7 @@ import logging
 import random
 from collections.abc import Callable, Iterable, Mapping
 
-from eventspype._ratelimit import RateLimitedWarning
+from eventspype._internal.ratelimit import RateLimitedWarning
 from eventspype.broker.redis.streams import commands as c
 from eventspype.broker.redis.streams.held import (
     ConsumerHealth,

@@ -29,7 +29,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from eventspype.broker.redis._io.process import join_thread, stop_at_exit, track
+from eventspype._internal.fork import register_for_fork
+from eventspype.broker.redis._io.process import join_thread, stop_at_exit
 from eventspype.broker.redis.streams import commands as c
 from eventspype.broker.redis.streams.held import (
     ConsumerHealth,
@@ -85,7 +86,7 @@ class StreamReader:
         self._created: set[bytes] = set() if created is None else created
         self._rename = rename
         self._start_over()
-        track(self)
+        register_for_fork(self)
 
     def _start_over(self) -> None:
         self._stop = threading.Event()
