@@ -307,3 +307,23 @@ def test_two_live_processes_with_one_consumer_name_are_reported(
         first_lease = first._reader.readers()[0]._lease
         wait_until(lambda: lease.conflicts + first_lease.conflicts >= 1)
     assert any("consumer name" in r.getMessage() for r in caplog.records)
+
+
+def test_a_hung_handler_shows_in_liveness_not_readiness(make: Factory) -> None:
+    gate = threading.Event()
+    broker = make()
+    subscriber = FunctionalEventSubscriber(lambda e, t, c: gate.wait(20))
+    broker.subscribe("ORDERS", subscriber)
+    publisher = publisher_for(broker, "orders", OrderPlaced)
+    for index in range(3):
+        publisher.publish(OrderPlaced(index, 0.0))
+    wait_until(lambda: broker.stats().delivered >= 1)
+    wait_until(lambda: not broker.health(stuck_after=0.3).live)
+    health = broker.health(stuck_after=0.3, backlog=True)
+    assert health.ready
+    assert health.oldest_running is not None
+    backlog = health.channels["ORDERS"]
+    assert backlog.pending + (backlog.lag or 0) == 3
+    gate.set()
+    wait_until(lambda: broker.stats().acknowledged == 3)
+    assert broker.health(stuck_after=0.3).live

@@ -22,6 +22,7 @@ pending are removed, and so is this one when it stops with nothing pending.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import queue
 import threading
@@ -96,6 +97,7 @@ class StreamReader:
         self._client_id: int | None = None
         self._scripts: Scripts | None = None
         self._drain_until = 0.0
+        self._calling_since: float | None = None
         self._new_protocol()
 
     def _new_protocol(self) -> None:
@@ -190,8 +192,18 @@ class StreamReader:
         return self._thread.is_alive()
 
     def health(self) -> ConsumerHealth:
-        """The core's health figures (read without a lock: a snapshot)."""
-        return self.proto.health(time.monotonic())
+        """The core's health figures (read without a lock: a snapshot).
+
+        While a subscriber is being called, ``oldest_running`` is that call's
+        age (the entries waiting behind it in the batch are not "running");
+        otherwise the oldest coroutine delivery still awaited.
+        """
+        now = time.monotonic()
+        health = self.proto.health(now)
+        since = self._calling_since
+        if since is None:
+            return health
+        return dataclasses.replace(health, oldest_running=now - since)
 
     # -- the thread -------------------------------------------------------------
 
@@ -252,6 +264,7 @@ class StreamReader:
             if self._stop.is_set() and time.monotonic() >= self._drain_until:
                 proto.release(delivery)  # drained long enough: hand it back
                 continue
+            self._calling_since = time.monotonic()
             try:
                 outcome = self._handle(
                     delivery,
@@ -260,6 +273,7 @@ class StreamReader:
             except Exception as error:  # a bug of ours: retry it later
                 _logger.exception("Handling a stream entry failed")
                 outcome = ("failed", f"{type(error).__name__}: {error}", frozenset())
+            self._calling_since = None
             now = time.monotonic()
             if outcome is not None:
                 proto.finished(delivery, *outcome, now)
