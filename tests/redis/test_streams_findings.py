@@ -327,3 +327,21 @@ def test_a_hung_handler_shows_in_liveness_not_readiness(make: Factory) -> None:
     gate.set()
     wait_until(lambda: broker.stats().acknowledged == 3)
     assert broker.health(stuck_after=0.3).live
+
+
+def test_entries_trimmed_before_the_group_read_them_are_reported(
+    make: Factory, real: tuple[redis.Redis, str]
+) -> None:
+    client, prefix = real
+    key = _key(prefix, "ORDERS")
+    client.xgroup_create(key, "g", id="0", mkstream=True)
+    publisher = publisher_for(make(consumer="publisher"), "orders", OrderPlaced)
+    for index in range(10):
+        publisher.publish(OrderPlaced(index, 0.0))
+    client.xtrim(key, maxlen=2, approximate=False)  # 8 never read by "g"
+    got: list[int] = []
+    broker = make(forget_consumers_after=2.0)
+    subscriber = FunctionalEventSubscriber(lambda e, t, c: got.append(e.order_id))
+    broker.subscribe("ORDERS", subscriber)
+    wait_until(lambda: got == [8, 9])
+    wait_until(lambda: broker.stats().trimmed_unread >= 1)

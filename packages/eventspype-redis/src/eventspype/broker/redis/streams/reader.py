@@ -33,6 +33,7 @@ from typing import Any
 from eventspype._internal.fork import register_for_fork
 from eventspype.broker.redis._io.process import join_thread, stop_at_exit
 from eventspype.broker.redis.streams import commands as c
+from eventspype.broker.redis.streams.health import trimmed_unread
 from eventspype.broker.redis.streams.held import (
     ConsumerHealth,
     Delivery,
@@ -353,6 +354,16 @@ class StreamReader:
                 _CLEANUP_INTERVAL, max(1.0, self.options.forget_after / 2)
             )
             self._forget_gone(streams)
+            for stream in streams:  # trimmed before this group read them?
+                with contextlib.suppress(Exception):
+                    if trimmed_unread(self._client, stream, self.group):
+                        self.proto.counters.trimmed_unread += 1
+                        self.proto._log.warning(
+                            "Entries of %r were trimmed (MAXLEN) before group %r "
+                            "read them: they are lost to it; raise maxlen",
+                            stream.decode(errors="replace"),
+                            self.group.decode(errors="replace"),
+                        )
 
     def _forget_gone(self, streams: dict[bytes, str], me: bool = False) -> None:
         """Remove consumers idle for ``forget_after`` with nothing pending
