@@ -246,7 +246,7 @@ class ClusterStreamReader:
             name = shard.node
         assert shard.reader is not None
         recipe = self._nodes.recipe(name, shard.reader.block_seconds + DEFAULT_TIMEOUT)
-        return redis.Redis(connection_pool=recipe.pool())
+        return redis.Redis(connection_pool=recipe.pool(), single_connection_client=True)
 
     def _deliver(
         self, delivery: Delivery, report: Callable[[Outcome], None]

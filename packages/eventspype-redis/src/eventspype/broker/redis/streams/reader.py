@@ -320,12 +320,8 @@ class StreamReader:
         self._drop_client()
         try:
             client = self._connect()
-            # The id of the pooled connection every pipeline of this thread
-            # reuses (one thread: the pool hands back the same one), for
-            # CLIENT UNBLOCK.
-            pipe = client.pipeline(transaction=False)
-            pipe.client_id()
-            self._client_id = int(pipe.execute()[0])
+            # Its one connection, which every batch uses (streams.sending).
+            self._client_id = int(client.client_id())
             self._scripts = Scripts(client)
             self._client = client
         except Exception as error:

@@ -258,7 +258,9 @@ def send(
     only name keys of one slot); the replies are merged.
     """
     if not scripts.lua:
-        return [_one(client, group, me, cmd, maxlen, slot_of) for cmd in batch]
+        from eventspype.broker.redis.streams.plain import run_one
+
+        return [run_one(client, group, me, cmd, maxlen, slot_of) for cmd in batch]
     pipe = client.pipeline(transaction=False)
     parts: list[int] = []
     for cmd in batch:
@@ -272,7 +274,7 @@ def send(
         else:
             _queue(pipe, scripts, group, me, cmd, maxlen)
             parts.append(1)
-    flat = pipe.execute(raise_on_error=False)
+    flat = _execute(client, pipe)
     results: list[Any] = []
     at = 0
     for cmd, n in zip(batch, parts, strict=True):
@@ -302,89 +304,21 @@ def send(
     return out
 
 
-def _owned(client: Any, stream: bytes, group: bytes, me: bytes, ids: Any) -> list[Any]:
-    return [
-        entry_id
-        for entry_id in ids
-        if client.xpending_range(stream, group, entry_id, entry_id, 1, me)
-    ]
-
-
-def _one(
-    client: Any,
-    group: bytes,
-    me: bytes,
-    cmd: c.Command,
-    maxlen: int | None,
-    slot_of: SlotOf | None,
-) -> tuple[bool, object]:
-    """One command without Lua (see :class:`Scripts`)."""
-    try:
-        if isinstance(cmd, c.Read):
-            found = []
-            for streams in _slots(cmd, slot_of):
-                wanted = dict.fromkeys(streams, ">")
-                reply = client.xreadgroup(
-                    group, me, wanted, count=cmd.count, block=cmd.block_ms
-                )
-                found.extend(by_stream(reply))
-            return True, found
-        if isinstance(cmd, c.Ack) and cmd.only_owned:
-            ids = _owned(client, cmd.stream, group, me, cmd.ids)
-            return True, client.xack(cmd.stream, group, *ids) if ids else 0
-        if isinstance(cmd, c.Claim) and cmd.only_owned:
-            ids = _owned(client, cmd.stream, group, me, cmd.ids)
-            if not ids:
-                return True, []
-            cmd = c.Claim(cmd.stream, tuple(ids), cmd.justid, cmd.idle_ms, False, 0.0)
-        if isinstance(cmd, c.DeadLetter):
-            return True, _dead_without_lua(client, group, me, cmd, maxlen)
-        pipe = client.pipeline(transaction=False)
-        _queue(pipe, Scripts.__new__(Scripts), group, me, cmd, maxlen)
-        (value,) = pipe.execute(raise_on_error=False)
-        if isinstance(value, Exception):
-            raise value
-        return True, _decode(cmd, value)
-    except DOWN:
-        raise
-    except redis.ResponseError as error:
-        if isinstance(cmd, c.EnsureGroup) and "BUSYGROUP" in str(error):
-            return True, None
-        return False, (classify(error), str(error))
-
-
-def _dead_without_lua(
-    client: Any, group: bytes, me: bytes, cmd: c.DeadLetter, maxlen: int | None
-) -> int:
-    dead = cmd.stream + b":dead"
-    kind = client.type(dead)
-    if kind not in (b"stream", b"none", "stream", "none"):
-        raise redis.ResponseError(f"WRONGTYPE dead-letter key {dead!r} is a {kind!r}")
-    entries = cmd.entries
-    if cmd.only_owned:
-        owned = set(
-            _owned(client, cmd.stream, group, me, [d.entry_id for d in entries])
-        )
-        entries = tuple(d for d in entries if d.entry_id in owned)
-    if not entries:
-        return 0
-    pipe = client.pipeline(transaction=True)
-    for entry in entries:
-        fields: dict[bytes, Any] = {}
-        if entry.data is not None:
-            fields[b"event"] = entry.data
-        fields.update(
-            {
-                b"error": entry.error[:4096],
-                b"deliveries": entry.deliveries,
-                b"size": entry.size,
-                b"reason": entry.reason,
-                b"id": entry.entry_id,
-                b"group": group,
-                b"consumer": me,
-            }
-        )
-        trim = {} if maxlen is None else {"maxlen": maxlen, "approximate": True}
-        pipe.xadd(dead, fields, **trim)
-    pipe.xack(cmd.stream, group, *[d.entry_id for d in entries])
-    return int(pipe.execute()[-1])
+def _execute(client: Any, pipe: Any) -> list[Any]:
+    """Run the commands queued on ``pipe`` on ``client``'s single connection
+    (the one CLIENT UNBLOCK names), in one write; error replies come back in
+    place. A pool checkout per batch cost more than the rest of the batch."""
+    conn = getattr(client, "connection", None)
+    if conn is None:  # not a single-connection client
+        return list(pipe.execute(raise_on_error=False))
+    if pipe.scripts:
+        pipe.load_scripts()  # SCRIPT EXISTS / LOAD: after a restart
+    stack = pipe.command_stack
+    conn.send_packed_command(conn.pack_commands([args for args, _ in stack]))
+    out: list[Any] = []
+    for args, options in stack:
+        try:
+            out.append(client.parse_response(conn, args[0], **options))
+        except redis.ResponseError as error:
+            out.append(error)
+    return out

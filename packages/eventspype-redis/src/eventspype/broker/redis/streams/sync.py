@@ -385,13 +385,13 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
 def _reader_client(client: Any, block: float) -> Any:
     """A client on one connection of the reader's own (bytes, no retries).
 
-    A pool of its own used by the reader thread only, so that every pipeline
-    reuses one connection (whose id CLIENT UNBLOCK names); the pool retries
-    nothing, so a restart of Redis shows as an error and a reconnection. Not
-    a method: the reader thread must not hold the broker.
+    One connection, held, that every batch uses (its id is what CLIENT
+    UNBLOCK names); nothing is retried, so a restart of Redis shows as an
+    error and a reconnection. Not a method: the reader thread must not hold
+    the broker.
     """
     pool = own_pool(client, block + DEFAULT_TIMEOUT)
-    return redis.Redis(connection_pool=pool)
+    return redis.Redis(connection_pool=pool, single_connection_client=True)
 
 
 def _commands_client(client: Any) -> Any:
