@@ -13,6 +13,7 @@ fix can cure it), ``skip`` (no local subscriber: hand it back).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import weakref
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from eventspype._internal import observed as _observed
 from eventspype._internal.fork import register_for_fork
 from eventspype.broker.redis._wire.envelope import EnvelopeError
 from eventspype.broker.redis._wire.fanout import Fanout
@@ -33,6 +35,8 @@ from eventspype.broker.redis.streams.reader import Outcome, StreamReader
 from eventspype.broker.redis.streams.stats import StreamCounters
 from eventspype.delivery import Delivery as DeliveryContext
 from eventspype.delivery import delivering
+from eventspype.hooks import REGISTRY as _HOOKS
+from eventspype.hooks import DeliveryInfo
 from eventspype.sub.asynchronous import AsyncEventSubscriber
 
 if TYPE_CHECKING:
@@ -42,6 +46,8 @@ if TYPE_CHECKING:
     from eventspype.sub.subscriber import EventSubscriber
 
 __all__ = ["StreamReceiving"]
+
+_NO_HEADERS: dict[str, str] = {}
 
 _logger = logging.getLogger("eventspype.broker.redis")
 
@@ -184,13 +190,17 @@ class StreamReceiving:
             return "skip", "", frozenset()
         where = stream_key(self._prefix, channel)
         try:
-            event, event_tag = self._inbound.decode(channel, delivery.data)
+            event, event_tag, headers, problem = self._inbound.decode(
+                channel, delivery.data
+            )
         except EnvelopeError as error:
             self._counters.drop(error.reason, where, error)
             why = f"{error.reason}: {error}"
             if error.reason in _DEAD_LETTER_REASONS:
                 return "refused", why, frozenset()
             return "ok", why, frozenset()
+        if problem is not None:
+            self._counters.drop_headers(where, problem)
         subscribers, refused = fanout.matching(channel, event, event_tag)
         for reason, detail in refused:
             self._counters.drop(reason, where, detail)
@@ -204,7 +214,9 @@ class StreamReceiving:
             delivery_count=delivery.delivery_count,
             group=self._group,
             consumer=self.reader.consumer.decode() if self.reader else None,
+            headers=headers or _NO_HEADERS,
         )
+        hooks = _HOOKS.hooks  # installed observers (eventspype.hooks)
         done = set(delivery.succeeded)
         errors: list[str] = []
         waiting: list[AsyncEventSubscriber] = []
@@ -216,7 +228,18 @@ class StreamReceiving:
                     waiting.append(subscriber)
                     continue
                 try:
-                    subscriber.call(event, event_tag, caller)
+                    if hooks:
+                        _observed.call(
+                            hooks,
+                            subscriber,
+                            event,
+                            event_tag,
+                            caller,
+                            channel,
+                            context,
+                        )
+                    else:
+                        subscriber.call(event, event_tag, caller)
                 except BaseException as error:  # as the fan-out: SystemExit too
                     errors.append(self._failed(subscriber, error, event_tag, where))
                 else:
@@ -309,4 +332,10 @@ async def _call(
     context: DeliveryContext,
 ) -> None:
     with delivering(context):
-        await subscriber.call_async(event, event_tag, caller)
+        info = None
+        if _HOOKS.hooks:  # the hooks run around the handler, on its loop
+            info = DeliveryInfo(
+                context.channel, event, event_tag, subscriber, caller, context
+            )
+            info.context = contextvars.copy_context()
+        await subscriber._call_async(event, event_tag, caller, info)
