@@ -38,6 +38,7 @@ from eventspype.broker.redis.streams.admin_model import (
     UnknownGroup,
 )
 from eventspype.broker.redis.streams.dead_letters import DeadLetter
+from eventspype.broker.redis.streams.health import GroupBacklog, StreamHealth
 from eventspype.broker.redis.streams.stats import ChannelBacklog, RedisStreamStats
 from eventspype.broker.redis.streams.sync import RedisStreamBroker
 
@@ -49,6 +50,7 @@ __all__ = [
     "ConsumerInfo",
     "DeadLetter",
     "DropReason",
+    "GroupBacklog",
     "GroupInfo",
     "MessageView",
     "PublishQueueFull",
@@ -59,6 +61,7 @@ __all__ = [
     "RedisStreamStats",
     "Replay",
     "StreamAdmin",
+    "StreamHealth",
     "StreamInfo",
     "SubscriptionRefused",
     "UnknownChannel",

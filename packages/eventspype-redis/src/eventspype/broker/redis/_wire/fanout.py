@@ -201,13 +201,9 @@ class Fanout:
             subscriber = entry.ref()
             if subscriber is None:
                 continue
-            if None not in entry.rules:
-                for tag, event_class in entry.rules:  # type: ignore[misc]
-                    if tag == event_tag and isinstance(event, event_class):
-                        break
-                else:
-                    refused += (_refusal(entry.rules, event, event_tag, channel),)
-                    continue
+            if not _accepts(entry.rules, event, event_tag):
+                refused += (_refusal(entry.rules, event, event_tag, channel),)
+                continue
             if first is not None:
                 first()
                 first = None
@@ -234,6 +230,24 @@ class Fanout:
         if not failed and not refused and handled < 16:
             return _HANDLED[handled]
         return Delivery(handled, failed, refused)
+
+    def matching(
+        self, channel: str, event: Any, event_tag: NormalizedTag
+    ) -> tuple[list[EventSubscriber], tuple[tuple[DropReason, str], ...]]:
+        """The live subscribers of ``channel`` that accept the event, in order,
+        and a refusal per one that does not (for a broker that calls them
+        itself: the Streams reader, which awaits coroutine subscribers)."""
+        accepted: list[EventSubscriber] = []
+        refused: tuple[tuple[DropReason, str], ...] = ()
+        for entry in self._channels.get(channel, ()):
+            subscriber = entry.ref()
+            if subscriber is None:
+                continue
+            if _accepts(entry.rules, event, event_tag):
+                accepted.append(subscriber)
+            else:
+                refused += (_refusal(entry.rules, event, event_tag, channel),)
+        return accepted, refused
 
     # -- internals ------------------------------------------------------------
 
@@ -266,6 +280,18 @@ def _rule_of(
     if publication is None:
         return None
     return (publication.event_tag, publication.event_class)
+
+
+def _accepts(
+    rules: tuple[tuple[NormalizedTag, type] | None, ...],
+    event: Any,
+    event_tag: NormalizedTag,
+) -> bool:
+    """Whether a subscriber with ``rules`` accepts the event."""
+    for rule in rules:
+        if rule is None or (rule[0] == event_tag and isinstance(event, rule[1])):
+            return True
+    return False
 
 
 def _find(entries: tuple[_Entry, ...], subscriber: EventSubscriber) -> _Entry | None:
