@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from eventspype._fork import ForkSafeLock
 from eventspype._ratelimit import RateLimitedWarning
 from eventspype._subscribers import log_subscriber_error
+from eventspype.delivery import Delivery, current_delivery
+from eventspype.delivery import _current as _current_delivery
 from eventspype.event import NormalizedTag
 from eventspype.sub.subscriber import EventSubscriber
 
@@ -32,8 +34,11 @@ __all__ = ["AsyncEventSubscriber", "AsyncFunctionalEventSubscriber"]
 
 _logger = logging.getLogger(__name__)
 
-# (event, tag, caller, future of call_async or None)
-_Item = tuple[Any, NormalizedTag, Any, "asyncio.Future[None] | None"]
+# (event, tag, caller, future of call_async or None, the delivery being
+# handled where the event was scheduled: see eventspype.delivery)
+_Item = tuple[
+    Any, NormalizedTag, Any, "asyncio.Future[None] | None", "Delivery | None"
+]
 
 
 class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
@@ -185,7 +190,13 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
                 dropped = 0
                 self._pending += 1
                 self._backlog.append(
-                    (arg, current_event_tag, current_event_caller, None)
+                    (
+                        arg,
+                        current_event_tag,
+                        current_event_caller,
+                        None,
+                        current_delivery(),
+                    )
                 )
                 kick = not self._kick_scheduled and (
                     self._workers < self._max_concurrency
@@ -231,7 +242,9 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
         done: asyncio.Future[None] = running.create_future()
         with self._lock:
             self._pending += 1
-            self._backlog.append((arg, current_event_tag, current_event_caller, done))
+            self._backlog.append(
+                (arg, current_event_tag, current_event_caller, done, current_delivery())
+            )
         self._spawn()
         await done
 
@@ -290,7 +303,12 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
         tag: NormalizedTag,
         caller: Any,
         done: asyncio.Future[None] | None,
+        delivery: Delivery | None,
     ) -> None:
+        # The worker task outlives one event (and was started under whatever
+        # delivery was current then): the one current when this event was
+        # scheduled, or none, is made current for its handler.
+        token = _current_delivery.set(delivery)
         try:
             await self._call_coroutine(event, tag, caller)
         except asyncio.CancelledError:
@@ -305,6 +323,8 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
             self.handled += 1
             if done is not None and not done.done():
                 done.set_result(None)
+        finally:
+            _current_delivery.reset(token)
         self._finished(1)
 
     def _finished(self, count: int) -> None:
@@ -331,7 +351,7 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
         count = len(items) + extra
         if not count:
             return
-        for _event, _tag, _caller, done in items:
+        for _event, _tag, _caller, done, _delivery in items:
             if done is not None and not done.done() and not done.get_loop().is_closed():
                 done.cancel()
         self.abandoned += count
