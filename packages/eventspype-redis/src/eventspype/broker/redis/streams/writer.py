@@ -19,12 +19,42 @@ from eventspype.broker.redis.streams.dead_letters import EVENT_FIELD
 
 __all__ = [
     "StreamWriter",
+    "XaddPacker",
     "check_options",
     "default_consumer_name",
     "own_pool",
 ]
 
 _FIELD = EVENT_FIELD
+
+
+class XaddPacker:
+    """``XADD key [MAXLEN ~ n] * event message`` in RESP, for the fast paths.
+
+    Shared by :class:`StreamWriter` and the asyncio broker's writer. The head
+    of the command (everything up to the message) is cached per stream key,
+    for at most 4096 keys (channels may be generated).
+    """
+
+    __slots__ = ("_heads", "trim")
+
+    def __init__(self, maxlen: int | None) -> None:
+        #: The ``MAXLEN ~ n`` arguments (empty for no trimming).
+        self.trim: tuple[Any, ...] = () if maxlen is None else ("MAXLEN", "~", maxlen)
+        self._heads: dict[bytes, bytes] = {}
+
+    def pack(self, key: bytes, message: bytes) -> bytes:
+        """``XADD key [MAXLEN ~ n] * event message`` in RESP."""
+        head = self._heads.get(key)
+        if head is None:
+            parts = [b"XADD", key, *[str(a).encode() for a in self.trim], b"*"]
+            parts.append(_FIELD)
+            head = b"*%d\r\n" % (len(parts) + 1) + b"".join(
+                b"$%d\r\n%b\r\n" % (len(part), part) for part in parts
+            )
+            if len(self._heads) < 4096:
+                self._heads[key] = head
+        return b"%b$%d\r\n%b\r\n" % (head, len(message), message)
 
 
 class StreamWriter:
@@ -38,13 +68,12 @@ class StreamWriter:
     refuses (an ACL, a key of another type).
     """
 
-    __slots__ = ("_client", "_fast", "_heads", "_trim")
+    __slots__ = ("_client", "_fast", "_packer", "_trim")
 
     def __init__(self, client: Any, maxlen: int | None) -> None:
         self._client = client
-        self._trim: tuple[Any, ...] = () if maxlen is None else ("MAXLEN", "~", maxlen)
-        # Stream key -> the RESP of the command up to the message (bounded).
-        self._heads: dict[bytes, bytes] = {}
+        self._packer = XaddPacker(maxlen)
+        self._trim = self._packer.trim
         recipe = connection_recipe(client, None)
         self._fast: FastTransport | None = (
             FastTransport(recipe.pool)
@@ -55,14 +84,14 @@ class StreamWriter:
     def add(self, key: bytes, message: bytes) -> None:
         """Append one entry and wait for Redis to have it."""
         if self._fast is not None:
-            self._fast._send(self._pack(key, message), 1)
+            self._fast._send(self._packer.pack(key, message), 1)
         else:
             self._client.execute_command("XADD", key, *self._trim, "*", _FIELD, message)
 
     def add_many(self, messages: list[tuple[bytes, bytes]]) -> None:
         """Append every ``(key, message)`` in one round trip, in order."""
         if self._fast is not None:
-            packed = b"".join([self._pack(k, m) for k, m in messages])
+            packed = b"".join([self._packer.pack(k, m) for k, m in messages])
             self._fast._send(packed, len(messages))
             return
         pipeline = self._client.pipeline(transaction=False)
@@ -74,19 +103,6 @@ class StreamWriter:
         """Close the fast path's connections (never the client's)."""
         if self._fast is not None:
             self._fast.close()
-
-    def _pack(self, key: bytes, message: bytes) -> bytes:
-        """``XADD key [MAXLEN ~ n] * event message`` in RESP."""
-        head = self._heads.get(key)
-        if head is None:
-            parts = [b"XADD", key, *[str(a).encode() for a in self._trim], b"*"]
-            parts.append(_FIELD)
-            head = b"*%d\r\n" % (len(parts) + 1) + b"".join(
-                b"$%d\r\n%b\r\n" % (len(part), part) for part in parts
-            )
-            if len(self._heads) < 4096:  # bounded: channels may be generated
-                self._heads[key] = head
-        return b"%b$%d\r\n%b\r\n" % (head, len(message), message)
 
 
 def default_consumer_name() -> str:
