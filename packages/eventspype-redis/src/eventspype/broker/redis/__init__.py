@@ -1,8 +1,9 @@
 """Redis brokers: cross-process event delivery over Pub/Sub or Streams.
 
 ``RedisBroker`` (Pub/Sub, a listener thread), ``AsyncRedisBroker`` (Pub/Sub,
-an asyncio task) and ``RedisStreamBroker`` (Streams, at-least-once per
-consumer group).
+an asyncio task), ``RedisStreamBroker`` (Streams, at-least-once per consumer
+group, a reader thread) and ``AsyncRedisStreamBroker`` (the same, an asyncio
+task).
 
 Provided by the eventspype-redis distribution::
 
@@ -25,6 +26,7 @@ from eventspype.broker.redis.pubsub.aio import AsyncRedisBroker
 from eventspype.broker.redis.pubsub.aio_writer import PublishQueueFull
 from eventspype.broker.redis.pubsub.channel_book import SubscriptionRefused
 from eventspype.broker.redis.pubsub.sync import RedisBroker
+from eventspype.broker.redis.streams.aio import AsyncRedisStreamBroker, StreamHealth
 from eventspype.broker.redis.streams.dead_letters import DeadLetter
 from eventspype.broker.redis.streams.stats import ChannelBacklog, RedisStreamStats
 from eventspype.broker.redis.streams.sync import RedisStreamBroker
@@ -32,6 +34,7 @@ from eventspype.broker.redis.streams.sync import RedisStreamBroker
 __all__ = [
     "DROP_REASONS",
     "AsyncRedisBroker",
+    "AsyncRedisStreamBroker",
     "Batch",
     "ChannelBacklog",
     "DeadLetter",
@@ -41,6 +44,7 @@ __all__ = [
     "RedisBrokerStats",
     "RedisStreamBroker",
     "RedisStreamStats",
+    "StreamHealth",
     "SubscriptionRefused",
     "UnsafeClassImportWarning",
     "__version__",

@@ -224,6 +224,30 @@ class Fanout:
             return _HANDLED[handled]
         return Delivery(handled, failed, refused)
 
+    def accepting(
+        self, channel: str, event: Any, event_tag: NormalizedTag
+    ) -> tuple[list[EventSubscriber], tuple[tuple[DropReason, str], ...]]:
+        """The live subscribers of ``channel`` that accept the event, in order,
+        and a refusal for each that does not (the rules of :meth:`deliver`).
+
+        For a driver that calls the subscribers itself (the asyncio Streams
+        broker awaits coroutine subscribers); it counts ``subscriber_errors``.
+        """
+        subscribers: list[EventSubscriber] = []
+        refused: tuple[tuple[DropReason, str], ...] = ()
+        for entry in self._channels.get(channel, ()):
+            subscriber = entry.ref()
+            if subscriber is None:
+                continue
+            if None not in entry.rules and not any(
+                tag == event_tag and isinstance(event, event_class)
+                for tag, event_class in entry.rules  # type: ignore[misc]
+            ):
+                refused += (_refusal(entry.rules, event, event_tag, channel),)
+                continue
+            subscribers.append(subscriber)
+        return subscribers, refused
+
     # -- internals ------------------------------------------------------------
 
     def _live(self, channel: str) -> int:

@@ -18,9 +18,12 @@ __all__ = [
     "EVENT_FIELD",
     "DeadLetter",
     "DeadLetterAccess",
+    "dead_letter_range",
     "move_to_dead",
+    "parse_dead_letters",
     "read_dead_letters",
     "republish",
+    "republishing",
     "stream_key",
 ]
 
@@ -117,10 +120,22 @@ def read_dead_letters(
     client: Any, stream: bytes, channel: str, count: int, after: str
 ) -> list[DeadLetter]:
     """The first ``count`` dead letters of ``stream`` with an id above ``after``."""
-    dead = stream + DEAD_SUFFIX.encode()
+    dead, start = dead_letter_range(stream, after)
+    return parse_dead_letters(
+        client.xrange(dead, min=start, max="+", count=count), channel
+    )
+
+
+def dead_letter_range(stream: bytes, after: str) -> tuple[bytes, str]:
+    """The dead-letter key of ``stream`` and the XRANGE start after ``after``."""
     start = "-" if after in ("", "0", "0-0") else f"({after}"
+    return stream + DEAD_SUFFIX.encode(), start
+
+
+def parse_dead_letters(entries: Any, channel: str) -> list[DeadLetter]:
+    """XRANGE entries of a dead-letter stream as :class:`DeadLetter` objects."""
     letters = []
-    for entry_id, fields in client.xrange(dead, min=start, max="+", count=count):
+    for entry_id, fields in entries:
         try:
             deliveries = int(fields.get(b"deliveries", 0))
         except ValueError:
@@ -153,6 +168,14 @@ def republish(
     """
     if not letters:
         return 0
+    republishing(client, stream, letters, maxlen).execute()
+    return len(letters)
+
+
+def republishing(
+    client: Any, stream: bytes, letters: list[DeadLetter], maxlen: int | None
+) -> Any:
+    """The transaction :func:`republish` executes (for sync or asyncio clients)."""
     dead = stream + DEAD_SUFFIX.encode()
     pipeline = client.pipeline(transaction=True)
     for letter in letters:
@@ -162,8 +185,7 @@ def republish(
         else:
             pipeline.xadd(stream, fields, maxlen=maxlen, approximate=True)
     pipeline.xdel(dead, *[letter.id for letter in letters])
-    pipeline.execute()
-    return len(letters)
+    return pipeline
 
 
 class DeadLetterAccess:

@@ -1,0 +1,273 @@
+"""The consumer task of AsyncRedisStreamBroker: the Streams core, driven by asyncio.
+
+It moves bytes and time, nothing else: every decision (what to read, claim,
+renew, acknowledge, retry, dead-letter, hand back) is the core's
+(``streams.protocol``), exactly as for the thread driver. One loop, on one
+connection of the broker's own (made like the user's client, no retries, a
+timeout longer than a blocking read)::
+
+    batch = core.poll(now)                  # commands, in order
+    send the batch in one write; read each reply; feed core.reply / core.failed
+    for delivery in core.take(now):         # entries to hand over
+        the synchronous subscribers run now; coroutine subscribers in a task
+        that feeds core.finished(...) when they all returned
+    nothing sent: sleep until core.next_wakeup(now), or until a delivery
+    finishes, a subscription changes or a stop is asked for
+
+A read blocks in Redis (``XREADGROUP ... BLOCK``) for at most ``block``
+seconds; when a delivery finishes meanwhile the task ends the wait with
+``CLIENT UNBLOCK`` from a second connection, so acknowledgements never wait
+for new entries. Commands are written with :mod:`streams.commands_wire`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis.exceptions
+
+from eventspype.broker.redis.streams import commands as c
+from eventspype.broker.redis.streams.aio_receiving import AsyncReceiving, Outcome
+from eventspype.broker.redis.streams.commands_wire import (
+    command_args,
+    decode_reply,
+    error_kind,
+)
+from eventspype.broker.redis.streams.held import Delivery
+from eventspype.broker.redis.streams.protocol import StreamProtocol
+
+__all__ = ["AsyncConsumer"]
+
+_logger = logging.getLogger("eventspype.broker.redis")
+
+_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
+class AsyncConsumer:
+    """The task and its connection (see the module docs).
+
+    Args:
+        loop: The broker's loop; the task runs there.
+        proto: The core.
+        receiving: Hands deliveries to the subscribers.
+        connect: Makes a new (unconnected) connection for the consumer.
+        waker: A ``redis.asyncio`` client on a connection pool of the
+            broker's own, for ``CLIENT UNBLOCK``.
+        dead_maxlen: ``MAXLEN ~`` of the dead-letter streams (``None``: none).
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        proto: StreamProtocol,
+        receiving: AsyncReceiving,
+        connect: Callable[[], Any],
+        waker: Any,
+        dead_maxlen: int | None,
+    ) -> None:
+        self._loop = loop
+        self.proto = proto
+        self._receiving = receiving
+        self._connect = connect
+        self._waker = waker
+        self._dead_maxlen = dead_maxlen
+        self._group = proto.options.group
+        self._connection: Any = None
+        self._client_id: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wakeup = asyncio.Event()
+        self._running: dict[asyncio.Task[Outcome], Delivery] = {}
+        self._blocked = False  # a blocking read is on its way
+        self._unblocking = False
+        self._stopping = False
+        #: Set once the task has nothing left in hand (after a stop).
+        self.finished = asyncio.Event()
+        #: Streams whose group Redis confirmed (XGROUP CREATE or BUSYGROUP).
+        self.ready: set[bytes] = set()
+
+    # -- control (on the loop) ---------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        """Whether the task runs."""
+        return self._task is not None and not self._task.done()
+
+    def set_streams(self, streams: dict[bytes, str]) -> None:
+        """Read these streams from now on; starts the task on first use."""
+        self.proto.set_streams(streams)
+        if self._task is None and streams and not self._stopping:
+            self._task = self._loop.create_task(
+                self._run(), name="eventspype-redis-stream-consumer"
+            )
+        self.wake()
+
+    def wake(self) -> None:
+        """Poll the core now (and end a blocking read)."""
+        self._wakeup.set()
+        if self._blocked and not self._unblocking and self._client_id is not None:
+            self._unblocking = True
+            self._loop.create_task(self._unblock(self._client_id))
+
+    def stop(self) -> None:
+        """Stop reading; finish what is in hand (see ``StreamProtocol.stop``)."""
+        self._stopping = True
+        self.proto.stop()
+        if self._task is None:
+            self.finished.set()
+        self.wake()
+
+    def hand_back_rest(self) -> None:
+        """The drain deadline: hand back everything not yet settled."""
+        self.proto.hand_back_rest()
+        self.wake()
+
+    async def close(self) -> None:
+        """End the task and close its connection (after :meth:`stop`)."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for running in list(self._running):
+            running.cancel()
+        await self._drop()
+
+    # -- the task -------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        proto = self.proto
+        clock = time.monotonic
+        try:
+            while not (self._stopping and proto.finished_all):
+                try:
+                    batch = proto.poll(clock())
+                    if batch:
+                        await self._send(batch)
+                    self._hand_over(proto.take(clock()))
+                except Exception:  # a bug of ours: log, never die
+                    _logger.exception("Redis stream consumer failed; going on")
+                    batch = []
+                    await asyncio.sleep(1.0)
+                if not batch:
+                    self._wakeup.clear()
+                    pause = proto.next_wakeup(clock()) - clock()
+                    if pause > 0:
+                        with contextlib.suppress(asyncio.TimeoutError):
+                            await asyncio.wait_for(self._wakeup.wait(), pause)
+        finally:
+            self.finished.set()
+            await self._drop()
+
+    async def _send(self, batch: list[c.Command]) -> None:
+        proto = self.proto
+        clock = time.monotonic
+        if isinstance(batch[0], c.Connect):
+            await self._open(batch[0])
+            for cmd in batch[1:]:
+                proto.failed(cmd, "down", "not connected", clock())
+            return
+        connection = self._connection
+        if connection is None:  # dropped after the batch was made
+            for cmd in batch:
+                proto.failed(cmd, "down", "connection lost", clock())
+            return
+        group, consumer = self._group, proto.options.consumer
+        maxlen = self._dead_maxlen
+        last = batch[-1]
+        self._blocked = isinstance(last, c.Read) and last.block_ms is not None
+        self._wakeup.clear()
+        lost: BaseException | None = None
+        try:
+            packed = connection.pack_commands(
+                [command_args(cmd, group, consumer, maxlen) for cmd in batch]
+            )
+            await connection.send_packed_command(packed, check_health=False)
+        except _DOWN as error:
+            lost = error
+        for cmd in batch:
+            if lost is not None:
+                proto.failed(cmd, "down", str(lost), clock())
+                continue
+            try:
+                raw = await connection.read_response()
+            except redis.exceptions.ResponseError as error:
+                if isinstance(cmd, c.EnsureGroup) and "BUSYGROUP" in str(error):
+                    self.ready.add(cmd.stream)
+                    proto.reply(cmd, None, clock())
+                else:
+                    proto.failed(cmd, error_kind(error), str(error), clock())
+            except _DOWN as error:
+                lost = error
+                proto.failed(cmd, "down", str(error), clock())
+            else:
+                if isinstance(cmd, c.EnsureGroup):
+                    self.ready.add(cmd.stream)
+                proto.reply(cmd, decode_reply(cmd, raw), clock())
+        self._blocked = False
+        if lost is not None:
+            await self._drop()
+
+    async def _open(self, cmd: c.Connect) -> None:
+        await self._drop()
+        connection = self._connect()
+        try:
+            await connection.connect()
+            await connection.send_command("CLIENT", "ID")
+            self._client_id = int(await connection.read_response())
+        except Exception as error:  # down, refused (an ACL): retried with backoff
+            with contextlib.suppress(Exception):
+                await connection.disconnect(nowait=True)
+            why = f"{type(error).__name__}: {error}"
+            self.proto.failed(cmd, "down", why, time.monotonic())
+            return
+        self._connection = connection
+        self.proto.reply(cmd, None, time.monotonic())
+
+    async def _drop(self) -> None:
+        connection, self._connection, self._client_id = self._connection, None, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.disconnect(nowait=True)
+
+    async def _unblock(self, client_id: int) -> None:
+        try:
+            # TIMEOUT (the default): the read returns as if its wait ended.
+            await self._waker.client_unblock(client_id)
+        except Exception:  # Redis down, an ACL: the read ends within block
+            pass
+        finally:
+            self._unblocking = False
+
+    # -- deliveries -------------------------------------------------------------------
+
+    def _hand_over(self, deliveries: list[Delivery]) -> None:
+        proto = self.proto
+        for delivery in deliveries:
+            result = self._receiving.hand_over(delivery)
+            if isinstance(result, tuple):
+                verdict, error, succeeded = result
+                proto.finished(delivery, verdict, error, succeeded, time.monotonic())
+                continue
+            task = self._loop.create_task(result)
+            self._running[task] = delivery
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Outcome]) -> None:
+        delivery = self._running.pop(task, None)
+        if delivery is None:
+            return
+        if task.cancelled():
+            outcome: Outcome = ("failed", "cancelled", delivery.succeeded)
+        elif task.exception() is not None:
+            error = task.exception()
+            outcome = ("failed", f"{type(error).__name__}: {error}", delivery.succeeded)
+        else:
+            outcome = task.result()
+        verdict, error_text, succeeded = outcome
+        self.proto.finished(delivery, verdict, error_text, succeeded, time.monotonic())
+        self.wake()
