@@ -70,7 +70,9 @@ def admin() -> Iterator[redis.Redis]:
 
 
 @asynccontextmanager
-async def open_broker(prefix: str, **options: Any) -> AsyncIterator[AsyncRedisStreamBroker]:
+async def open_broker(
+    prefix: str, **options: Any
+) -> AsyncIterator[AsyncRedisStreamBroker]:
     options.setdefault("claim_idle", 1.0)
     options.setdefault("group", "g")
     async with AsyncRedisStreamBroker.from_url(
@@ -274,9 +276,10 @@ def test_an_entry_the_checks_refuse_is_dead_lettered_not_delivered(
 def test_two_groups_each_receive_every_event(prefix: str) -> None:
     async def scenario() -> None:
         seen: dict[str, list[int]] = {"a": [], "b": []}
-        async with open_broker(prefix, group="a") as first, open_broker(
-            prefix, group="b"
-        ) as second:
+        async with (
+            open_broker(prefix, group="a") as first,
+            open_broker(prefix, group="b") as second,
+        ):
             keep = []
             for broker, group in ((first, "a"), (second, "b")):
 
@@ -325,7 +328,9 @@ def test_publish_is_safe_from_another_thread(prefix: str) -> None:
 def test_aclose_is_idempotent_and_refuses_afterwards(prefix: str) -> None:
     async def scenario() -> None:
         broker = AsyncRedisStreamBroker.from_url(REDIS_URL, channel_prefix=prefix)
-        subscriber = FunctionalEventSubscriber(lambda event: None, with_event_info=False)
+        subscriber = FunctionalEventSubscriber(
+            lambda event: None, with_event_info=False
+        )
         broker.subscribe("ORDERS", subscriber)
         await broker.wait_until_subscribed()
         await broker.aclose()
@@ -348,7 +353,9 @@ def test_aclose_is_idempotent_and_refuses_afterwards(prefix: str) -> None:
 def test_health_reports_liveness_and_readiness(prefix: str) -> None:
     async def scenario() -> None:
         async with open_broker(prefix) as broker:
-            subscriber = FunctionalEventSubscriber(lambda event: None, with_event_info=False)
+            subscriber = FunctionalEventSubscriber(
+                lambda event: None, with_event_info=False
+            )
             broker.subscribe("ORDERS", subscriber)
             await broker.wait_until_subscribed()
             health = broker.health()

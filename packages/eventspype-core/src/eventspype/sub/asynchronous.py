@@ -36,9 +36,7 @@ _logger = logging.getLogger(__name__)
 
 # (event, tag, caller, future of call_async or None, the delivery being
 # handled where the event was scheduled: see eventspype.delivery)
-_Item = tuple[
-    Any, NormalizedTag, Any, "asyncio.Future[None] | None", "Delivery | None"
-]
+_Item = tuple[Any, NormalizedTag, Any, "asyncio.Future[None] | None", "Delivery | None"]
 
 
 class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):

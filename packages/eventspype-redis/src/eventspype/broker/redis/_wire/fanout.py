@@ -240,8 +240,9 @@ class Fanout:
             if subscriber is None:
                 continue
             if None not in entry.rules and not any(
-                tag == event_tag and isinstance(event, event_class)
-                for tag, event_class in entry.rules  # type: ignore[misc]
+                rule[0] == event_tag and isinstance(event, rule[1])
+                for rule in entry.rules
+                if rule is not None
             ):
                 refused += (_refusal(entry.rules, event, event_tag, channel),)
                 continue

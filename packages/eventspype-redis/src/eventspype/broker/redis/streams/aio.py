@@ -138,7 +138,7 @@ class AsyncRedisStreamBroker(AsyncStreamAdmin, RedisBrokerBase):
         self._redis = redis_client
         self._maxlen = maxlen
         self._group = group
-        self._counters = StreamCounters()
+        self._counters: StreamCounters = StreamCounters()
         options = ConsumerOptions(
             group=group.encode(),
             consumer=(consumer or default_consumer_name()).encode(),
@@ -331,7 +331,7 @@ class AsyncRedisStreamBroker(AsyncStreamAdmin, RedisBrokerBase):
         whose main coroutine is ``await broker.aserve()`` exits 0. Signal
         handlers need the main thread (elsewhere, use :meth:`request_stop`).
         """
-        installed: list[int] = []
+        installed: list[signal.Signals] = []
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 self._loop.add_signal_handler(signum, self._stop_signal)
@@ -365,9 +365,7 @@ class AsyncRedisStreamBroker(AsyncStreamAdmin, RedisBrokerBase):
             except asyncio.TimeoutError:
                 consumer.hand_back_rest()
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(
-                        consumer.finished.wait(), _HAND_BACK_TIMEOUT
-                    )
+                    await asyncio.wait_for(consumer.finished.wait(), _HAND_BACK_TIMEOUT)
             await consumer.close()
             await self._writer.stop()
             await self._sender.close()

@@ -70,9 +70,7 @@ class AsyncReceiving:
         self._names = names
         self.fanout = Fanout()
 
-    def hand_over(
-        self, delivery: Delivery
-    ) -> Outcome | Coroutine[Any, Any, Outcome]:
+    def hand_over(self, delivery: Delivery) -> Outcome | Coroutine[Any, Any, Outcome]:
         """The outcome of ``delivery``, or a coroutine that awaits it."""
         channel = delivery.channel
         fanout = self.fanout

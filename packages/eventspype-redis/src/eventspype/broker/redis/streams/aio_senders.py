@@ -44,7 +44,9 @@ class _XaddClientSender(ClientSender):
         self._trim = packer.trim
 
     def queue(self, pipeline: Any, channel: bytes, message: bytes) -> None:
-        pipeline.execute_command("XADD", channel, *self._trim, "*", EVENT_FIELD, message)
+        pipeline.execute_command(
+            "XADD", channel, *self._trim, "*", EVENT_FIELD, message
+        )
 
 
 def make_stream_sender(

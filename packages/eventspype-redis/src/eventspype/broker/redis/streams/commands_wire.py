@@ -25,7 +25,7 @@ from typing import Any
 import redis.exceptions
 
 from eventspype.broker.redis.streams import commands as c
-from eventspype.broker.redis.streams.dead_letters import DEAD_SUFFIX, EVENT_FIELD
+from eventspype.broker.redis.streams.dead_letters import DEAD_SUFFIX
 
 __all__ = ["command_args", "decode_reply", "error_kind"]
 
@@ -176,9 +176,12 @@ def command_args(
 
 def error_kind(error: BaseException) -> c.ErrorKind:
     """How the core is to take ``error`` raised by a command (``commands.ErrorKind``)."""
-    if isinstance(
-        error, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-    ) or isinstance(error, OSError):
+    down = (
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+        OSError,
+    )
+    if isinstance(error, down):
         return "down"
     if isinstance(error, redis.exceptions.ResponseError):
         text = str(error)
