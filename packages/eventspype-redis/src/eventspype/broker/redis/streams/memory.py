@@ -108,8 +108,10 @@ class MemoryRedis:
             raise RedisDown("connection refused")
         value = self.keys.get(key)
         if isinstance(value, bytes):
-            raise RedisError("key", "WRONGTYPE Operation against a key holding "
-                             "the wrong kind of value")
+            raise RedisError(
+                "key",
+                "WRONGTYPE Operation against a key holding the wrong kind of value",
+            )
         if value is None and create:
             value = self.keys[key] = Stream()
         return value
@@ -127,7 +129,9 @@ class MemoryRedis:
         stream = self._stream(key, create=True)
         assert stream is not None
         ms = self._ms()
-        entry_id = (ms, 0) if ms > stream.last[0] else (stream.last[0], stream.last[1] + 1)
+        entry_id = (
+            (ms, 0) if ms > stream.last[0] else (stream.last[0], stream.last[1] + 1)
+        )
         stream.entries[entry_id] = dict(fields)
         stream.last = entry_id
         if maxlen is not None:
@@ -169,7 +173,7 @@ class MemoryRedis:
         out = []
         for key in keys:
             stream, grp = self._group(key, group)
-            got = []
+            got: list[tuple[bytes, Fields]] = []
             for entry_id, fields in stream.entries.items():
                 if entry_id > grp.last and len(got) < count:
                     got.append((format_id(entry_id), dict(fields)))
@@ -180,14 +184,19 @@ class MemoryRedis:
         return out
 
     def pending_of(
-        self, key: bytes, group: bytes, consumer: bytes, start: bytes, end: bytes,
+        self,
+        key: bytes,
+        group: bytes,
+        consumer: bytes,
+        start: bytes,
+        end: bytes,
         count: int,
     ) -> list[tuple[bytes, int]]:
         """XPENDING key group start end count consumer."""
         _, grp = self._group(key, group)
         lo = _bound(start, low=True)
         hi = _bound(end, low=False)
-        out = []
+        out: list[tuple[bytes, int]] = []
         for entry_id in sorted(grp.pel):
             pend = grp.pel[entry_id]
             if lo <= entry_id <= hi and pend.consumer == consumer and len(out) < count:
@@ -195,8 +204,13 @@ class MemoryRedis:
         return out
 
     def xautoclaim(
-        self, key: bytes, group: bytes, consumer: bytes, min_idle_ms: int,
-        start: bytes, count: int,
+        self,
+        key: bytes,
+        group: bytes,
+        consumer: bytes,
+        min_idle_ms: int,
+        start: bytes,
+        count: int,
     ) -> tuple[bytes, list[tuple[bytes, Fields]], list[bytes]]:
         """XAUTOCLAIM (Redis 7: deleted entries leave the PEL, reported apart)."""
         stream, grp = self._group(key, group)
@@ -220,8 +234,15 @@ class MemoryRedis:
         return b"0-0", got, deleted
 
     def xclaim(
-        self, key: bytes, group: bytes, consumer: bytes, ids: Iterable[bytes], *,
-        justid: bool, idle_ms: int | None, only_owned: bool,
+        self,
+        key: bytes,
+        group: bytes,
+        consumer: bytes,
+        ids: Iterable[bytes],
+        *,
+        justid: bool,
+        idle_ms: int | None,
+        only_owned: bool,
     ) -> list[bytes] | list[tuple[bytes, Fields]]:
         """XCLAIM to ``consumer`` with a min-idle of 0 (``only_owned``: the
         Lua variant that skips entries another consumer owns)."""
@@ -250,7 +271,11 @@ class MemoryRedis:
         return ids_out if justid else entries_out
 
     def xack(
-        self, key: bytes, group: bytes, consumer: bytes, ids: Iterable[bytes],
+        self,
+        key: bytes,
+        group: bytes,
+        consumer: bytes,
+        ids: Iterable[bytes],
         only_owned: bool,
     ) -> int:
         """XACK (``only_owned``: the Lua variant); ``consumer`` is who sends it."""
@@ -271,8 +296,12 @@ class MemoryRedis:
         return done
 
     def dead_letter(
-        self, key: bytes, group: bytes, consumer: bytes,
-        entries: Iterable[tuple[bytes, Fields]], only_owned: bool,
+        self,
+        key: bytes,
+        group: bytes,
+        consumer: bytes,
+        entries: Iterable[tuple[bytes, Fields]],
+        only_owned: bool,
     ) -> int:
         """The atomic move: XADD to ``<key>:dead`` for each, then XACK them.
 

@@ -12,7 +12,6 @@ property tests both use it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Union
 
 from eventspype.broker.redis.streams import commands as c
 from eventspype.broker.redis.streams.held import Delivery, Verdict
@@ -23,12 +22,9 @@ __all__ = ["HandleResult", "MemoryConsumer", "execute"]
 
 #: What ``handle`` returns: a verdict, ``(verdict, error)``, ``(verdict,
 #: error, succeeded subscriber ids)``, or ``None`` (finished later).
-HandleResult = Union[
-    Verdict,
-    tuple[Verdict, str],
-    tuple[Verdict, str, frozenset[object]],
-    None,
-]
+HandleResult = (
+    Verdict | tuple[Verdict, str] | tuple[Verdict, str, frozenset[object]] | None
+)
 
 
 def execute(redis: MemoryRedis, proto: StreamProtocol, cmd: c.Command) -> object:
@@ -148,7 +144,7 @@ class MemoryConsumer:
         if isinstance(result, str):
             self.proto.finished(delivery, result, "", (), now)
         elif result is not None:
-            succeeded = result[2] if len(result) > 2 else ()  # type: ignore[misc]
+            succeeded = result[2] if len(result) > 2 else ()
             self.proto.finished(delivery, result[0], result[1], succeeded, now)
 
     def run_until_idle(self, max_steps: int = 1000) -> int:

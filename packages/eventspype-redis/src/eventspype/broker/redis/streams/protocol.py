@@ -77,6 +77,7 @@ from eventspype.broker.redis.streams.held import (
     ProtocolCounters,
     Verdict,
 )
+from eventspype.broker.redis.streams.outgoing import renew, settle
 from eventspype.broker.redis.streams.replies import on_failure, on_reply
 
 __all__ = ["EVENT_FIELD", "StreamProtocol"]
@@ -226,82 +227,13 @@ class StreamProtocol:
             if stream not in self._ready and self._broken_until(stream) <= now:
                 start = b"0" if stream in self._created else self._start_id
                 out.append(c.EnsureGroup(stream, start, now))
-        self._settle(now, out)
-        self._renew(now, out)
+        settle(self, now, out)
+        renew(self, now, out)
         free = self.options.prefetch - len(self._held)
         if self._reading:
             free = self._claims(now, out, free)
             self._read(now, out, free)
         return out
-
-    def _settle(self, now: float, out: list[c.Command]) -> None:
-        acks: dict[tuple[bytes, bool], list[bytes]] = {}
-        dead: dict[tuple[bytes, bool], list[c.Dead]] = {}
-        back: dict[tuple[bytes, bool], list[bytes]] = {}
-        retry: dict[tuple[bytes, bool], list[bytes]] = {}
-        counting: dict[bytes, list[bytes]] = {}
-        stale = self.options.stale_age
-        for held in self._held.values():
-            key = (held.stream, now - held.leased_at >= stale)
-            if held.stream in self._broken and held.state != "counting":
-                continue
-            if held.state == "ack":
-                held.state = "acking"
-                acks.setdefault(key, []).append(held.entry_id)
-            elif held.state == "dead":
-                held.state = "burying"
-                dead.setdefault(key, []).append(self._dead(held))
-            elif held.state == "give_back":
-                held.state = "giving_back"
-                back.setdefault((held.stream, True), []).append(held.entry_id)
-            elif held.state == "retry" and held.since <= now:
-                held.state = "claiming"
-                retry.setdefault(key, []).append(held.entry_id)
-            elif held.state == "counting" and not held.renewing:
-                held.renewing = True  # marks "count query in flight"
-                counting.setdefault(held.stream, []).append(held.entry_id)
-        for (stream, owned), ids in acks.items():
-            out.append(c.Ack(stream, tuple(ids), owned, now))
-        for (stream, owned), items in dead.items():
-            out.append(c.DeadLetter(stream, tuple(items), owned, now))
-        for (stream, owned), ids in back.items():
-            idle = self._claim_idle_ms + 1000
-            out.append(c.Claim(stream, tuple(ids), True, idle, owned, now))
-        for (stream, owned), ids in retry.items():
-            self.counters.retried += len(ids)
-            out.append(c.Claim(stream, tuple(ids), False, None, owned, now))
-        for stream, ids in counting.items():
-            lo, hi = min(ids, key=_id_key), max(ids, key=_id_key)
-            count = self.options.prefetch + len(ids)
-            out.append(c.OwnPending(stream, lo, hi, count, False, now))
-
-    def _dead(self, held: Held) -> c.Dead:
-        size = 0 if held.data is None else len(held.data)
-        keep = held.reason not in ("malformed", "oversized")
-        return c.Dead(
-            held.entry_id,
-            held.data if keep else None,
-            size,
-            held.reason,
-            held.error,
-            held.count,
-        )
-
-    def _renew(self, now: float, out: list[c.Command]) -> None:
-        due: dict[tuple[bytes, bool], list[bytes]] = {}
-        renew, stale = self.options.renew_age, self.options.stale_age
-        for held in self._held.values():
-            if (
-                held.state in ("new", "running", "retry", "ack", "dead")
-                and not held.renewing
-                and held.stream not in self._broken
-                and now - held.leased_at >= renew
-            ):
-                held.renewing = True
-                key = (held.stream, now - held.leased_at >= stale)
-                due.setdefault(key, []).append(held.entry_id)
-        for (stream, owned), ids in due.items():
-            out.append(c.Claim(stream, tuple(ids), True, None, owned, now))
 
     def _claims(self, now: float, out: list[c.Command], free: int) -> int:
         """Resume own pending entries, sweep the group; the slots left."""
@@ -348,6 +280,8 @@ class StreamProtocol:
         """When :meth:`poll` has something to send at the latest, without a reply."""
         if not self._connected:
             return max(now, self._next_connect)
+        if self._has_work():
+            return now
         times = [now + self.options.block]
         if self._reading:
             times.append(self._next_sweep)
@@ -359,6 +293,17 @@ class StreamProtocol:
                 times.append(held.leased_at + renew)
         times.extend(until for until, _ in self._broken.values())
         return max(now, min(times))
+
+    def _has_work(self) -> bool:
+        """Whether :meth:`poll` would send something other than a read now."""
+        if any(s not in self._ready and s not in self._broken for s in self.streams):
+            return True
+        settle = ("new", "ack", "dead", "give_back")
+        if any(h.state in settle for h in self._held.values()):
+            return True
+        if not self._reading or len(self._held) >= self.options.prefetch:
+            return False
+        return any(s in self._ready for s in (*self._resume, *self._sweep_at))
 
     @property
     def _start_id(self) -> bytes:
@@ -409,8 +354,3 @@ class StreamProtocol:
             paused=self._paused,
             broken_streams=tuple(sorted(self._broken)),
         )
-
-
-def _id_key(entry_id: bytes) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition(b"-")
-    return int(ms or 0), int(seq or 0)

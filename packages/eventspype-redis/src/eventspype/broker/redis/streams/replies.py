@@ -101,9 +101,9 @@ def on_reply(p: StreamProtocol, cmd: c.Command, value: Any, now: float) -> None:
         state = "acking" if isinstance(cmd, c.Ack) else "burying"
         done = 0
         for entry_id in ids:
-            held = held_map.get((cmd.stream, entry_id))
-            if held is not None and held.state == state:
-                del held_map[held.key]
+            settled = held_map.get((cmd.stream, entry_id))
+            if settled is not None and settled.state == state:
+                del held_map[settled.key]
                 done += 1
         if isinstance(cmd, c.DeadLetter):
             p.counters.dead_lettered += done
@@ -196,7 +196,7 @@ def _claimed(p: StreamProtocol, cmd: c.Claim, value: Any) -> None:
             else:
                 _gone(p, held, cmd.only_owned)
         return
-    entries = {entry_id: fields for entry_id, fields in value or ()}
+    entries = dict(value or ())
     for entry_id in cmd.ids:
         held = p._held.get((cmd.stream, entry_id))
         if held is None or held.state != "claiming":
@@ -223,8 +223,7 @@ def _gone(p: StreamProtocol, held: Held, only_owned: bool) -> None:
     else:
         p.counters.trimmed += 1
         p._log.warning(
-            "Pending entry %s of %r was trimmed or deleted before it was "
-            "acknowledged",
+            "Pending entry %s of %r was trimmed or deleted before it was acknowledged",
             _text(held.entry_id),
             _text(held.stream),
         )
