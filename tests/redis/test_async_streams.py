@@ -388,3 +388,23 @@ def test_aserve_returns_after_a_stop_request_and_drains(prefix: str) -> None:
         assert await pending(prefix) == 0
 
     run(scenario)
+
+
+def test_a_resp3_client_works_the_same(prefix: str) -> None:
+    async def scenario() -> None:
+        got: list[int] = []
+
+        async def handle(event: OrderPlaced) -> None:
+            got.append(event.order_id)
+
+        async with open_broker(prefix, client_options={"protocol": 3}) as broker:
+            subscriber = AsyncFunctionalEventSubscriber(handle, with_event_info=False)
+            publisher = publisher_for(broker, "orders", OrderPlaced)
+            publisher.add_subscriber(subscriber)
+            await broker.wait_until_subscribed()
+            for index in range(5):
+                await publisher.publish_async(OrderPlaced(index, 0.0))
+            await eventually(lambda: broker.stats().acknowledged == 5)
+        assert got == list(range(5))
+
+    run(scenario)

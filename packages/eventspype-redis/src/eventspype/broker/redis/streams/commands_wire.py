@@ -175,7 +175,7 @@ def command_args(
 
 
 def error_kind(error: BaseException) -> c.ErrorKind:
-    """How the core is to take ``error`` raised by a command (``commands.ErrorKind``)."""
+    """How the core takes ``error``, raised by a command (``commands.ErrorKind``)."""
     down = (
         redis.exceptions.ConnectionError,
         redis.exceptions.TimeoutError,
