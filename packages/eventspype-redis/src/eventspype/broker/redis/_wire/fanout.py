@@ -195,13 +195,9 @@ class Fanout:
             subscriber = entry.ref()
             if subscriber is None:
                 continue
-            if None not in entry.rules:
-                for tag, event_class in entry.rules:  # type: ignore[misc]
-                    if tag == event_tag and isinstance(event, event_class):
-                        break
-                else:
-                    refused += (_refusal(entry.rules, event, event_tag, channel),)
-                    continue
+            if not _accepts(entry.rules, event, event_tag):
+                refused += (_refusal(entry.rules, event, event_tag, channel),)
+                continue
             if first is not None:
                 first()
                 first = None
@@ -224,30 +220,23 @@ class Fanout:
             return _HANDLED[handled]
         return Delivery(handled, failed, refused)
 
-    def accepting(
+    def matching(
         self, channel: str, event: Any, event_tag: NormalizedTag
     ) -> tuple[list[EventSubscriber], tuple[tuple[DropReason, str], ...]]:
         """The live subscribers of ``channel`` that accept the event, in order,
-        and a refusal for each that does not (the rules of :meth:`deliver`).
-
-        For a driver that calls the subscribers itself (the asyncio Streams
-        broker awaits coroutine subscribers); it counts ``subscriber_errors``.
-        """
-        subscribers: list[EventSubscriber] = []
+        and a refusal per one that does not (for a broker that calls them
+        itself: the Streams reader, which awaits coroutine subscribers)."""
+        accepted: list[EventSubscriber] = []
         refused: tuple[tuple[DropReason, str], ...] = ()
         for entry in self._channels.get(channel, ()):
             subscriber = entry.ref()
             if subscriber is None:
                 continue
-            if None not in entry.rules and not any(
-                rule[0] == event_tag and isinstance(event, rule[1])
-                for rule in entry.rules
-                if rule is not None
-            ):
+            if _accepts(entry.rules, event, event_tag):
+                accepted.append(subscriber)
+            else:
                 refused += (_refusal(entry.rules, event, event_tag, channel),)
-                continue
-            subscribers.append(subscriber)
-        return subscribers, refused
+        return accepted, refused
 
     # -- internals ------------------------------------------------------------
 
@@ -280,6 +269,18 @@ def _rule_of(
     if publication is None:
         return None
     return (publication.event_tag, publication.event_class)
+
+
+def _accepts(
+    rules: tuple[tuple[NormalizedTag, type] | None, ...],
+    event: Any,
+    event_tag: NormalizedTag,
+) -> bool:
+    """Whether a subscriber with ``rules`` accepts the event."""
+    for rule in rules:
+        if rule is None or (rule[0] == event_tag and isinstance(event, rule[1])):
+            return True
+    return False
 
 
 def _find(entries: tuple[_Entry, ...], subscriber: EventSubscriber) -> _Entry | None:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import redis.asyncio
 from redis.asyncio.retry import Retry
 
-from eventspype._internal.backoff import Backoff
 from eventspype.broker.redis._io.aio_connections import own_connection_options
 from eventspype.broker.redis._io.connections import DEFAULT_TIMEOUT
 from eventspype.broker.redis._wire.broker_base import RedisBrokerBase
@@ -25,10 +24,15 @@ from eventspype.broker.redis.streams.aio_consumer import AsyncConsumer
 from eventspype.broker.redis.streams.aio_receiving import AsyncReceiving
 from eventspype.broker.redis.streams.aio_senders import make_stream_sender
 from eventspype.broker.redis.streams.dead_letters import stream_key
-from eventspype.broker.redis.streams.held import ConsumerHealth, ConsumerOptions
+from eventspype.broker.redis.streams.held import ConsumerHealth
 from eventspype.broker.redis.streams.protocol import StreamProtocol
+from eventspype.broker.redis.streams.reader import ReaderOptions
 from eventspype.broker.redis.streams.stats import RedisStreamStats, StreamCounters
-from eventspype.broker.redis.streams.writer import check_options, default_consumer_name
+from eventspype.broker.redis.streams.writer import (
+    check_options,
+    check_stream_options,
+    default_consumer_name,
+)
 from eventspype.event import NormalizedTag
 from eventspype.serializers import EventSerializer
 
@@ -116,14 +120,14 @@ class AsyncRedisStreamBroker(AsyncStreamAdmin, RedisBrokerBase):
         maxlen: int | None = 100_000,
         start: Literal["new", "all"] = "new",
         claim_idle: float = 30.0,
-        claim_interval: float = 5.0,
         max_deliveries: int = 5,
         prefetch: int = 100,
-        retry_delay: tuple[float, float] = (1.0, 60.0),
         forget_consumers_after: float = 3600.0,
         allowed_modules: Iterable[str] = (),
         max_message_bytes: int = 1 << 20,
         reconnect_delay: tuple[float, float] = (0.05, 5.0),
+        claim_interval: float = 5.0,
+        retry_delay: tuple[float, float] = (1.0, 60.0),
         publish_timeout: float | None = None,
         max_queued: int = 10_000,
         loop: asyncio.AbstractEventLoop | None = None,
@@ -131,6 +135,7 @@ class AsyncRedisStreamBroker(AsyncStreamAdmin, RedisBrokerBase):
         check_options(
             start, claim_idle, max_deliveries, prefetch, maxlen, reconnect_delay
         )
+        check_stream_options(group, consumer, claim_interval, retry_delay)
         self._loop = loop if loop is not None else asyncio.get_running_loop()
         self._configure(
             serializer, channel_prefix, allow_unregistered_classes, allowed_modules
@@ -139,40 +144,35 @@ class AsyncRedisStreamBroker(AsyncStreamAdmin, RedisBrokerBase):
         self._maxlen = maxlen
         self._group = group
         self._counters: StreamCounters = StreamCounters()
-        options = ConsumerOptions(
-            group=group.encode(),
-            consumer=(consumer or default_consumer_name()).encode(),
+        options = ReaderOptions(
             start=start,
             prefetch=prefetch,
             claim_idle=claim_idle,
             claim_interval=claim_interval,
             max_deliveries=max_deliveries,
             max_entry_bytes=max_message_bytes,
-            retry=Backoff(*retry_delay),
-            reconnect=Backoff(*reconnect_delay),
-        )
+            retry_delay=retry_delay,
+            reconnect_delay=reconnect_delay,
+            maxlen=maxlen,
+            forget_after=forget_consumers_after,
+        ).consumer(group.encode(), (consumer or default_consumer_name()).encode())
         self._stuck_after = claim_idle
         inbound = Inbound(self._serializer, self._classes, max_bytes=max_message_bytes)
         self._receiving = AsyncReceiving(
             inbound, self._counters, self, lambda: (group, self.consumer)
         )
         self._tables = self
-        block_timeout = options.block + DEFAULT_TIMEOUT
-        connection_class, kwargs = own_connection_options(redis_client, block_timeout)
-        self._admin = redis.asyncio.Redis(
-            connection_pool=redis.asyncio.ConnectionPool(
-                connection_class=connection_class,
-                **own_connection_options(redis_client, None)[1],
-            )
-        )
+        self._admin = _own_client(redis_client, None, None)
         self._consumer = AsyncConsumer(
             self._loop,
             StreamProtocol(options),
             self._receiving,
-            lambda: connection_class(**kwargs),
+            # One connection, so that CLIENT UNBLOCK finds the blocking read.
+            lambda: _own_client(redis_client, options.block + DEFAULT_TIMEOUT, 1),
             self._admin,
             maxlen,
         )
+        self._counters.add_source(self._consumer.proto.counters)
         self._sender = make_stream_sender(redis_client, maxlen, timeout=publish_timeout)
         self._writer = AsyncWriter(self._loop, self._sender, self._counters, max_queued)
         self._stop_requested = asyncio.Event()
@@ -293,13 +293,7 @@ class AsyncRedisStreamBroker(AsyncStreamAdmin, RedisBrokerBase):
 
     def stats(self) -> RedisStreamStats:
         """The counters (``channels`` is empty: ``await backlog()`` reads it)."""
-        counters, core = self._counters, self._consumer.proto.counters
-        counters.acknowledged = core.acknowledged
-        counters.redelivered = core.redelivered
-        counters.claimed = core.claimed
-        counters.dead_lettered = core.dead_lettered
-        counters.reconnects = core.reconnects
-        return counters.stream_snapshot(
+        return self._counters.stream_snapshot(
             self._receiving.fanout.subscriber_errors, MappingProxyType({})
         )
 
@@ -409,6 +403,17 @@ class AsyncRedisStreamBroker(AsyncStreamAdmin, RedisBrokerBase):
             self._hurry = True
             self._consumer.hand_back_rest()
         self._stop_requested.set()
+
+
+def _own_client(
+    client: Any, timeout: float | None, connections: int | None
+) -> redis.asyncio.Redis:
+    """A client on a pool of the broker's own, connections like ``client``'s."""
+    connection_class, kwargs = own_connection_options(client, timeout)
+    pool = redis.asyncio.ConnectionPool(
+        connection_class=connection_class, max_connections=connections, **kwargs
+    )
+    return redis.asyncio.Redis(connection_pool=pool)
 
 
 async def _close(client: Any) -> None:

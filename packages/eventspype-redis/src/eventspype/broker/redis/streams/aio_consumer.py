@@ -17,7 +17,10 @@ timeout longer than a blocking read)::
 A read blocks in Redis (``XREADGROUP ... BLOCK``) for at most ``block``
 seconds; when a delivery finishes meanwhile the task ends the wait with
 ``CLIENT UNBLOCK`` from a second connection, so acknowledgements never wait
-for new entries. Commands are written with :mod:`streams.commands_wire`.
+for new entries. Commands go out as the thread driver sends them
+(``streams.sending``: :func:`prepare`, an awaited pipeline, :func:`collect`);
+the Lua scripts travel with ``EVAL`` (redis.asyncio's registered scripts are
+coroutines a pipeline cannot queue without awaiting).
 """
 
 from __future__ import annotations
@@ -27,25 +30,26 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
-
-import redis.exceptions
+from typing import Any, cast
 
 from eventspype.broker.redis.streams import commands as c
 from eventspype.broker.redis.streams.aio_receiving import AsyncReceiving, Outcome
-from eventspype.broker.redis.streams.commands_wire import (
-    command_args,
-    decode_reply,
-    error_kind,
-)
 from eventspype.broker.redis.streams.held import Delivery
 from eventspype.broker.redis.streams.protocol import StreamProtocol
+from eventspype.broker.redis.streams.sending import (
+    _ACK_OWNED,
+    _CLAIM_OWNED,
+    _DEAD,
+    DOWN,
+    Failure,
+    collect,
+    prepare,
+)
 
 __all__ = ["AsyncConsumer"]
 
 _logger = logging.getLogger("eventspype.broker.redis")
 
-_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 #: Loop turns a just-started coroutine delivery gets before the next poll
 #: (a handler that does not wait on I/O is done within about five).
 _QUICK_TURNS = 8
@@ -58,7 +62,9 @@ class AsyncConsumer:
         loop: The broker's loop; the task runs there.
         proto: The core.
         receiving: Hands deliveries to the subscribers.
-        connect: Makes a new (unconnected) connection for the consumer.
+        connect: Makes the consumer's client: ``redis.asyncio`` on a pool of
+            one connection of the broker's own (bytes, no retries, a timeout
+            longer than a blocking read).
         waker: A ``redis.asyncio`` client on a connection pool of the
             broker's own, for ``CLIENT UNBLOCK``.
         dead_maxlen: ``MAXLEN ~`` of the dead-letter streams (``None``: none).
@@ -80,7 +86,7 @@ class AsyncConsumer:
         self._waker = waker
         self._dead_maxlen = dead_maxlen
         self._group = proto.options.group
-        self._connection: Any = None
+        self._client: Any = None
         self._client_id: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
@@ -176,68 +182,54 @@ class AsyncConsumer:
             for cmd in batch[1:]:
                 proto.failed(cmd, "down", "not connected", clock())
             return
-        connection = self._connection
-        if connection is None:  # dropped after the batch was made
+        client = self._client
+        if client is None:  # dropped after the batch was made
             for cmd in batch:
                 proto.failed(cmd, "down", "connection lost", clock())
             return
-        group, consumer = self._group, proto.options.consumer
-        maxlen = self._dead_maxlen
         last = batch[-1]
         self._blocked = isinstance(last, c.Read) and last.block_ms is not None
         self._wakeup.clear()
-        lost: BaseException | None = None
+        pipe = client.pipeline(transaction=False)
         try:
-            packed = connection.pack_commands(
-                [command_args(cmd, group, consumer, maxlen) for cmd in batch]
-            )
-            await connection.send_packed_command(packed, check_health=False)
-        except _DOWN as error:
-            lost = error
-        for cmd in batch:
-            if lost is not None:
-                proto.failed(cmd, "down", str(lost), clock())
-                continue
-            try:
-                raw = await connection.read_response()
-            except redis.exceptions.ResponseError as error:
-                if isinstance(cmd, c.EnsureGroup) and "BUSYGROUP" in str(error):
-                    self.ready.add(cmd.stream)
-                    proto.reply(cmd, None, clock())
-                else:
-                    proto.failed(cmd, error_kind(error), str(error), clock())
-            except _DOWN as error:
-                lost = error
-                proto.failed(cmd, "down", str(error), clock())
-            else:
-                if isinstance(cmd, c.EnsureGroup):
-                    self.ready.add(cmd.stream)
-                proto.reply(cmd, decode_reply(cmd, raw), clock())
-        self._blocked = False
-        if lost is not None:
+            parts = prepare(
+                pipe, _SCRIPTS, self._group, proto.options.consumer, batch,
+                self._dead_maxlen,
+            )  # fmt: skip
+            results = collect(batch, parts, await pipe.execute(raise_on_error=False))
+        except DOWN as error:
+            for cmd in batch:
+                proto.failed(cmd, "down", f"{type(error).__name__}: {error}", clock())
             await self._drop()
+            return
+        finally:
+            self._blocked = False
+        for cmd, (ok, value) in zip(batch, results, strict=True):
+            if not ok:
+                kind, message = cast("Failure", value)
+                proto.failed(cmd, kind, message, clock())
+                continue
+            if isinstance(cmd, c.EnsureGroup):
+                self.ready.add(cmd.stream)
+            proto.reply(cmd, value, clock())
 
     async def _open(self, cmd: c.Connect) -> None:
         await self._drop()
-        connection = self._connect()
+        client = self._connect()
         try:
-            await connection.connect()
-            await connection.send_command("CLIENT", "ID")
-            self._client_id = int(await connection.read_response())
+            self._client_id = int(await client.client_id())
         except Exception as error:  # down, refused (an ACL): retried with backoff
-            with contextlib.suppress(Exception):
-                await connection.disconnect(nowait=True)
+            await _close(client)
             why = f"{type(error).__name__}: {error}"
             self.proto.failed(cmd, "down", why, time.monotonic())
             return
-        self._connection = connection
+        self._client = client
         self.proto.reply(cmd, None, time.monotonic())
 
     async def _drop(self) -> None:
-        connection, self._connection, self._client_id = self._connection, None, None
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                await connection.disconnect(nowait=True)
+        client, self._client, self._client_id = self._client, None, None
+        if client is not None:
+            await _close(client)
 
     async def _unblock(self, client_id: int) -> None:
         try:
@@ -289,3 +281,34 @@ class AsyncConsumer:
         verdict, error_text, succeeded = outcome
         self.proto.finished(delivery, verdict, error_text, succeeded, time.monotonic())
         self.wake()
+
+
+class _EvalScripts:
+    """``streams.sending``'s scripts, queued on a pipeline with ``EVAL``."""
+
+    lua = True
+
+    def __init__(self) -> None:
+        self.ack_owned = _Eval(_ACK_OWNED)
+        self.claim_owned = _Eval(_CLAIM_OWNED)
+        self.dead = _Eval(_DEAD)
+
+
+class _Eval:
+    __slots__ = ("source",)
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def __call__(self, keys: list[Any], args: list[Any], client: Any) -> None:
+        client.execute_command("EVAL", self.source, len(keys), *keys, *args)
+
+
+_SCRIPTS = _EvalScripts()
+
+
+async def _close(client: Any) -> None:
+    """Close a client and its pool (``aclose``, or ``close`` before 5.0.1)."""
+    with contextlib.suppress(Exception):
+        await (getattr(client, "aclose", None) or client.close)()
+        await client.connection_pool.disconnect()

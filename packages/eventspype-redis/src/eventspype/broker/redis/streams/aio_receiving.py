@@ -84,7 +84,7 @@ class AsyncReceiving:
             if error.reason in DEAD_LETTER_REASONS:
                 return "refused", f"{error.reason}: {error}", frozenset()
             return "ok", "", frozenset()  # not this group's to handle
-        subscribers, refused = fanout.accepting(channel, event, tag)
+        subscribers, refused = fanout.matching(channel, event, tag)
         for reason, detail in refused:
             counters.drop(reason, channel, detail)
         done = delivery.succeeded

@@ -211,15 +211,19 @@ class StreamProtocol:
 
     # -- polling ------------------------------------------------------------
 
-    def poll(self, now: float) -> list[c.Command]:
-        """The next batch of commands to send (see the module docs)."""
+    def poll(self, now: float, read: bool = True) -> list[c.Command]:
+        """The next batch of commands to send (see the module docs).
+
+        ``read=False`` leaves out reads and claims (a driver renewing leases
+        between two deliveries of a batch).
+        """
         assert not self._in_flight, "feed every reply of a batch before polling"
-        batch = self._batch(now)
+        batch = self._batch(now, read)
         self._in_flight = bool(batch)
         self._pending = len(batch)
         return batch
 
-    def _batch(self, now: float) -> list[c.Command]:
+    def _batch(self, now: float, read: bool) -> list[c.Command]:
         if not self._connected:
             return [c.Connect(now)] if now >= self._next_connect else []
         out: list[c.Command] = []
@@ -230,7 +234,7 @@ class StreamProtocol:
         settle(self, now, out)
         renew(self, now, out)
         free = self.options.prefetch - len(self._held)
-        if self._reading:
+        if self._reading and read:
             free = self._claims(now, out, free)
             self._read(now, out, free)
         return out

@@ -1,30 +1,42 @@
 """The receiving side of a RedisStreamBroker: subscriptions, decoding, fan-out.
 
-Ties the receive path every Redis broker shares (``_wire.receive.receive``: the
-``Inbound`` checks, the ``Fanout`` with its per-publication rules, drop
-counting) to the reader thread, and turns its ``Delivery`` into what the
-reader does with the entry: acknowledge it, leave it for redelivery, or
-dead-letter it.
+Turns one delivery of the Streams core into calls of the local subscribers
+and an outcome for the core: decode and check the entry (the ``Inbound``
+checks every Redis broker shares), call every subscriber of the channel that
+accepts the event and has not handled it yet (a retry), with the delivery
+context (``eventspype.delivery``) set; await coroutine subscribers on their
+loop and report when all of them returned. Verdicts: ``ok`` (acknowledge),
+``failed`` (retry after a backoff), ``refused`` (dead-letter: a consumer-side
+fix can cure it), ``skip`` (no local subscriber: hand it back).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 import redis
 
 from eventspype.broker.redis._io.process import track
+from eventspype.broker.redis._wire.envelope import EnvelopeError
 from eventspype.broker.redis._wire.fanout import Fanout
 from eventspype.broker.redis._wire.inbound import Inbound
-from eventspype.broker.redis._wire.receive import receive
 from eventspype.broker.redis._wire.stats import DropReason
+from eventspype.broker.redis.pubsub.channel_book import SubscriptionRefused
 from eventspype.broker.redis.streams.cluster import ClusterStreamReader
 from eventspype.broker.redis.streams.dead_letters import stream_key
-from eventspype.broker.redis.streams.reader import Handled, StreamReader
+from eventspype.broker.redis.streams.held import Delivery
+from eventspype.broker.redis.streams.reader import Outcome, StreamReader
 from eventspype.broker.redis.streams.stats import StreamCounters
+from eventspype.delivery import Delivery as DeliveryContext
+from eventspype.delivery import delivering
+from eventspype.sub.asynchronous import AsyncEventSubscriber
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from eventspype.pub.publication import EventPublication
     from eventspype.sub.subscriber import EventSubscriber
 
@@ -63,12 +75,16 @@ class StreamReceiving:
         counters: StreamCounters,
         commands: Any,
         caller: object,
+        group: str = "",
+        consumer: Callable[[], str] = str,
     ) -> None:
         self._prefix = prefix
         self._inbound = inbound
         self._counters = counters
         self._commands = commands  # for XGROUP CREATE and waking the reader
         self._caller = caller
+        self._group = group
+        self._consumer = consumer
         self.fanout = Fanout()
         self.reader: StreamReader | ClusterStreamReader | None = None
         self.closed = False
@@ -89,11 +105,13 @@ class StreamReceiving:
 
         Raises:
             RuntimeError: the broker is closed.
+            SubscriptionRefused: Redis refused to make the group on the
+                channel's stream (its key holds another type, an ACL);
+                nothing is kept.
         """
         if self.closed:
             raise RuntimeError("RedisStreamBroker is closed")
         assert self.reader is not None
-        self.fanout.add(channel, subscriber, publication)
         stream = stream_key(self._prefix, channel).encode()
         if stream not in self.reader.streams:
             try:
@@ -106,6 +124,11 @@ class StreamReceiving:
                     stream.decode(),
                     error,
                 )
+            except redis.ResponseError as error:  # WRONGTYPE, an ACL refusal
+                raise SubscriptionRefused(
+                    stream.decode(), f"{type(error).__name__}: {error}"
+                ) from error
+        self.fanout.add(channel, subscriber, publication)
         self._sync()
 
     def discard(
@@ -136,29 +159,144 @@ class StreamReceiving:
         if wanted != reader.streams and not self.closed:
             reader.set_streams(wanted, self._commands)
 
-    def handle(self, channel: str, data: bytes) -> Handled:
-        """Decode one entry and deliver it locally (reader thread)."""
+    def handle(
+        self, delivery: Delivery, report: Callable[[Outcome], None]
+    ) -> Outcome | None:
+        """Deliver one entry locally (reader thread); see the module docs.
+
+        Returns the outcome, or ``None`` when coroutine subscribers are still
+        running: ``report(outcome)`` is then called once they all returned.
+        """
+        channel = delivery.channel
         fanout = self.fanout
         if not fanout.subscriber_count(channel):
             # Its subscribers were garbage-collected: stop reading the stream
-            # (and claiming its entries); the group keeps what is pending.
+            # (and claiming its entries); the entry goes back to the group.
             self._sync()
-            return "skip", None
-        delivery = receive(
-            self._inbound,
-            fanout,
-            self._counters,
+            return "skip", "", frozenset()
+        where = stream_key(self._prefix, channel)
+        try:
+            event, event_tag = self._inbound.decode(channel, delivery.data)
+        except EnvelopeError as error:
+            self._counters.drop(error.reason, where, error)
+            why = f"{error.reason}: {error}"
+            if error.reason in _DEAD_LETTER_REASONS:
+                return "refused", why, frozenset()
+            return "ok", why, frozenset()
+        subscribers, refused = fanout.matching(channel, event, event_tag)
+        for reason, detail in refused:
+            self._counters.drop(reason, where, detail)
+        if not subscribers:
+            return "ok", "", frozenset()
+        self._counters.add_delivered()
+        context = DeliveryContext(
             channel,
-            data,
-            self._caller,
-            stream_key(self._prefix, channel),
+            "redis",
+            message_id=delivery.entry_id.decode(),
+            delivery_count=delivery.delivery_count,
+            group=self._group,
+            consumer=self._consumer(),
         )
-        if delivery.failed:
-            return "failed", "; ".join(
-                f"{type(error).__name__}: {error}" for _, error in delivery.failed
+        done = set(delivery.succeeded)
+        errors: list[str] = []
+        waiting: list[AsyncEventSubscriber] = []
+        with delivering(context):
+            for subscriber in subscribers:
+                if id(subscriber) in done:
+                    continue
+                if isinstance(subscriber, AsyncEventSubscriber):
+                    waiting.append(subscriber)
+                    continue
+                try:
+                    subscriber.call(event, event_tag, self._caller)
+                except BaseException as error:  # as the fan-out: SystemExit too
+                    errors.append(self._failed(subscriber, error, event_tag, where))
+                else:
+                    done.add(id(subscriber))
+        if not waiting:
+            return _outcome(done, errors)
+        _Awaiting(self, waiting, event, event_tag, context, done, errors, report)
+        return None
+
+    def _failed(
+        self, subscriber: EventSubscriber, error: BaseException, tag: Any, where: str
+    ) -> str:
+        self.fanout.subscriber_errors += 1
+        _logger.error(
+            "Subscriber %r raised while handling an event with tag %r on %r; "
+            "it is retried after a backoff",
+            subscriber,
+            tag,
+            where,
+            exc_info=error,
+        )
+        return f"{type(error).__name__}: {error}"
+
+
+def _outcome(done: set[object], errors: list[str]) -> Outcome:
+    if errors:
+        return "failed", "; ".join(errors), frozenset(done)
+    return "ok", "", frozenset(done)
+
+
+class _Awaiting:
+    """Coroutine subscribers of one delivery, each awaited on its own loop."""
+
+    def __init__(
+        self,
+        receiving: StreamReceiving,
+        subscribers: list[AsyncEventSubscriber],
+        event: Any,
+        event_tag: Any,
+        context: DeliveryContext,
+        done: set[object],
+        errors: list[str],
+        report: Callable[[Outcome], None],
+    ) -> None:
+        self._lock = threading.Lock()
+        self._left = len(subscribers)
+        self._done, self._errors, self._report = done, errors, report
+        self._receiving = receiving
+        where = context.channel
+        for subscriber in subscribers:
+            coroutine = _call(subscriber, event, event_tag, receiving._caller, context)
+            try:
+                future = asyncio.run_coroutine_threadsafe(coroutine, subscriber.loop)
+            except RuntimeError as error:  # its loop is closed
+                coroutine.close()
+                self._one(subscriber, error, event_tag, where)
+                continue
+            future.add_done_callback(
+                lambda f, s=subscriber: self._one(  # type: ignore[misc]
+                    s,
+                    f.exception() if not f.cancelled() else RuntimeError("cancelled"),
+                    event_tag,
+                    where,
+                )
             )
-        if not delivery.handled and delivery.refused:
-            reason, detail = delivery.refused[0]
-            if reason in _DEAD_LETTER_REASONS:
-                return "refused", f"{reason}: {detail}"
-        return "ok", None
+
+    def _one(
+        self, subscriber: Any, error: BaseException | None, tag: Any, where: str
+    ) -> None:
+        with self._lock:
+            if error is None:
+                self._done.add(id(subscriber))
+            else:
+                self._errors.append(
+                    self._receiving._failed(subscriber, error, tag, where)
+                )
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self._report(_outcome(self._done, self._errors))
+
+
+async def _call(
+    subscriber: AsyncEventSubscriber,
+    event: Any,
+    event_tag: Any,
+    caller: Any,
+    context: DeliveryContext,
+) -> None:
+    with delivering(context):
+        await subscriber.call_async(event, event_tag, caller)

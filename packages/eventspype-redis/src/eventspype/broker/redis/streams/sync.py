@@ -19,7 +19,7 @@ from eventspype.broker.redis._wire.inbound import Inbound
 from eventspype.broker.redis.streams.cluster import stream_reader
 from eventspype.broker.redis.streams.dead_letters import DeadLetterAccess, stream_key
 from eventspype.broker.redis.streams.nodes import NodeClients
-from eventspype.broker.redis.streams.reader import StreamReader
+from eventspype.broker.redis.streams.reader import ReaderOptions, StreamReader
 from eventspype.broker.redis.streams.receiving import StreamReceiving
 from eventspype.broker.redis.streams.stats import (
     ChannelBacklog,
@@ -30,6 +30,7 @@ from eventspype.broker.redis.streams.stats import (
 from eventspype.broker.redis.streams.writer import (
     StreamWriter,
     check_options,
+    check_stream_options,
     default_consumer_name,
     own_pool,
 )
@@ -132,10 +133,13 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
         allowed_modules: Iterable[str] = (),
         max_message_bytes: int = 1 << 20,
         reconnect_delay: tuple[float, float] = (0.05, 5.0),
+        claim_interval: float = 5.0,
+        retry_delay: tuple[float, float] = (1.0, 60.0),
     ) -> None:
         check_options(
             start, claim_idle, max_deliveries, prefetch, maxlen, reconnect_delay
         )
+        check_stream_options(group, consumer, claim_interval, retry_delay)
         self._configure(
             serializer, channel_prefix, allow_unregistered_classes, allowed_modules
         )
@@ -155,23 +159,35 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
         )
         inbound = Inbound(self._serializer, self._classes, max_bytes=max_message_bytes)
         self._receiving = self._tables = StreamReceiving(
-            channel_prefix, inbound, self._counters, self._commands, self
+            channel_prefix,
+            inbound,
+            self._counters,
+            self._commands,
+            self,
+            group,
+            lambda: self.consumer,
+        )
+        options = ReaderOptions(
+            start=start,
+            prefetch=prefetch,
+            claim_idle=claim_idle,
+            claim_interval=claim_interval,
+            max_deliveries=max_deliveries,
+            max_entry_bytes=max_message_bytes,
+            retry_delay=retry_delay,
+            reconnect_delay=reconnect_delay,
+            maxlen=maxlen,
+            forget_after=forget_consumers_after,
         )
         self._reader = self._receiving.reader = stream_reader(
             self._nodes,
             self._reader_client,
             self._receiving.handle,
             self._counters,
+            options,
             rename=None if consumer else lambda: default_consumer_name().encode(),
             group=group.encode(),
             consumer=self._consumer.encode(),
-            start=start,
-            prefetch=prefetch,
-            claim_idle=claim_idle,
-            max_deliveries=max_deliveries,
-            maxlen=maxlen,
-            forget_after=forget_consumers_after,
-            reconnect_delay=reconnect_delay,
         )
         self._writer = StreamWriter(redis_client, maxlen)
 

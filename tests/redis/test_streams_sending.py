@@ -1,53 +1,82 @@
-"""The Streams core's commands as Redis speaks them (``streams.commands_wire``).
+"""The Streams core's commands as both drivers send them (``streams.sending``).
 
 Each command goes to the real server (Redis 7.0 here: fakeredis accepts what
-7.0 refuses) on a bare connection, raw replies (no redis-py callbacks), in
-RESP2 and RESP3, and its reply is decoded into the shape the core takes. The
-Lua scripts are checked for what they promise: ``only_owned`` touches only
-this consumer's entries, and a dead-letter move whose XADD fails
-acknowledges nothing. Decoding of hostile or odd replies needs no server.
+7.0 refuses), in RESP2 and RESP3, the way the thread driver sends it
+(``send``: a pipeline, registered scripts) and the way the asyncio driver does
+(``prepare``, an awaited ``redis.asyncio`` pipeline, ``collect``; the scripts
+with ``EVAL``), and its reply comes back in the shape the core takes. The Lua
+scripts are checked for what they promise: ``only_owned`` touches only this
+consumer's entries, and a dead-letter move whose XADD fails acknowledges
+nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 from _redis_support import REDIS_URL, require_real_redis, unique_prefix
 
 from eventspype.broker.redis.streams import commands as c
-from eventspype.broker.redis.streams.commands_wire import (
-    command_args,
-    decode_reply,
-    error_kind,
-)
+from eventspype.broker.redis.streams.aio_consumer import _SCRIPTS
+from eventspype.broker.redis.streams.sending import Scripts, collect, prepare, send
 
 GROUP, ME, OTHER = b"g", b"me", b"other"
 Run = Callable[[c.Command], Any]
 
 
-@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
+class Refused(Exception):
+    """A command the core is told failed: ``kind`` as ``commands.ErrorKind``."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@pytest.fixture(
+    params=[(2, "sync"), (3, "sync"), (2, "asyncio"), (3, "asyncio")],
+    ids=["resp2-thread", "resp3-thread", "resp2-asyncio", "resp3-asyncio"],
+)
 def setup(request: pytest.FixtureRequest) -> Iterator[tuple[redis.Redis, bytes, Run]]:
     """An admin client, a stream with a group, and ``run(cmd)``: the command
-    sent as ``me`` on a raw connection, its reply decoded."""
+    sent as ``me`` by one driver's path; its reply, or :class:`Refused`."""
     require_real_redis()
+    protocol, driver = request.param
     admin = redis.Redis.from_url(REDIS_URL)
     stream = f"{unique_prefix()}{{orders}}".encode()
     admin.xgroup_create(stream, GROUP, id="0", mkstream=True)
-    raw = redis.Redis.from_url(
-        REDIS_URL, protocol=request.param, single_connection_client=True
-    )
-    connection = raw.connection
-    assert connection is not None
+    client = redis.Redis.from_url(REDIS_URL, protocol=protocol)
+    scripts = Scripts(client)
 
-    def run(cmd: c.Command) -> Any:
-        connection.send_command(*command_args(cmd, GROUP, ME, 1000))
-        return decode_reply(cmd, connection.read_response())
+    def outcome(result: tuple[bool, object]) -> Any:
+        ok, value = result
+        if not ok:
+            kind, message = value  # type: ignore[misc]
+            raise Refused(kind, message)
+        return value
 
-    yield admin, stream, run
-    raw.close()
+    def run_sync(cmd: c.Command) -> Any:
+        return outcome(send(client, scripts, GROUP, ME, [cmd], 1000)[0])
+
+    def run_async(cmd: c.Command) -> Any:
+        async def once() -> Any:
+            aclient = redis.asyncio.Redis.from_url(REDIS_URL, protocol=protocol)
+            try:
+                pipe = aclient.pipeline(transaction=False)
+                parts = prepare(pipe, _SCRIPTS, GROUP, ME, [cmd], 1000)
+                flat = await pipe.execute(raise_on_error=False)
+                return collect([cmd], parts, flat)[0]
+            finally:
+                await aclient.aclose()
+
+        return outcome(asyncio.run(once()))
+
+    yield admin, stream, run_sync if driver == "sync" else run_async
+    client.close()
     admin.delete(stream, stream + b":dead")
     admin.close()
 
@@ -167,9 +196,9 @@ def test_a_dead_letter_move_that_cannot_add_acknowledges_nothing(
         stream, (c.Dead(entry, b"payload", 7, "r", "e", 1),), False, 0.0
     )
 
-    with pytest.raises(redis.ResponseError) as raised:
+    with pytest.raises(Refused) as raised:
         run(move)
-    assert error_kind(raised.value) == "key"
+    assert raised.value.kind == "key"
     assert _owner(admin, stream, entry) == ME  # still pending: not lost
 
 
@@ -177,33 +206,11 @@ def test_errors_are_classified_for_the_core(
     setup: tuple[redis.Redis, bytes, Run],
 ) -> None:
     admin, stream, run = setup
-    with pytest.raises(redis.ResponseError) as nogroup:
+    with pytest.raises(Refused) as nogroup:
         run(c.Read((stream + b"-missing",), 1, None, 0.0))
-    assert error_kind(nogroup.value) == "nogroup"
+    assert nogroup.value.kind == "nogroup"
     admin.set(stream + b"-string", b"x")
-    with pytest.raises(redis.ResponseError) as wrongtype:
+    with pytest.raises(Refused) as wrongtype:
         run(c.EnsureGroup(stream + b"-string", b"$", 0.0))
-    assert error_kind(wrongtype.value) == "key"
+    assert wrongtype.value.kind == "key"
     admin.delete(stream + b"-string")
-    assert error_kind(redis.ConnectionError("gone")) == "down"
-    assert error_kind(redis.TimeoutError("slow")) == "down"
-    assert error_kind(ConnectionResetError()) == "down"
-    assert error_kind(redis.ResponseError("UNBLOCKED client unblocked")) == "unblocked"
-    assert error_kind(redis.ResponseError("ERR something")) == "other"
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        (None, []),
-        ([], []),
-        ({b"s": [[b"1-0", [b"event", b"x"]]]}, [(b"s", [(b"1-0", {b"event": b"x"})])]),
-        ([[b"s", [[b"1-0", None]]]], [(b"s", [(b"1-0", None)])]),  # deleted
-        ([[b"s", [[b"1-0", [b"event"]]]]], [(b"s", [(b"1-0", {})])]),  # odd fields
-        ([[b"s", [[b"1-0", {b"a": b"b"}]]]], [(b"s", [(b"1-0", {b"a": b"b"})])]),
-    ],
-)
-def test_read_replies_of_any_shape_decode_without_a_server(
-    raw: Any, expected: Any
-) -> None:
-    assert decode_reply(c.Read((b"s",), 1, None, 0.0), raw) == expected
