@@ -408,3 +408,24 @@ def test_a_resp3_client_works_the_same(prefix: str) -> None:
         assert got == list(range(5))
 
     run(scenario)
+
+
+def test_aclose_leaves_the_group_when_nothing_is_pending(
+    prefix: str, admin: redis.Redis
+) -> None:
+    async def scenario() -> str:
+        async with open_broker(prefix) as broker:
+            subscriber = FunctionalEventSubscriber(
+                lambda event: None, with_event_info=False
+            )
+            publisher = publisher_for(broker, "orders", OrderPlaced)
+            publisher.add_subscriber(subscriber)
+            await broker.wait_until_subscribed()
+            await publisher.publish_async(OrderPlaced(1, 0.0))
+            await eventually(lambda: broker.stats().acknowledged == 1)
+            return broker.consumer
+
+    name = run(scenario)
+    consumers = admin.xinfo_consumers(f"{prefix}{{ORDERS}}", "g")
+    assert name.encode() not in [c["name"] for c in consumers]
+    assert name not in [c["name"] for c in consumers]

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -23,8 +21,8 @@ from eventspype.broker.redis.streams.aio_admin import AsyncStreamAdmin
 from eventspype.broker.redis.streams.aio_consumer import AsyncConsumer
 from eventspype.broker.redis.streams.aio_receiving import AsyncReceiving
 from eventspype.broker.redis.streams.aio_senders import make_stream_sender
+from eventspype.broker.redis.streams.aio_serving import AsyncServing, StreamHealth
 from eventspype.broker.redis.streams.dead_letters import stream_key
-from eventspype.broker.redis.streams.held import ConsumerHealth
 from eventspype.broker.redis.streams.protocol import StreamProtocol
 from eventspype.broker.redis.streams.reader import ReaderOptions
 from eventspype.broker.redis.streams.stats import RedisStreamStats, StreamCounters
@@ -48,23 +46,7 @@ _B = TypeVar("_B", bound="AsyncRedisStreamBroker")
 _HAND_BACK_TIMEOUT = 5.0
 
 
-@dataclass(frozen=True)
-class StreamHealth:
-    """What liveness and readiness probes need (see :meth:`health`).
-
-    ``live``: the consumer task runs (or nothing is subscribed) and no
-    handler has run longer than ``stuck_after`` seconds. ``ready``: live and
-    connected to Redis (an outage makes a pod not ready, not dead).
-    ``consumer`` holds the core's figures (held, running, the age of the
-    oldest running delivery, whether reading is paused, broken streams).
-    """
-
-    live: bool
-    ready: bool
-    consumer: ConsumerHealth
-
-
-class AsyncRedisStreamBroker(AsyncStreamAdmin, RedisBrokerBase):
+class AsyncRedisStreamBroker(AsyncServing, AsyncStreamAdmin, RedisBrokerBase):
     """``RedisStreamBroker`` for asyncio: one consumer task, publishing never blocks.
 
     Same streams, envelope, options, delivery rules, retries, claims, leases,
@@ -171,6 +153,7 @@ class AsyncRedisStreamBroker(AsyncStreamAdmin, RedisBrokerBase):
             lambda: _own_client(redis_client, options.block + DEFAULT_TIMEOUT, 1),
             self._admin,
             maxlen,
+            forget_consumers_after,
         )
         self._counters.add_source(self._consumer.proto.counters)
         self._sender = make_stream_sender(redis_client, maxlen, timeout=publish_timeout)
@@ -297,46 +280,6 @@ class AsyncRedisStreamBroker(AsyncStreamAdmin, RedisBrokerBase):
             self._receiving.fanout.subscriber_errors, MappingProxyType({})
         )
 
-    def health(self) -> StreamHealth:
-        """Liveness and readiness (see :class:`StreamHealth`)."""
-        consumer = self._consumer
-        figures = consumer.proto.health(time.monotonic())
-        started = consumer.alive or not consumer.proto.streams
-        oldest = figures.oldest_running
-        live = (
-            not self._closed
-            and started
-            and (oldest is None or oldest < self._stuck_after)
-        )
-        return StreamHealth(live, live and figures.connected, figures)
-
-    def request_stop(self) -> None:
-        """Make :meth:`aserve` drain and return (as SIGTERM does); any thread."""
-        self._loop.call_soon_threadsafe(self._stop_signal)
-
-    async def aserve(self, drain: float = 10.0) -> None:
-        """Consume until SIGTERM or SIGINT (or :meth:`request_stop`), then drain.
-
-        Draining stops reading, lets the handlers in hand finish and
-        acknowledges them for up to ``drain`` seconds, then hands what is left
-        back to the group (its idle time set past ``claim_idle``, so another
-        consumer's next claim sweep takes it) and closes the broker. A second
-        signal stops at once (everything in hand is handed back). A process
-        whose main coroutine is ``await broker.aserve()`` exits 0. Signal
-        handlers need the main thread (elsewhere, use :meth:`request_stop`).
-        """
-        installed: list[signal.Signals] = []
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                self._loop.add_signal_handler(signum, self._stop_signal)
-                installed.append(signum)
-        try:
-            await self._stop_requested.wait()
-            await self.aclose(drain=drain)
-        finally:
-            for signum in installed:
-                self._loop.remove_signal_handler(signum)
-
     async def aclose(self, drain: float = 10.0) -> None:
         """Stop reading, finish and acknowledge what is in hand, close.
 
@@ -397,12 +340,6 @@ class AsyncRedisStreamBroker(AsyncStreamAdmin, RedisBrokerBase):
         wanted = {stream_key(prefix, c).encode(): c for c in fanout.channels()}
         if wanted != self._consumer.proto.streams and not self._closed:
             self._consumer.set_streams(wanted)
-
-    def _stop_signal(self) -> None:
-        if self._stop_requested.is_set():  # the second one: at once
-            self._hurry = True
-            self._consumer.hand_back_rest()
-        self._stop_requested.set()
 
 
 def _own_client(

@@ -53,6 +53,8 @@ _logger = logging.getLogger("eventspype.broker.redis")
 #: Loop turns a just-started coroutine delivery gets before the next poll
 #: (a handler that does not wait on I/O is done within about five).
 _QUICK_TURNS = 8
+#: The longest time between two looks for consumers that are gone.
+_CLEANUP_INTERVAL = 60.0
 
 
 class AsyncConsumer:
@@ -68,6 +70,8 @@ class AsyncConsumer:
         waker: A ``redis.asyncio`` client on a connection pool of the
             broker's own, for ``CLIENT UNBLOCK``.
         dead_maxlen: ``MAXLEN ~`` of the dead-letter streams (``None``: none).
+        forget_after_s: Consumers of the group idle this long with nothing
+            pending are removed from it.
     """
 
     def __init__(
@@ -78,6 +82,7 @@ class AsyncConsumer:
         connect: Callable[[], Any],
         waker: Any,
         dead_maxlen: int | None,
+        forget_after_s: float,
     ) -> None:
         self._loop = loop
         self.proto = proto
@@ -85,6 +90,9 @@ class AsyncConsumer:
         self._connect = connect
         self._waker = waker
         self._dead_maxlen = dead_maxlen
+        forget_after = forget_after_s
+        self._forget_after_ms = int(forget_after * 1000)
+        self._cleanup_every = min(_CLEANUP_INTERVAL, max(1.0, forget_after / 2))
         self._group = proto.options.group
         self._client: Any = None
         self._client_id: int | None = None
@@ -151,13 +159,18 @@ class AsyncConsumer:
     async def _run(self) -> None:
         proto = self.proto
         clock = time.monotonic
+        next_cleanup = 0.0
         try:
             while not (self._stopping and proto.finished_all):
                 try:
+                    now = clock()
+                    if not self._stopping and now >= next_cleanup and self._client:
+                        next_cleanup = now + self._cleanup_every
+                        await self._forget_gone()
                     batch = proto.poll(clock())
                     if batch:
                         await self._send(batch)
-                    started = self._hand_over(proto.take(clock()))
+                    started = await self._hand_over(proto.take(clock()))
                     if started:
                         await self._let_run(started)
                 except Exception:  # a bug of ours: log, never die
@@ -170,9 +183,38 @@ class AsyncConsumer:
                     if pause > 0:
                         with contextlib.suppress(asyncio.TimeoutError):
                             await asyncio.wait_for(self._wakeup.wait(), pause)
+            await self._leave_if_idle()
         finally:
             self.finished.set()
             await self._drop()
+
+    async def _forget_gone(self) -> None:
+        """Remove consumers idle for ``forget_after`` with nothing pending
+        (never one with pending entries: that would lose them)."""
+        me, group = self.proto.options.consumer, self._group
+        try:
+            for stream in list(self.proto.streams):
+                for info in await self._client.xinfo_consumers(stream, group):
+                    name = _name(info["name"])
+                    if (
+                        name != me
+                        and int(info["pending"]) == 0
+                        and int(info["idle"]) > self._forget_after_ms
+                    ):
+                        await self._client.xgroup_delconsumer(stream, group, name)
+        except Exception:  # Redis down, or a stream not there: next time
+            pass
+
+    async def _leave_if_idle(self) -> None:
+        """On stop: leave the group where nothing is pending here."""
+        me, group = self.proto.options.consumer, self._group
+        try:
+            for stream in list(self.proto.streams):
+                for info in await self._client.xinfo_consumers(stream, group):
+                    if _name(info["name"]) == me and int(info["pending"]) == 0:
+                        await self._client.xgroup_delconsumer(stream, group, me)
+        except Exception:  # Redis down: the consumer is forgotten later
+            pass
 
     async def _send(self, batch: list[c.Command]) -> None:
         proto = self.proto
@@ -251,15 +293,31 @@ class AsyncConsumer:
                 return
             await asyncio.sleep(0)
 
-    def _hand_over(self, deliveries: list[Delivery]) -> list[asyncio.Task[Outcome]]:
-        """Hand each delivery over; the tasks of those still running."""
+    async def _hand_over(
+        self, deliveries: list[Delivery]
+    ) -> list[asyncio.Task[Outcome]]:
+        """Hand each delivery over; the tasks of those still running.
+
+        Between deliveries whose synchronous subscribers took long, leases
+        that fell due are renewed (a poll without a read), as the thread
+        driver does.
+        """
         proto = self.proto
         started: list[asyncio.Task[Outcome]] = []
-        for delivery in deliveries:
-            result = self._receiving.hand_over(delivery)
+        for index, delivery in enumerate(deliveries):
+            try:
+                result = self._receiving.hand_over(delivery)
+            except Exception as error:  # a bug of ours: retry it later
+                _logger.exception("Handling a stream entry failed")
+                result = ("failed", f"{type(error).__name__}: {error}", frozenset())
             if isinstance(result, tuple):
-                verdict, error, succeeded = result
-                proto.finished(delivery, verdict, error, succeeded, time.monotonic())
+                verdict, error_text, succeeded = result
+                now = time.monotonic()
+                proto.finished(delivery, verdict, error_text, succeeded, now)
+                if index + 1 < len(deliveries) and proto.next_wakeup(now) <= now:
+                    batch = proto.poll(now, read=False)
+                    if batch:
+                        await self._send(batch)
                 continue
             task = self._loop.create_task(result)
             self._running[task] = delivery
@@ -305,6 +363,10 @@ class _Eval:
 
 
 _SCRIPTS = _EvalScripts()
+
+
+def _name(value: Any) -> bytes:
+    return value.encode() if isinstance(value, str) else bytes(value)
 
 
 async def _close(client: Any) -> None:
