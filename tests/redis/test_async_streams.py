@@ -361,6 +361,10 @@ def test_health_reports_liveness_and_readiness(prefix: str) -> None:
             health = broker.health()
             assert health.live
             assert health.ready
+            assert health.connected
+            [backlog] = (await broker.backlog()).values()
+            assert backlog.exists
+            assert (backlog.pending, backlog.dead_letters) == (0, 0)
         assert not broker.health().live
 
     run(scenario)

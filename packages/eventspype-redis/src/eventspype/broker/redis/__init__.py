@@ -26,8 +26,9 @@ from eventspype.broker.redis.pubsub.aio import AsyncRedisBroker
 from eventspype.broker.redis.pubsub.aio_writer import PublishQueueFull
 from eventspype.broker.redis.pubsub.channel_book import SubscriptionRefused
 from eventspype.broker.redis.pubsub.sync import RedisBroker
-from eventspype.broker.redis.streams.aio import AsyncRedisStreamBroker, StreamHealth
+from eventspype.broker.redis.streams.aio import AsyncRedisStreamBroker
 from eventspype.broker.redis.streams.dead_letters import DeadLetter
+from eventspype.broker.redis.streams.health import GroupBacklog, StreamHealth
 from eventspype.broker.redis.streams.stats import ChannelBacklog, RedisStreamStats
 from eventspype.broker.redis.streams.sync import RedisStreamBroker
 
@@ -39,6 +40,7 @@ __all__ = [
     "ChannelBacklog",
     "DeadLetter",
     "DropReason",
+    "GroupBacklog",
     "PublishQueueFull",
     "RedisBroker",
     "RedisBrokerStats",

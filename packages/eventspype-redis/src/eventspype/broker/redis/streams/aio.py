@@ -15,13 +15,14 @@ from redis.asyncio.retry import Retry
 from eventspype.broker.redis._io.aio_connections import own_connection_options
 from eventspype.broker.redis._io.connections import DEFAULT_TIMEOUT
 from eventspype.broker.redis._wire.broker_base import RedisBrokerBase
+from eventspype.broker.redis._wire.envelope import EnvelopeError
 from eventspype.broker.redis._wire.inbound import Inbound
 from eventspype.broker.redis.pubsub.aio_writer import AsyncWriter
 from eventspype.broker.redis.streams.aio_admin import AsyncStreamAdmin
 from eventspype.broker.redis.streams.aio_consumer import AsyncConsumer
 from eventspype.broker.redis.streams.aio_receiving import AsyncReceiving
 from eventspype.broker.redis.streams.aio_senders import make_stream_sender
-from eventspype.broker.redis.streams.aio_serving import AsyncServing, StreamHealth
+from eventspype.broker.redis.streams.aio_serving import AsyncServing
 from eventspype.broker.redis.streams.dead_letters import stream_key
 from eventspype.broker.redis.streams.protocol import StreamProtocol
 from eventspype.broker.redis.streams.reader import ReaderOptions
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from eventspype.pub.publication import EventPublication
     from eventspype.sub.subscriber import EventSubscriber
 
-__all__ = ["AsyncRedisStreamBroker", "StreamHealth"]
+__all__ = ["AsyncRedisStreamBroker"]
 
 _B = TypeVar("_B", bound="AsyncRedisStreamBroker")
 
@@ -139,7 +140,9 @@ class AsyncRedisStreamBroker(AsyncServing, AsyncStreamAdmin, RedisBrokerBase):
             forget_after=forget_consumers_after,
         ).consumer(group.encode(), (consumer or default_consumer_name()).encode())
         self._stuck_after = claim_idle
-        inbound = Inbound(self._serializer, self._classes, max_bytes=max_message_bytes)
+        inbound = self._inbound = Inbound(
+            self._serializer, self._classes, max_bytes=max_message_bytes
+        )
         self._receiving = AsyncReceiving(
             inbound, self._counters, self, lambda: (group, self.consumer)
         )
@@ -332,6 +335,14 @@ class AsyncRedisStreamBroker(AsyncServing, AsyncStreamAdmin, RedisBrokerBase):
 
     def _channels(self) -> list[str]:
         return self._receiving.fanout.channels()
+
+    def _refusal(self, channel: str, data: bytes) -> str | None:
+        """Why the receive checks would refuse ``data`` on ``channel``."""
+        try:
+            self._inbound.decode(channel, data)
+        except EnvelopeError as error:
+            return f"{error.reason}: {error}"
+        return None
 
     def _sync(self) -> None:
         fanout = self._receiving.fanout

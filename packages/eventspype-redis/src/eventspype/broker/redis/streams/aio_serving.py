@@ -12,31 +12,14 @@ import asyncio
 import contextlib
 import signal
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from eventspype.broker.redis.streams.held import ConsumerHealth
+from eventspype.broker.redis.streams.health import StreamHealth, stream_health
 
 if TYPE_CHECKING:
     from eventspype.broker.redis.streams.aio_consumer import AsyncConsumer
 
-__all__ = ["AsyncServing", "StreamHealth"]
-
-
-@dataclass(frozen=True)
-class StreamHealth:
-    """What liveness and readiness probes need (see ``health()``).
-
-    ``live``: the consumer task runs (or nothing is subscribed) and no
-    handler has run longer than ``claim_idle`` seconds. ``ready``: live and
-    connected to Redis (an outage makes a pod not ready, not dead).
-    ``consumer`` holds the core's figures (held, running, the age of the
-    oldest running delivery, whether reading is paused, broken streams).
-    """
-
-    live: bool
-    ready: bool
-    consumer: ConsumerHealth
+__all__ = ["AsyncServing"]
 
 
 class AsyncServing:
@@ -56,24 +39,26 @@ class AsyncServing:
     async def aclose(self, drain: float = 10.0) -> None:
         raise NotImplementedError
 
-    def health(self) -> StreamHealth:
-        """Liveness and readiness (see :class:`StreamHealth`)."""
+    def health(self, stuck_after: float | None = None) -> StreamHealth:
+        """What liveness and readiness probes need (see ``StreamHealth``).
+
+        As ``RedisStreamBroker.health()``: live while the consumer task runs
+        (or nothing is subscribed yet) and no delivery has been with the
+        subscribers longer than ``stuck_after`` (default ``claim_idle``);
+        ready when also connected with every stream readable. The group's
+        backlog is ``await backlog()`` (a round trip per channel).
+        """
         consumer = self._consumer
+        running = not self._closed and (consumer.alive or not consumer.proto.streams)
+        limit = self._stuck_after if stuck_after is None else stuck_after
         figures = consumer.proto.health(time.monotonic())
-        started = consumer.alive or not consumer.proto.streams
-        oldest = figures.oldest_running
-        live = (
-            not self._closed
-            and started
-            and (oldest is None or oldest < self._stuck_after)
-        )
-        return StreamHealth(live, live and figures.connected, figures)
+        return stream_health([figures], running, limit)
 
     def request_stop(self) -> None:
         """Make :meth:`aserve` drain and return (as SIGTERM does); any thread."""
         self._loop.call_soon_threadsafe(self._stop_signal)
 
-    async def aserve(self, drain: float = 10.0) -> None:
+    async def aserve(self, drain: float = 30.0) -> None:
         """Consume until SIGTERM or SIGINT (or :meth:`request_stop`), then drain.
 
         Draining stops reading, lets the handlers in hand finish and

@@ -137,12 +137,16 @@ class ClusterStreamReader:
         for shard in list(self._shards.values()):
             self._wake(shard)
 
-    def request_stop(self) -> None:
+    def readers(self) -> list[StreamReader]:
+        """The readers of the masters, one each."""
+        return [s.reader for s in list(self._shards.values()) if s.reader is not None]
+
+    def request_stop(self, drain: float = 0.0) -> None:
         """Stop every reader after the entries in hand."""
         self._stopping = True
         for shard in list(self._shards.values()):
             if shard.reader is not None:
-                shard.reader.request_stop()
+                shard.reader.request_stop(drain)
 
     def join(self, timeout: float) -> bool:
         """Wait for every reader; ``False`` if one is still running."""

@@ -216,6 +216,17 @@ class StreamReader:
                 raise
         self._created.add(stream)
 
+    def readers(self) -> list[StreamReader]:
+        """This reader (the cluster reader has one per master)."""
+        return [self]
+
+    @property
+    def running(self) -> bool:
+        """The thread runs, or is not needed yet (no stream subscribed)."""
+        if self._thread is None:
+            return not self._stop.is_set()
+        return self._thread.is_alive()
+
     def health(self) -> ConsumerHealth:
         """The core's health figures (read without a lock: a snapshot)."""
         return self.proto.health(time.monotonic())
@@ -349,18 +360,19 @@ class StreamReader:
         for cmd in batch:
             proto.failed(cmd, "down", message, now)
 
-    def _forget_gone(self, streams: dict[bytes, str]) -> None:
-        """Remove consumers idle for ``forget_after`` with nothing pending."""
+    def _forget_gone(self, streams: dict[bytes, str], me: bool = False) -> None:
+        """Remove consumers idle for ``forget_after`` with nothing pending
+        (``me``: this one, if nothing is pending here)."""
         limit = int(self.options.forget_after * 1000)
         try:
             for stream in streams:
                 for info in self._client.xinfo_consumers(stream, self.group):
                     name = info["name"]
                     name = name.encode() if isinstance(name, str) else name
-                    if (
-                        name != self.consumer
-                        and int(info["pending"]) == 0
-                        and int(info["idle"]) > limit
+                    if int(info["pending"]) == 0 and (
+                        name == self.consumer
+                        if me
+                        else name != self.consumer and int(info["idle"]) > limit
                     ):
                         self._client.xgroup_delconsumer(stream, self.group, name)
         except Exception:  # Redis down, or a stream not there: next time
@@ -369,24 +381,12 @@ class StreamReader:
     def _drop_client(self) -> None:
         client, self._client, self._client_id = self._client, None, None
         if client is not None:
-            try:
+            with contextlib.suppress(Exception):
                 client.close()
                 client.connection_pool.disconnect()
-            except Exception:
-                pass
 
     def _finish(self) -> None:
         """On stop: leave the group if nothing is pending here; close."""
-        try:
-            if self._client is not None:
-                for stream in self.streams:
-                    for info in self._client.xinfo_consumers(stream, self.group):
-                        name = info["name"]
-                        name = name.encode() if isinstance(name, str) else name
-                        if name == self.consumer and int(info["pending"]) == 0:
-                            self._client.xgroup_delconsumer(
-                                stream, self.group, self.consumer
-                            )
-        except Exception:  # Redis down: the consumer is forgotten later
-            pass
+        if self._client is not None:
+            self._forget_gone(self.streams, me=True)
         self._drop_client()

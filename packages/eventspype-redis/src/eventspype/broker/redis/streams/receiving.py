@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -76,15 +77,14 @@ class StreamReceiving:
         commands: Any,
         caller: object,
         group: str = "",
-        consumer: Callable[[], str] = str,
     ) -> None:
         self._prefix = prefix
         self._inbound = inbound
         self._counters = counters
         self._commands = commands  # for XGROUP CREATE and waking the reader
-        self._caller = caller
+        # Weakly: the reader thread must not keep a dropped broker alive.
+        self._caller_ref = weakref.ref(caller)
         self._group = group
-        self._consumer = consumer
         self.fanout = Fanout()
         self.reader: StreamReader | ClusterStreamReader | None = None
         self.closed = False
@@ -169,7 +169,8 @@ class StreamReceiving:
         """
         channel = delivery.channel
         fanout = self.fanout
-        if not fanout.subscriber_count(channel):
+        caller = self._caller_ref()
+        if caller is None or not fanout.subscriber_count(channel):
             # Its subscribers were garbage-collected: stop reading the stream
             # (and claiming its entries); the entry goes back to the group.
             self._sync()
@@ -195,7 +196,7 @@ class StreamReceiving:
             message_id=delivery.entry_id.decode(),
             delivery_count=delivery.delivery_count,
             group=self._group,
-            consumer=self._consumer(),
+            consumer=self.reader.consumer.decode() if self.reader else None,
         )
         done = set(delivery.succeeded)
         errors: list[str] = []
@@ -208,14 +209,16 @@ class StreamReceiving:
                     waiting.append(subscriber)
                     continue
                 try:
-                    subscriber.call(event, event_tag, self._caller)
+                    subscriber.call(event, event_tag, caller)
                 except BaseException as error:  # as the fan-out: SystemExit too
                     errors.append(self._failed(subscriber, error, event_tag, where))
                 else:
                     done.add(id(subscriber))
         if not waiting:
             return _outcome(done, errors)
-        _Awaiting(self, waiting, event, event_tag, context, done, errors, report)
+        _Awaiting(
+            self, waiting, (event, event_tag, caller), context, done, errors, report
+        )
         return None
 
     def _failed(
@@ -246,8 +249,7 @@ class _Awaiting:
         self,
         receiving: StreamReceiving,
         subscribers: list[AsyncEventSubscriber],
-        event: Any,
-        event_tag: Any,
+        call: tuple[Any, Any, Any],
         context: DeliveryContext,
         done: set[object],
         errors: list[str],
@@ -258,8 +260,9 @@ class _Awaiting:
         self._done, self._errors, self._report = done, errors, report
         self._receiving = receiving
         where = context.channel
+        event_tag = call[1]
         for subscriber in subscribers:
-            coroutine = _call(subscriber, event, event_tag, receiving._caller, context)
+            coroutine = _call(subscriber, *call, context)
             try:
                 future = asyncio.run_coroutine_threadsafe(coroutine, subscriber.loop)
             except RuntimeError as error:  # its loop is closed

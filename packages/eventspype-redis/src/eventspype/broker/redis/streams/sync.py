@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Iterable
 from functools import partial
 from types import MappingProxyType, TracebackType
@@ -15,12 +16,19 @@ from redis.retry import Retry
 from eventspype.broker.redis._io.batch import Batch, BatchBuffer
 from eventspype.broker.redis._io.connections import DEFAULT_TIMEOUT
 from eventspype.broker.redis._wire.broker_base import RedisBrokerBase
+from eventspype.broker.redis._wire.envelope import EnvelopeError
 from eventspype.broker.redis._wire.inbound import Inbound
 from eventspype.broker.redis.streams.cluster import stream_reader
 from eventspype.broker.redis.streams.dead_letters import DeadLetterAccess, stream_key
+from eventspype.broker.redis.streams.health import (
+    StreamHealth,
+    read_backlogs,
+    stream_health,
+)
 from eventspype.broker.redis.streams.nodes import NodeClients
-from eventspype.broker.redis.streams.reader import ReaderOptions, StreamReader
+from eventspype.broker.redis.streams.reader import ReaderOptions
 from eventspype.broker.redis.streams.receiving import StreamReceiving
+from eventspype.broker.redis.streams.serving import serve_until_signal
 from eventspype.broker.redis.streams.stats import (
     ChannelBacklog,
     RedisStreamStats,
@@ -158,6 +166,7 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
             None if cluster else redis.Redis(connection_pool=own_pool(redis_client))
         )
         inbound = Inbound(self._serializer, self._classes, max_bytes=max_message_bytes)
+        self._inbound = inbound
         self._receiving = self._tables = StreamReceiving(
             channel_prefix,
             inbound,
@@ -165,7 +174,6 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
             self._commands,
             self,
             group,
-            lambda: self.consumer,
         )
         options = ReaderOptions(
             start=start,
@@ -181,7 +189,7 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
         )
         self._reader = self._receiving.reader = stream_reader(
             self._nodes,
-            self._reader_client,
+            partial(_reader_client, redis_client, options.block),
             self._receiving.handle,
             self._counters,
             options,
@@ -190,6 +198,10 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
             consumer=self._consumer.encode(),
         )
         self._writer = StreamWriter(redis_client, maxlen)
+        self._claim_idle = claim_idle
+        self._reader_block = options.block
+        # Dropped without close(): the reader stops (hands back what it holds).
+        weakref.finalize(self, self._reader.request_stop)
 
     # -- configuration -----------------------------------------------------
 
@@ -277,18 +289,21 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
             self._receiving.subscriber_errors, MappingProxyType(channels)
         )
 
-    def close(self) -> None:
-        """Stop reading, finish and acknowledge the events in hand, join.
+    def close(self, drain: float = _CLOSE_TIMEOUT) -> None:
+        """Stop reading; finish and acknowledge what is in hand, join.
 
-        What was not finished stays pending for the group. Idempotent; the
-        client passed in stays open, one made by :meth:`from_url` is closed.
+        The subscribers get ``drain`` seconds to finish the deliveries in
+        hand; what is not finished then (and what was read but not started)
+        is handed back to the group, so that another consumer takes it at
+        its next claim sweep, not after ``claim_idle``. Idempotent; the client
+        passed in stays open, one made by :meth:`from_url` is closed.
         """
         if self._closed:
             return
         self._closed = self._receiving.closed = True
-        self._reader.request_stop()
+        self._reader.request_stop(drain)
         self._reader.wake(self._commands)
-        if not self._reader.join(_CLOSE_TIMEOUT):
+        if not self._reader.join(drain + 5.0 + self._reader_block):
             _logger.warning("Redis stream reader still running after close()")
         if self._commands is not None:
             self._commands.connection_pool.disconnect()
@@ -297,6 +312,38 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
         self._writer.close()
         if self._owns_client:
             self._redis.close()
+
+    def serve(self, drain: float = 30.0) -> None:
+        """Run this consumer until SIGTERM or SIGINT, then drain and close.
+
+        The main of a consumer process: subscribe, then ``broker.serve()``.
+        On the first signal it stops reading and gives the subscribers
+        ``drain`` seconds to finish what is in hand (see :meth:`close`); a
+        second signal hands the rest back at once. Returns normally, so the
+        process exits 0. Call it from the main thread.
+
+        Raises:
+            ValueError: called from another thread.
+        """
+        serve_until_signal(self.close, lambda: self._reader.request_stop(0.0), drain)
+
+    def health(
+        self, backlog: bool = False, stuck_after: float | None = None
+    ) -> StreamHealth:
+        """What liveness and readiness probes need (see :class:`StreamHealth`).
+
+        Liveness: the reader runs and no delivery has been with the
+        subscribers longer than ``stuck_after`` (default ``claim_idle``).
+        Readiness: connected, every stream readable. With ``backlog`` the
+        group's pending, lag and dead letters per channel are read from Redis
+        too (a round trip per channel; left out while Redis is down).
+        """
+        readers = self._reader.readers()
+        keys = {c: self.stream_key(c).encode() for c in self._receiving.channels()}
+        channels = read_backlogs(self._on_owner, keys, self._group) if backlog else {}
+        running = not self._closed and all(r.running for r in readers)
+        limit = self._claim_idle if stuck_after is None else stuck_after
+        return stream_health([r.health() for r in readers], running, limit, channels)
 
     def __enter__(self: _B) -> _B:
         return self
@@ -318,23 +365,32 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
 
     # -- internals -----------------------------------------------------------------
 
+    def _refusal(self, channel: str, data: bytes) -> str | None:
+        """Why the receive checks would refuse ``data`` on ``channel``."""
+        try:
+            self._inbound.decode(channel, data)
+        except EnvelopeError as error:
+            return f"{error.reason}: {error}"
+        return None
+
     def _on_owner(self, key: bytes, call: Callable[[Any], _T]) -> _T:
         """``call(client)`` with a client of the node holding ``key``."""
         if self._nodes is None:
             return call(self._commands)
         return self._nodes.on_owner(key, call)
 
-    def _reader_client(self) -> Any:
-        """A client on one connection of the reader's own (bytes, no retries).
-
-        One connection, held: a pool would silently reconnect a connection
-        the server closed between two commands, and the reader would not know
-        that Redis restarted (nor count it).
-        """
-        assert isinstance(self._reader, StreamReader)
-        pool = own_pool(self._redis, self._reader.block_seconds + DEFAULT_TIMEOUT)
-        return redis.Redis(connection_pool=pool, single_connection_client=True)
-
     def _send_batch(self, messages: list[tuple[bytes, bytes]]) -> None:
         self._check_open()
         self._counted(self._writer.add_many, messages, len(messages))
+
+
+def _reader_client(client: Any, block: float) -> Any:
+    """A client on one connection of the reader's own (bytes, no retries).
+
+    One connection, held: a pool would silently reconnect a connection the
+    server closed between two commands, and the reader would not know that
+    Redis restarted (nor count it). Not a method: the reader thread must not
+    hold the broker.
+    """
+    pool = own_pool(client, block + DEFAULT_TIMEOUT)
+    return redis.Redis(connection_pool=pool, single_connection_client=True)
