@@ -205,13 +205,11 @@ def test_a_restarted_consumer_resumes_its_own_entries_at_once(
 ) -> None:
     client, prefix = real
     key = _key(prefix, "ORDERS")
-    first = make(consumer="worker-1", claim_idle=30.0)
-    publisher = publisher_for(first, "orders", OrderPlaced)
-    first.subscribe("ORDERS", FunctionalEventSubscriber(lambda e, t, c: None))
-    first.close(drain=0)
+    client.xgroup_create(key, "g", id="0", mkstream=True)
+    publisher = publisher_for(make(consumer="publisher"), "orders", OrderPlaced)
     for index in range(3):
         publisher.publish(OrderPlaced(index, 0.0))
-    # It read them and died (kill -9) before handling: pending on worker-1.
+    # worker-1 read them and died (kill -9) before handling: pending on it.
     client.xreadgroup("g", "worker-1", {key: ">"}, count=10)
     got: list[int] = []
     again = make(consumer="worker-1", claim_idle=30.0)

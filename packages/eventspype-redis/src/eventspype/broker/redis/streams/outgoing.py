@@ -40,7 +40,7 @@ def settle(p: StreamProtocol, now: float, out: list[c.Command]) -> None:
         if held.state == "ack":
             held.state = "acking"
             acks.setdefault(key, []).append(held.entry_id)
-        elif held.state == "dead":
+        elif held.state == "dead" and held.since <= now:
             held.state = "burying"
             dead.setdefault(key, []).append(_dead(held))
         elif held.state == "give_back":

@@ -143,6 +143,13 @@ class StreamProtocol:
             if held.state == "running":
                 held.state = "give_back"
 
+    def release(self, delivery: Delivery) -> None:
+        """Hand back a delivery taken but never given to the subscribers (a
+        driver stopping between two deliveries of a batch)."""
+        held = self._held.get((delivery.stream, delivery.entry_id))
+        if held is not None and held.state == "running":
+            held.state = "give_back"
+
     @property
     def finished_all(self) -> bool:
         """Nothing held and nothing in flight (a stopped consumer may exit)."""
@@ -284,27 +291,28 @@ class StreamProtocol:
         """When :meth:`poll` has something to send at the latest, without a reply."""
         if not self._connected:
             return max(now, self._next_connect)
-        if self._has_work():
+        if self._has_work(now):
             return now
         times = [now + self.options.block]
         if self._reading:
             times.append(self._next_sweep)
         renew = self.options.renew_age
         for held in self._held.values():
-            if held.state == "retry":
+            if held.state in ("retry", "dead"):
                 times.append(held.since)
             if not held.renewing and held.state in ("new", "running", "retry"):
                 times.append(held.leased_at + renew)
         times.extend(until for until, _ in self._broken.values())
         return max(now, min(times))
 
-    def _has_work(self) -> bool:
+    def _has_work(self, now: float) -> bool:
         """Whether :meth:`poll` would send something other than a read now."""
         if any(s not in self._ready and s not in self._broken for s in self.streams):
             return True
-        settle = ("new", "ack", "dead", "give_back")
-        if any(h.state in settle for h in self._held.values()):
-            return True
+        settle = ("new", "ack", "give_back")
+        for held in self._held.values():
+            if held.state in settle or (held.state == "dead" and held.since <= now):
+                return True
         if not self._reading or len(self._held) >= self.options.prefetch:
             return False
         return any(s in self._ready for s in (*self._resume, *self._sweep_at))

@@ -289,6 +289,9 @@ class StreamReader:
     def _deliver(self, proto: StreamProtocol, deliveries: list[Delivery]) -> None:
         inbox = self._inbox
         for index, delivery in enumerate(deliveries):
+            if self._stop.is_set():  # stopping: what was not started goes back
+                proto.release(delivery)
+                continue
             try:
                 outcome = self._handle(
                     delivery,
