@@ -18,6 +18,7 @@ from eventspype.broker.redis._wire.broker_base import RedisBrokerBase
 from eventspype.broker.redis._wire.envelope import EnvelopeError
 from eventspype.broker.redis._wire.inbound import Inbound
 from eventspype.broker.redis.pubsub.aio_writer import AsyncWriter
+from eventspype.broker.redis.pubsub.channel_book import SubscriptionRefused
 from eventspype.broker.redis.streams.aio_admin import AsyncStreamAdmin
 from eventspype.broker.redis.streams.aio_consumer import AsyncConsumer
 from eventspype.broker.redis.streams.aio_receiving import AsyncReceiving
@@ -260,13 +261,25 @@ class AsyncRedisStreamBroker(AsyncServing, AsyncStreamAdmin, RedisBrokerBase):
         An event published after this returns is delivered to the group.
 
         Raises:
+            SubscriptionRefused: Redis refused a channel's stream key (a key
+                of another type, an ACL); the consumer retries it with
+                backoff and the other channels go on (unsubscribe to give up).
             TimeoutError: not in time (Redis down; the consumer goes on).
             RuntimeError: the broker is closed.
         """
         self._check_open()
+        consumer = self._consumer
         deadline = time.monotonic() + timeout
-        while not self._consumer.proto.streams.keys() <= self._consumer.ready:
-            if time.monotonic() > deadline:
+        while not consumer.proto.streams.keys() <= consumer.ready:
+            now = time.monotonic()
+            broken = set(consumer.proto.health(now).broken_streams)
+            for stream in sorted(broken & consumer.proto.streams.keys()):
+                raise SubscriptionRefused(
+                    stream.decode("utf-8", "replace"),
+                    "Redis refused the stream key (a key of another type, or "
+                    "an ACL); the consumer retries it with backoff",
+                )
+            if now > deadline:
                 raise TimeoutError(
                     f"consumer group {self._group!r} not ready in {timeout} s "
                     f"on {sorted(self._channels())}"

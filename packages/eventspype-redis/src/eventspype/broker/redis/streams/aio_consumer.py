@@ -305,6 +305,9 @@ class AsyncConsumer:
         proto = self.proto
         started: list[asyncio.Task[Outcome]] = []
         for index, delivery in enumerate(deliveries):
+            if self._stopping and index:  # stopped during a renewal below
+                proto.release(delivery)
+                continue
             try:
                 result = self._receiving.hand_over(delivery)
             except Exception as error:  # a bug of ours: retry it later
