@@ -309,3 +309,25 @@ def test_a_consumer_restarted_under_its_name_resumes_its_own_entries_at_once(
     # Not after claim_idle (600 s): its own pending entries first, at once.
     wait_until(lambda: set(ids(out)) >= set(range(400)), timeout=60)
     stop(processes[-1])
+
+
+def test_a_second_signal_hands_everything_back_at_once(
+    tmp_path: Path, server: PrivateRedis, processes: list[Popen]
+) -> None:
+    # A handler stuck for 10 minutes and a drain of 10 minutes: only the
+    # second signal (SIGINT after SIGTERM) lets the process end now, and what
+    # it held, the stuck entry included, goes back to the group.
+    stuck_log, next_log = tmp_path / "stuck.log", tmp_path / "next.log"
+    forever = ["--claim-idle", "600", "--delay", "600", "--drain", "600"]
+    stuck = start(server.url, "hurry:", "g", stuck_log, *forever)
+    processes.append(stuck)
+    publish(server.url, "hurry:", 5)
+    wait_until(lambda: len(handled(stuck_log)) >= 1, timeout=60)
+
+    stuck.send_signal(signal.SIGTERM)
+    stuck.send_signal(signal.SIGINT)
+    stuck.communicate(timeout=60)
+    assert stuck.returncode == 0, _ERRORS[stuck.pid].read_text()[-4000:]
+
+    processes.append(start(server.url, "hurry:", "g", next_log, "--claim-idle", "600"))
+    wait_until(lambda: set(ids(next_log)) == set(range(5)), timeout=60)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -433,3 +434,38 @@ def test_aclose_leaves_the_group_when_nothing_is_pending(
     consumers = admin.xinfo_consumers(f"{prefix}{{ORDERS}}", "g")
     assert name.encode() not in [c["name"] for c in consumers]
     assert name not in [c["name"] for c in consumers]
+
+
+def test_a_connection_the_pool_remade_is_taken_as_an_outage(
+    prefix: str, admin: redis.Redis
+) -> None:
+    # The server closes the consumer's connection while no command is on it
+    # (here: from inside a subscriber); redis-py's pool would reconnect it
+    # without a word. The driver tells the core, which counts a reconnection
+    # and checks its groups and own entries again, as after any outage.
+    async def scenario() -> None:
+        got: list[int] = []
+        async with open_broker(prefix) as broker:
+
+            def handle(event: OrderPlaced) -> None:
+                got.append(event.order_id)
+                if event.order_id == 0:
+                    victim = broker._consumer._client_id
+                    admin.client_kill_filter(_id=victim)
+                    # Until the socket is closed on our side too (blocking
+                    # the loop on purpose: no command may notice it first).
+                    while any(c["id"] == victim for c in admin.client_list()):
+                        time.sleep(0.01)
+                    time.sleep(0.2)
+
+            subscriber = FunctionalEventSubscriber(handle, with_event_info=False)
+            publisher = publisher_for(broker, "orders", OrderPlaced)
+            publisher.add_subscriber(subscriber)
+            await broker.wait_until_subscribed()
+            await publisher.publish_async(OrderPlaced(0, 0.0))
+            await eventually(lambda: broker.stats().reconnects == 1)
+            await publisher.publish_async(OrderPlaced(1, 0.0))
+            await eventually(lambda: got[-1:] == [1])
+            await eventually(lambda: broker.stats().acknowledged >= 2)
+
+    run(scenario)

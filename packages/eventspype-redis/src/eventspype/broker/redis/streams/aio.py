@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -154,7 +154,9 @@ class AsyncRedisStreamBroker(AsyncServing, AsyncStreamAdmin, RedisBrokerBase):
             StreamProtocol(options),
             self._receiving,
             # One connection, so that CLIENT UNBLOCK finds the blocking read.
-            lambda: _own_client(redis_client, options.block + DEFAULT_TIMEOUT, 1),
+            lambda hook: _own_client(
+                redis_client, options.block + DEFAULT_TIMEOUT, 1, hook
+            ),
             self._admin,
             maxlen,
             forget_consumers_after,
@@ -367,10 +369,26 @@ class AsyncRedisStreamBroker(AsyncServing, AsyncStreamAdmin, RedisBrokerBase):
 
 
 def _own_client(
-    client: Any, timeout: float | None, connections: int | None
+    client: Any,
+    timeout: float | None,
+    connections: int | None,
+    on_connect: Callable[[Any], None] | None = None,
 ) -> redis.asyncio.Redis:
-    """A client on a pool of the broker's own, connections like ``client``'s."""
+    """A client on a pool of the broker's own, connections like ``client``'s.
+
+    ``on_connect(connection)`` (a bound method: redis-py keeps it weakly) is
+    called on every connect, reconnections by the pool included.
+    """
     connection_class, kwargs = own_connection_options(client, timeout)
+    if on_connect is not None:
+        base = connection_class
+
+        class Watched(base):  # type: ignore[valid-type,misc]
+            def __init__(self, *args: Any, **options: Any) -> None:
+                super().__init__(*args, **options)
+                self.register_connect_callback(on_connect)
+
+        connection_class = Watched
     pool = redis.asyncio.ConnectionPool(
         connection_class=connection_class, max_connections=connections, **kwargs
     )

@@ -66,7 +66,8 @@ class AsyncConsumer:
         receiving: Hands deliveries to the subscribers.
         connect: Makes the consumer's client: ``redis.asyncio`` on a pool of
             one connection of the broker's own (bytes, no retries, a timeout
-            longer than a blocking read).
+            longer than a blocking read), calling the hook it is given on
+            every connect of that connection.
         waker: A ``redis.asyncio`` client on a connection pool of the
             broker's own, for ``CLIENT UNBLOCK``.
         dead_maxlen: ``MAXLEN ~`` of the dead-letter streams (``None``: none).
@@ -79,7 +80,7 @@ class AsyncConsumer:
         loop: asyncio.AbstractEventLoop,
         proto: StreamProtocol,
         receiving: AsyncReceiving,
-        connect: Callable[[], Any],
+        connect: Callable[[Callable[[Any], None]], Any],
         waker: Any,
         dead_maxlen: int | None,
         forget_after_s: float,
@@ -95,6 +96,10 @@ class AsyncConsumer:
         self._cleanup_every = min(_CLEANUP_INTERVAL, max(1.0, forget_after / 2))
         self._group = proto.options.group
         self._client: Any = None
+        # Connects of the consumer's connection: the pool reconnects a
+        # connection the server closed without telling; the core must know.
+        self._connects = 0
+        self._connects_at_open = 0
         self._client_id: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
@@ -233,6 +238,7 @@ class AsyncConsumer:
         self._blocked = isinstance(last, c.Read) and last.block_ms is not None
         self._wakeup.clear()
         pipe = client.pipeline(transaction=False)
+        connects = self._connects_at_open
         try:
             parts = prepare(
                 pipe, _SCRIPTS, self._group, proto.options.consumer, batch,
@@ -246,6 +252,11 @@ class AsyncConsumer:
             return
         finally:
             self._blocked = False
+        if self._connects != connects:  # the pool made a new connection
+            for cmd in batch:  # (for the core: an outage, then a Connect)
+                proto.failed(cmd, "down", "reconnected by the pool", clock())
+            await self._drop()
+            return
         for cmd, (ok, value) in zip(batch, results, strict=True):
             if not ok:
                 kind, message = cast("Failure", value)
@@ -257,9 +268,10 @@ class AsyncConsumer:
 
     async def _open(self, cmd: c.Connect) -> None:
         await self._drop()
-        client = self._connect()
+        client = self._connect(self._connected)
         try:
             self._client_id = int(await client.client_id())
+            self._connects_at_open = self._connects
         except Exception as error:  # down, refused (an ACL): retried with backoff
             await _close(client)
             why = f"{type(error).__name__}: {error}"
@@ -267,6 +279,9 @@ class AsyncConsumer:
             return
         self._client = client
         self.proto.reply(cmd, None, time.monotonic())
+
+    def _connected(self, connection: Any) -> None:
+        self._connects += 1
 
     async def _drop(self) -> None:
         client, self._client, self._client_id = self._client, None, None
