@@ -291,3 +291,19 @@ def test_a_dropped_broker_is_collected_and_its_reader_stops(
     del broker
     wait_until(lambda: gc.collect() >= 0 and ref() is None)
     assert reader.join(10.0)
+
+
+def test_two_live_processes_with_one_consumer_name_are_reported(
+    make: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    subscriber = FunctionalEventSubscriber(lambda e, t, c: None)
+    with caplog.at_level(logging.WARNING, logger="eventspype.broker.redis"):
+        first = make(consumer="twin")
+        first.subscribe("ORDERS", subscriber)
+        wait_until(lambda: first._reader.readers()[0]._lease.conflicts == 0)
+        second = make(consumer="twin")
+        second.subscribe("ORDERS", subscriber)
+        lease = second._reader.readers()[0]._lease
+        first_lease = first._reader.readers()[0]._lease
+        wait_until(lambda: lease.conflicts + first_lease.conflicts >= 1)
+    assert any("consumer name" in r.getMessage() for r in caplog.records)

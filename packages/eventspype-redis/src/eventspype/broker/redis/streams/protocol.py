@@ -116,6 +116,9 @@ class StreamProtocol:
         self._paused = False
         self._rotate = 0
         self._log = RateLimitedWarning(_logger, 10.0)
+        #: No lease needs renewing before this time (a cheap check for a
+        #: driver between two deliveries: ``now >= renew_due``).
+        self.renew_due = float("inf")
 
     # -- inputs ------------------------------------------------------------
 
@@ -330,6 +333,9 @@ class StreamProtocol:
         """Feed the decoded reply of ``command`` (shapes: ``streams.commands``)."""
         self._answered()
         on_reply(self, command, value, now)
+        # Entries it brought in may need renewing from then on.
+        due = command.sent_at + self.options.renew_age
+        self.renew_due = min(self.renew_due, due)
 
     def failed(
         self, command: c.Command, kind: c.ErrorKind, message: str, now: float

@@ -27,17 +27,17 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
-from eventspype._internal.backoff import Backoff
 from eventspype.broker.redis._io.process import join_thread, stop_at_exit, track
 from eventspype.broker.redis.streams import commands as c
 from eventspype.broker.redis.streams.held import (
     ConsumerHealth,
-    ConsumerOptions,
     Delivery,
+    ReaderOptions,
     Verdict,
 )
+from eventspype.broker.redis.streams.lease import ConsumerLease
 from eventspype.broker.redis.streams.protocol import StreamProtocol
 from eventspype.broker.redis.streams.sending import DOWN, Failure, Scripts, send
 from eventspype.broker.redis.streams.slots import SlotOf
@@ -55,47 +55,6 @@ Handle = Callable[[Delivery, Callable[[Outcome], None]], "Outcome | None"]
 #: The longest time between two looks for consumers that are gone.
 _CLEANUP_INTERVAL = 60.0
 _WAKE = object()
-
-
-class ReaderOptions:
-    """The broker options a reader needs (plain attributes)."""
-
-    def __init__(
-        self,
-        *,
-        start: Literal["new", "all"],
-        prefetch: int,
-        claim_idle: float,
-        claim_interval: float,
-        max_deliveries: int,
-        max_entry_bytes: int,
-        retry_delay: tuple[float, float],
-        reconnect_delay: tuple[float, float],
-        maxlen: int | None,
-        forget_after: float,
-        block: float = 1.0,
-    ) -> None:
-        self.start, self.prefetch = start, prefetch
-        self.claim_idle, self.claim_interval = claim_idle, claim_interval
-        self.max_deliveries, self.max_entry_bytes = max_deliveries, max_entry_bytes
-        self.retry_delay, self.reconnect_delay = retry_delay, reconnect_delay
-        self.maxlen, self.forget_after, self.block = maxlen, forget_after, block
-
-    def consumer(self, group: bytes, consumer: bytes) -> ConsumerOptions:
-        """The core's options for ``consumer`` of ``group``."""
-        return ConsumerOptions(
-            group=group,
-            consumer=consumer,
-            start=self.start,
-            prefetch=self.prefetch,
-            claim_idle=self.claim_idle,
-            claim_interval=self.claim_interval,
-            max_deliveries=self.max_deliveries,
-            max_entry_bytes=self.max_entry_bytes,
-            retry=Backoff(*self.retry_delay),
-            reconnect=Backoff(*self.reconnect_delay),
-            block=self.block,
-        )
 
 
 class StreamReader:
@@ -140,6 +99,8 @@ class StreamReader:
 
     def _new_protocol(self) -> None:
         self.proto = StreamProtocol(self.options.consumer(self.group, self._consumer))
+        self._lease = ConsumerLease(self.group, self._consumer)
+        self._next_forget = 0.0
         self._counters.add_source(self.proto.counters)
 
     @property
@@ -254,10 +215,8 @@ class StreamReader:
                 if proto.finished_all or now >= self._drain_until + 5.0:
                     break
             elif now >= next_cleanup and self._client is not None and streams:
-                next_cleanup = now + min(
-                    _CLEANUP_INTERVAL, max(1.0, self.options.forget_after / 2)
-                )
-                self._forget_gone(streams)
+                next_cleanup = now + 5.0
+                self._housekeeping(streams, now)
             batch = proto.poll(now)
             if not batch:
                 wait = proto.next_wakeup(now) - now
@@ -289,8 +248,8 @@ class StreamReader:
     def _deliver(self, proto: StreamProtocol, deliveries: list[Delivery]) -> None:
         inbox = self._inbox
         for index, delivery in enumerate(deliveries):
-            if self._stop.is_set():  # stopping: what was not started goes back
-                proto.release(delivery)
+            if self._stop.is_set() and time.monotonic() >= self._drain_until:
+                proto.release(delivery)  # drained long enough: hand it back
                 continue
             try:
                 outcome = self._handle(
@@ -303,7 +262,7 @@ class StreamReader:
             now = time.monotonic()
             if outcome is not None:
                 proto.finished(delivery, *outcome, now)
-            if index + 1 < len(deliveries) and proto.next_wakeup(now) <= now:
+            if index + 1 < len(deliveries) and now >= proto.renew_due:
                 batch = proto.poll(now, read=False)  # leases fell due: renew
                 if batch:
                     self._send(proto, batch)
@@ -363,6 +322,16 @@ class StreamReader:
         for cmd in batch:
             proto.failed(cmd, "down", message, now)
 
+    def _housekeeping(self, streams: dict[bytes, str], now: float) -> None:
+        """Every 5 s: the consumer-name lease; now and then, gone consumers."""
+        with contextlib.suppress(Exception):  # Redis down: next time
+            self._lease.refresh(self._client, min(streams))
+        if now >= self._next_forget:
+            self._next_forget = now + min(
+                _CLEANUP_INTERVAL, max(1.0, self.options.forget_after / 2)
+            )
+            self._forget_gone(streams)
+
     def _forget_gone(self, streams: dict[bytes, str], me: bool = False) -> None:
         """Remove consumers idle for ``forget_after`` with nothing pending
         (``me``: this one, if nothing is pending here)."""
@@ -390,6 +359,8 @@ class StreamReader:
 
     def _finish(self) -> None:
         """On stop: leave the group if nothing is pending here; close."""
-        if self._client is not None:
+        if self._client is not None and self.streams:
             self._forget_gone(self.streams, me=True)
+            with contextlib.suppress(Exception):
+                self._lease.release(self._client, min(self.streams))
         self._drop_client()
