@@ -5,6 +5,7 @@ asyncio driver carries its decisions out the same way. Real Redis only."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import AsyncExitStack
 from typing import Any
@@ -224,5 +225,27 @@ def test_mistakes_are_caught(real: tuple[redis.Redis, str]) -> None:
         await eventually(lambda: broker.stats().dead_lettered == 1)
         assert len(await broker.dead_letters("invoice_due")) == 1  # as written
         assert len(await broker.dead_letters(publication)) == 1
+
+    run(real, scenario)
+
+
+def test_a_second_live_consumer_with_the_same_name_is_warned_about(
+    real: tuple[redis.Redis, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario(make: Any) -> None:
+        first = await make(consumer="worker-1")
+        second = await make(consumer="worker-1")
+        subs = [subscriber(lambda e: None), subscriber(lambda e: None)]
+        first.subscribe("ORDERS", subs[0])
+        await first.wait_until_subscribed()
+        await eventually(lambda: first.health().connected)
+        await asyncio.sleep(0.2)  # its lease taken: room for the first refresh
+        with caplog.at_level(logging.WARNING, logger="eventspype.broker.redis"):
+            second.subscribe("ORDERS", subs[1])
+            await second.wait_until_subscribed()
+            await eventually(
+                lambda: any("consumer name" in r.getMessage() for r in caplog.records)
+            )
+        assert second.health().live  # warned, never refused
 
     run(real, scenario)

@@ -22,7 +22,7 @@ import redis.asyncio
 from _redis_support import REDIS_URL, require_real_redis, unique_prefix
 
 from eventspype.broker.redis.streams import commands as c
-from eventspype.broker.redis.streams.aio_consumer import _SCRIPTS
+from eventspype.broker.redis.streams.aio_upkeep import SCRIPTS
 from eventspype.broker.redis.streams.sending import Scripts, collect, prepare, send
 
 GROUP, ME, OTHER = b"g", b"me", b"other"
@@ -67,7 +67,7 @@ def setup(request: pytest.FixtureRequest) -> Iterator[tuple[redis.Redis, bytes, 
             aclient = redis.asyncio.Redis.from_url(REDIS_URL, protocol=protocol)
             try:
                 pipe = aclient.pipeline(transaction=False)
-                parts = prepare(pipe, _SCRIPTS, GROUP, ME, [cmd], 1000)
+                parts = prepare(pipe, SCRIPTS, GROUP, ME, [cmd], 1000)
                 flat = await pipe.execute(raise_on_error=False)
                 return collect([cmd], parts, flat)[0]
             finally:

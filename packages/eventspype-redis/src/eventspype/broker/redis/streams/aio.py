@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import redis.asyncio
 from redis.asyncio.retry import Retry
 
-from eventspype.broker.redis._io.aio_connections import own_connection_options
 from eventspype.broker.redis._io.connections import DEFAULT_TIMEOUT
 from eventspype.broker.redis._wire.broker_base import RedisBrokerBase
 from eventspype.broker.redis._wire.envelope import EnvelopeError
@@ -24,6 +23,7 @@ from eventspype.broker.redis.streams.aio_consumer import AsyncConsumer
 from eventspype.broker.redis.streams.aio_receiving import AsyncReceiving
 from eventspype.broker.redis.streams.aio_senders import make_stream_sender
 from eventspype.broker.redis.streams.aio_serving import AsyncServing
+from eventspype.broker.redis.streams.aio_upkeep import own_client
 from eventspype.broker.redis.streams.dead_letters import stream_key
 from eventspype.broker.redis.streams.protocol import StreamProtocol
 from eventspype.broker.redis.streams.reader import ReaderOptions
@@ -148,13 +148,13 @@ class AsyncRedisStreamBroker(AsyncServing, AsyncStreamAdmin, RedisBrokerBase):
             inbound, self._counters, self, lambda: (group, self.consumer)
         )
         self._tables = self
-        self._admin = _own_client(redis_client, None, None)
+        self._admin = own_client(redis_client, None, None)
         self._consumer = AsyncConsumer(
             self._loop,
             StreamProtocol(options),
             self._receiving,
             # One connection, so that CLIENT UNBLOCK finds the blocking read.
-            lambda hook: _own_client(
+            lambda hook: own_client(
                 redis_client, options.block + DEFAULT_TIMEOUT, 1, hook
             ),
             self._admin,
@@ -366,33 +366,6 @@ class AsyncRedisStreamBroker(AsyncServing, AsyncStreamAdmin, RedisBrokerBase):
         wanted = {stream_key(prefix, c).encode(): c for c in fanout.channels()}
         if wanted != self._consumer.proto.streams and not self._closed:
             self._consumer.set_streams(wanted)
-
-
-def _own_client(
-    client: Any,
-    timeout: float | None,
-    connections: int | None,
-    on_connect: Callable[[Any], None] | None = None,
-) -> redis.asyncio.Redis:
-    """A client on a pool of the broker's own, connections like ``client``'s.
-
-    ``on_connect(connection)`` (a bound method: redis-py keeps it weakly) is
-    called on every connect, reconnections by the pool included.
-    """
-    connection_class, kwargs = own_connection_options(client, timeout)
-    if on_connect is not None:
-        base = connection_class
-
-        class Watched(base):  # type: ignore[valid-type,misc]
-            def __init__(self, *args: Any, **options: Any) -> None:
-                super().__init__(*args, **options)
-                self.register_connect_callback(on_connect)
-
-        connection_class = Watched
-    pool = redis.asyncio.ConnectionPool(
-        connection_class=connection_class, max_connections=connections, **kwargs
-    )
-    return redis.asyncio.Redis(connection_pool=pool)
 
 
 async def _close(client: Any) -> None:

@@ -34,12 +34,10 @@ from typing import Any, cast
 
 from eventspype.broker.redis.streams import commands as c
 from eventspype.broker.redis.streams.aio_receiving import AsyncReceiving, Outcome
+from eventspype.broker.redis.streams.aio_upkeep import SCRIPTS, Upkeep, close_client
 from eventspype.broker.redis.streams.held import Delivery
 from eventspype.broker.redis.streams.protocol import StreamProtocol
 from eventspype.broker.redis.streams.sending import (
-    _ACK_OWNED,
-    _CLAIM_OWNED,
-    _DEAD,
     DOWN,
     Failure,
     collect,
@@ -53,8 +51,8 @@ _logger = logging.getLogger("eventspype.broker.redis")
 #: Loop turns a just-started coroutine delivery gets before the next poll
 #: (a handler that does not wait on I/O is done within about five).
 _QUICK_TURNS = 8
-#: The longest time between two looks for consumers that are gone.
-_CLEANUP_INTERVAL = 60.0
+#: How often the consumer-name lease is renewed (its key lives 15 s).
+_HOUSEKEEPING_INTERVAL = 5.0
 
 
 class AsyncConsumer:
@@ -91,9 +89,7 @@ class AsyncConsumer:
         self._connect = connect
         self._waker = waker
         self._dead_maxlen = dead_maxlen
-        forget_after = forget_after_s
-        self._forget_after_ms = int(forget_after * 1000)
-        self._cleanup_every = min(_CLEANUP_INTERVAL, max(1.0, forget_after / 2))
+        self._upkeep = Upkeep(proto, forget_after_s)
         self._group = proto.options.group
         self._client: Any = None
         # Connects of the consumer's connection: the pool reconnects a
@@ -170,8 +166,8 @@ class AsyncConsumer:
                 try:
                     now = clock()
                     if not self._stopping and now >= next_cleanup and self._client:
-                        next_cleanup = now + self._cleanup_every
-                        await self._forget_gone()
+                        next_cleanup = now + _HOUSEKEEPING_INTERVAL
+                        await self._upkeep.every_few_seconds(self._client, now)
                     batch = proto.poll(clock())
                     if batch:
                         await self._send(batch)
@@ -188,38 +184,10 @@ class AsyncConsumer:
                     if pause > 0:
                         with contextlib.suppress(asyncio.TimeoutError):
                             await asyncio.wait_for(self._wakeup.wait(), pause)
-            await self._leave_if_idle()
+            await self._upkeep.on_stop(self._client)
         finally:
             self.finished.set()
             await self._drop()
-
-    async def _forget_gone(self) -> None:
-        """Remove consumers idle for ``forget_after`` with nothing pending
-        (never one with pending entries: that would lose them)."""
-        me, group = self.proto.options.consumer, self._group
-        try:
-            for stream in list(self.proto.streams):
-                for info in await self._client.xinfo_consumers(stream, group):
-                    name = _name(info["name"])
-                    if (
-                        name != me
-                        and int(info["pending"]) == 0
-                        and int(info["idle"]) > self._forget_after_ms
-                    ):
-                        await self._client.xgroup_delconsumer(stream, group, name)
-        except Exception:  # Redis down, or a stream not there: next time
-            pass
-
-    async def _leave_if_idle(self) -> None:
-        """On stop: leave the group where nothing is pending here."""
-        me, group = self.proto.options.consumer, self._group
-        try:
-            for stream in list(self.proto.streams):
-                for info in await self._client.xinfo_consumers(stream, group):
-                    if _name(info["name"]) == me and int(info["pending"]) == 0:
-                        await self._client.xgroup_delconsumer(stream, group, me)
-        except Exception:  # Redis down: the consumer is forgotten later
-            pass
 
     async def _send(self, batch: list[c.Command]) -> None:
         proto = self.proto
@@ -241,7 +209,7 @@ class AsyncConsumer:
         connects = self._connects_at_open
         try:
             parts = prepare(
-                pipe, _SCRIPTS, self._group, proto.options.consumer, batch,
+                pipe, SCRIPTS, self._group, proto.options.consumer, batch,
                 self._dead_maxlen,
             )  # fmt: skip
             results = collect(batch, parts, await pipe.execute(raise_on_error=False))
@@ -273,7 +241,7 @@ class AsyncConsumer:
             self._client_id = int(await client.client_id())
             self._connects_at_open = self._connects
         except Exception as error:  # down, refused (an ACL): retried with backoff
-            await _close(client)
+            await close_client(client)
             why = f"{type(error).__name__}: {error}"
             self.proto.failed(cmd, "down", why, time.monotonic())
             return
@@ -286,7 +254,7 @@ class AsyncConsumer:
     async def _drop(self) -> None:
         client, self._client, self._client_id = self._client, None, None
         if client is not None:
-            await _close(client)
+            await close_client(client)
 
     async def _unblock(self, client_id: int) -> None:
         try:
@@ -332,7 +300,7 @@ class AsyncConsumer:
                 verdict, error_text, succeeded = result
                 now = time.monotonic()
                 proto.finished(delivery, verdict, error_text, succeeded, now)
-                if index + 1 < len(deliveries) and proto.next_wakeup(now) <= now:
+                if index + 1 < len(deliveries) and now >= proto.renew_due:
                     batch = proto.poll(now, read=False)
                     if batch:
                         await self._send(batch)
@@ -357,38 +325,3 @@ class AsyncConsumer:
         verdict, error_text, succeeded = outcome
         self.proto.finished(delivery, verdict, error_text, succeeded, time.monotonic())
         self.wake()
-
-
-class _EvalScripts:
-    """``streams.sending``'s scripts, queued on a pipeline with ``EVAL``."""
-
-    lua = True
-
-    def __init__(self) -> None:
-        self.ack_owned = _Eval(_ACK_OWNED)
-        self.claim_owned = _Eval(_CLAIM_OWNED)
-        self.dead = _Eval(_DEAD)
-
-
-class _Eval:
-    __slots__ = ("source",)
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def __call__(self, keys: list[Any], args: list[Any], client: Any) -> None:
-        client.execute_command("EVAL", self.source, len(keys), *keys, *args)
-
-
-_SCRIPTS = _EvalScripts()
-
-
-def _name(value: Any) -> bytes:
-    return value.encode() if isinstance(value, str) else bytes(value)
-
-
-async def _close(client: Any) -> None:
-    """Close a client and its pool (``aclose``, or ``close`` before 5.0.1)."""
-    with contextlib.suppress(Exception):
-        await (getattr(client, "aclose", None) or client.close)()
-        await client.connection_pool.disconnect()
