@@ -20,13 +20,13 @@ from eventspype.broker.redis.pubsub.aio_writer import AsyncWriter
 from eventspype.broker.redis.pubsub.channel_book import SubscriptionRefused
 from eventspype.broker.redis.streams.aio_admin import AsyncStreamAdmin
 from eventspype.broker.redis.streams.aio_consumer import AsyncConsumer
-from eventspype.broker.redis.streams.aio_receiving import AsyncReceiving
 from eventspype.broker.redis.streams.aio_senders import make_stream_sender
 from eventspype.broker.redis.streams.aio_serving import AsyncServing
 from eventspype.broker.redis.streams.aio_upkeep import own_client
 from eventspype.broker.redis.streams.dead_letters import stream_key
 from eventspype.broker.redis.streams.protocol import StreamProtocol
 from eventspype.broker.redis.streams.reader import ReaderOptions
+from eventspype.broker.redis.streams.receiving import StreamReceiving
 from eventspype.broker.redis.streams.stats import RedisStreamStats, StreamCounters
 from eventspype.broker.redis.streams.writer import (
     check_options,
@@ -144,8 +144,10 @@ class AsyncRedisStreamBroker(AsyncServing, AsyncStreamAdmin, RedisBrokerBase):
         inbound = self._inbound = Inbound(
             self._serializer, self._classes, max_bytes=max_message_bytes
         )
-        self._receiving = AsyncReceiving(
-            inbound, self._counters, self, lambda: (group, self.consumer)
+        # The thread driver's receiving side: decoding, checks, fan-out and
+        # the verdicts are one code; its group creation is not used here.
+        self._receiving = StreamReceiving(
+            channel_prefix, inbound, self._counters, None, self, group
         )
         self._tables = self
         self._admin = own_client(redis_client, None, None)
@@ -161,6 +163,9 @@ class AsyncRedisStreamBroker(AsyncServing, AsyncStreamAdmin, RedisBrokerBase):
             maxlen,
             forget_consumers_after,
         )
+        # Duck-typed as the receiving side's reader (streams, consumer,
+        # set_streams).
+        self._receiving.reader = self._consumer  # type: ignore[assignment]
         self._counters.add_source(self._consumer.proto.counters)
         self._sender = make_stream_sender(redis_client, maxlen, timeout=publish_timeout)
         self._writer = AsyncWriter(self._loop, self._sender, self._counters, max_queued)
@@ -307,7 +312,7 @@ class AsyncRedisStreamBroker(AsyncServing, AsyncStreamAdmin, RedisBrokerBase):
         """
         if self._closed:
             return
-        self._closed = True
+        self._closed = self._receiving.closed = True
         consumer = self._consumer
         try:
             await self._writer.flush()

@@ -7,10 +7,11 @@ connection of the broker's own (made like the user's client, no retries, a
 timeout longer than a blocking read)::
 
     batch = core.poll(now)                  # commands, in order
-    send the batch in one write; read each reply; feed core.reply / core.failed
+    send the batch in one pipeline; feed core.reply / core.failed per command
     for delivery in core.take(now):         # entries to hand over
-        the synchronous subscribers run now; coroutine subscribers in a task
-        that feeds core.finished(...) when they all returned
+        StreamReceiving.handle (the thread driver's): synchronous subscribers
+        run now; coroutine subscribers are awaited on their loop, and when
+        they all returned core.finished(...) is fed, back on this loop
     nothing sent: sleep until core.next_wakeup(now), or until a delivery
     finishes, a subscription changes or a stop is asked for
 
@@ -18,9 +19,11 @@ A read blocks in Redis (``XREADGROUP ... BLOCK``) for at most ``block``
 seconds; when a delivery finishes meanwhile the task ends the wait with
 ``CLIENT UNBLOCK`` from a second connection, so acknowledgements never wait
 for new entries. Commands go out as the thread driver sends them
-(``streams.sending``: :func:`prepare`, an awaited pipeline, :func:`collect`);
-the Lua scripts travel with ``EVAL`` (redis.asyncio's registered scripts are
-coroutines a pipeline cannot queue without awaiting).
+(``streams.sending``: ``prepare``, an awaited pipeline, ``collect``; the Lua
+scripts with ``EVAL``, see ``streams.aio_upkeep``). When the pool re-made the
+connection without an error (the server closed it between two batches), the
+batch is taken as lost in an outage, so that the core reconnects as after any
+other.
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, cast
 
 from eventspype.broker.redis.streams import commands as c
-from eventspype.broker.redis.streams.aio_receiving import AsyncReceiving, Outcome
 from eventspype.broker.redis.streams.aio_upkeep import SCRIPTS, Upkeep, close_client
 from eventspype.broker.redis.streams.held import Delivery
 from eventspype.broker.redis.streams.protocol import StreamProtocol
+from eventspype.broker.redis.streams.reader import Outcome
+from eventspype.broker.redis.streams.receiving import StreamReceiving
 from eventspype.broker.redis.streams.sending import (
     DOWN,
     Failure,
@@ -50,7 +55,7 @@ _logger = logging.getLogger("eventspype.broker.redis")
 
 #: Loop turns a just-started coroutine delivery gets before the next poll
 #: (a handler that does not wait on I/O is done within about five).
-_QUICK_TURNS = 8
+_QUICK_TURNS = 16
 #: How often the consumer-name lease is renewed (its key lives 15 s).
 _HOUSEKEEPING_INTERVAL = 5.0
 
@@ -77,7 +82,7 @@ class AsyncConsumer:
         self,
         loop: asyncio.AbstractEventLoop,
         proto: StreamProtocol,
-        receiving: AsyncReceiving,
+        receiving: StreamReceiving,
         connect: Callable[[Callable[[Any], None]], Any],
         waker: Any,
         dead_maxlen: int | None,
@@ -99,7 +104,8 @@ class AsyncConsumer:
         self._client_id: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
-        self._running: dict[asyncio.Task[Outcome], Delivery] = {}
+        # Deliveries whose coroutine subscribers run, and their outcomes so far.
+        self._running: set[tuple[bytes, bytes]] = set()
         self._blocked = False  # a blocking read is on its way
         self._unblocking = False
         self._stopping = False
@@ -115,7 +121,17 @@ class AsyncConsumer:
         """Whether the task runs."""
         return self._task is not None and not self._task.done()
 
-    def set_streams(self, streams: dict[bytes, str]) -> None:
+    @property
+    def streams(self) -> dict[bytes, str]:
+        """The streams read (key -> channel)."""
+        return self.proto.streams
+
+    @property
+    def consumer(self) -> bytes:
+        """This consumer's name."""
+        return self.proto.options.consumer
+
+    def set_streams(self, streams: dict[bytes, str], waker: Any = None) -> None:
         """Read these streams from now on; starts the task on first use."""
         self.proto.set_streams(streams)
         if self._task is None and streams and not self._stopping:
@@ -151,8 +167,6 @@ class AsyncConsumer:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for running in list(self._running):
-            running.cancel()
         await self._drop()
 
     # -- the task -------------------------------------------------------------------
@@ -267,61 +281,56 @@ class AsyncConsumer:
 
     # -- deliveries -------------------------------------------------------------------
 
-    async def _let_run(self, started: list[asyncio.Task[Outcome]]) -> None:
+    async def _let_run(self, started: set[tuple[bytes, bytes]]) -> None:
         """Give the deliveries just started a few loop turns before the next
         poll: a fast coroutine finishes within them, and its acknowledgement
         goes with the next read instead of waking a blocked one."""
         for _ in range(_QUICK_TURNS):
-            if all(task.done() for task in started):
+            if not started & self._running:
                 return
             await asyncio.sleep(0)
 
-    async def _hand_over(
-        self, deliveries: list[Delivery]
-    ) -> list[asyncio.Task[Outcome]]:
-        """Hand each delivery over; the tasks of those still running.
+    async def _hand_over(self, deliveries: list[Delivery]) -> set[tuple[bytes, bytes]]:
+        """Hand each delivery over (``StreamReceiving.handle``, as the thread
+        driver); the keys of those whose coroutine subscribers still run.
 
         Between deliveries whose synchronous subscribers took long, leases
         that fell due are renewed (a poll without a read), as the thread
         driver does.
         """
         proto = self.proto
-        started: list[asyncio.Task[Outcome]] = []
+        started: set[tuple[bytes, bytes]] = set()
         for index, delivery in enumerate(deliveries):
             if self._stopping and index:  # stopped during a renewal below
                 proto.release(delivery)
                 continue
+            key = (delivery.stream, delivery.entry_id)
             try:
-                result = self._receiving.hand_over(delivery)
+                result = self._receiving.handle(
+                    delivery, partial(self._report, delivery)
+                )
             except Exception as error:  # a bug of ours: retry it later
                 _logger.exception("Handling a stream entry failed")
                 result = ("failed", f"{type(error).__name__}: {error}", frozenset())
-            if isinstance(result, tuple):
-                verdict, error_text, succeeded = result
-                now = time.monotonic()
-                proto.finished(delivery, verdict, error_text, succeeded, now)
-                if index + 1 < len(deliveries) and now >= proto.renew_due:
-                    batch = proto.poll(now, read=False)
-                    if batch:
-                        await self._send(batch)
+            if result is None:  # coroutine subscribers run: reported later
+                self._running.add(key)
+                started.add(key)
                 continue
-            task = self._loop.create_task(result)
-            self._running[task] = delivery
-            task.add_done_callback(self._done)
-            started.append(task)
+            now = time.monotonic()
+            proto.finished(delivery, *result, now)
+            if index + 1 < len(deliveries) and now >= proto.renew_due:
+                batch = proto.poll(now, read=False)
+                if batch:
+                    await self._send(batch)
         return started
 
-    def _done(self, task: asyncio.Task[Outcome]) -> None:
-        delivery = self._running.pop(task, None)
-        if delivery is None:
-            return
-        if task.cancelled():
-            outcome: Outcome = ("failed", "cancelled", delivery.succeeded)
-        elif task.exception() is not None:
-            error = task.exception()
-            outcome = ("failed", f"{type(error).__name__}: {error}", delivery.succeeded)
-        else:
-            outcome = task.result()
-        verdict, error_text, succeeded = outcome
-        self.proto.finished(delivery, verdict, error_text, succeeded, time.monotonic())
+    def _report(self, delivery: Delivery, outcome: Outcome) -> None:
+        """From any thread (a subscriber's loop): back on ours."""
+        # Our loop closed (RuntimeError): nothing is left to acknowledge.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._finished, delivery, outcome)
+
+    def _finished(self, delivery: Delivery, outcome: Outcome) -> None:
+        self._running.discard((delivery.stream, delivery.entry_id))
+        self.proto.finished(delivery, *outcome, time.monotonic())
         self.wake()
