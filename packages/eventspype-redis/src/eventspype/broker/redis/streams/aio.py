@@ -155,10 +155,7 @@ class AsyncRedisStreamBroker(AsyncServing, AsyncStreamAdmin, RedisBrokerBase):
             self._loop,
             StreamProtocol(options),
             self._receiving,
-            # One connection, so that CLIENT UNBLOCK finds the blocking read.
-            lambda hook: own_client(
-                redis_client, options.block + DEFAULT_TIMEOUT, 1, hook
-            ),
+            lambda: own_client(redis_client, options.block + DEFAULT_TIMEOUT, None),
             self._admin,
             maxlen,
             forget_consumers_after,

@@ -20,10 +20,10 @@ seconds; when a delivery finishes meanwhile the task ends the wait with
 ``CLIENT UNBLOCK`` from a second connection, so acknowledgements never wait
 for new entries. Commands go out as the thread driver sends them
 (``streams.sending``: ``prepare``, an awaited pipeline, ``collect``; the Lua
-scripts with ``EVAL``, see ``streams.aio_upkeep``). When the pool re-made the
-connection without an error (the server closed it between two batches), the
-batch is taken as lost in an outage, so that the core reconnects as after any
-other.
+scripts with ``EVAL``, see ``streams.aio_upkeep``), executed on a connection
+held by the consumer, not borrowed from a pool: a pool would re-make a
+connection the server closed without a word, and the core must know about
+every outage.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any, cast
+
+import redis.exceptions
 
 from eventspype.broker.redis.streams import commands as c
 from eventspype.broker.redis.streams.aio_upkeep import SCRIPTS, Upkeep, close_client
@@ -68,9 +70,8 @@ class AsyncConsumer:
         proto: The core.
         receiving: Hands deliveries to the subscribers.
         connect: Makes the consumer's client: ``redis.asyncio`` on a pool of
-            one connection of the broker's own (bytes, no retries, a timeout
-            longer than a blocking read), calling the hook it is given on
-            every connect of that connection.
+            the broker's own (bytes, no retries, a timeout longer than a
+            blocking read); the consumer's connection is made from its pool.
         waker: A ``redis.asyncio`` client on a connection pool of the
             broker's own, for ``CLIENT UNBLOCK``.
         dead_maxlen: ``MAXLEN ~`` of the dead-letter streams (``None``: none).
@@ -83,7 +84,7 @@ class AsyncConsumer:
         loop: asyncio.AbstractEventLoop,
         proto: StreamProtocol,
         receiving: StreamReceiving,
-        connect: Callable[[Callable[[Any], None]], Any],
+        connect: Callable[[], Any],
         waker: Any,
         dead_maxlen: int | None,
         forget_after_s: float,
@@ -96,11 +97,10 @@ class AsyncConsumer:
         self._dead_maxlen = dead_maxlen
         self._upkeep = Upkeep(proto, forget_after_s)
         self._group = proto.options.group
+        # The consumer's connection (commands, blocking reads) and a client
+        # whose pool serves the housekeeping and builds the pipelines.
+        self._connection: Any = None
         self._client: Any = None
-        # Connects of the consumer's connection: the pool reconnects a
-        # connection the server closed without telling; the core must know.
-        self._connects = 0
-        self._connects_at_open = 0
         self._client_id: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
@@ -220,13 +220,12 @@ class AsyncConsumer:
         self._blocked = isinstance(last, c.Read) and last.block_ms is not None
         self._wakeup.clear()
         pipe = client.pipeline(transaction=False)
-        connects = self._connects_at_open
         try:
             parts = prepare(
                 pipe, SCRIPTS, self._group, proto.options.consumer, batch,
                 self._dead_maxlen,
             )  # fmt: skip
-            results = collect(batch, parts, await pipe.execute(raise_on_error=False))
+            results = collect(batch, parts, await self._execute(pipe))
         except DOWN as error:
             for cmd in batch:
                 proto.failed(cmd, "down", f"{type(error).__name__}: {error}", clock())
@@ -234,11 +233,6 @@ class AsyncConsumer:
             return
         finally:
             self._blocked = False
-        if self._connects != connects:  # the pool made a new connection
-            for cmd in batch:  # (for the core: an outage, then a Connect)
-                proto.failed(cmd, "down", "reconnected by the pool", clock())
-            await self._drop()
-            return
         for cmd, (ok, value) in zip(batch, results, strict=True):
             if not ok:
                 kind, message = cast("Failure", value)
@@ -248,25 +242,52 @@ class AsyncConsumer:
                 self.ready.add(cmd.stream)
             proto.reply(cmd, value, clock())
 
+    async def _execute(self, pipe: Any) -> list[Any]:
+        """Run the queued commands of ``pipe`` on the consumer's connection.
+
+        What ``pipe.execute(raise_on_error=False)`` does, minus the pool: a
+        pool would re-make a connection the server closed without a word,
+        and the core must know about every outage (its groups may be gone).
+        The replies are parsed by the client's own callbacks.
+        """
+        connection = self._connection
+        commands = pipe.command_stack
+        packed = connection.pack_commands([args for args, _ in commands])
+        await connection.send_packed_command(packed, check_health=False)
+        replies: list[Any] = []
+        for args, options in commands:
+            try:
+                replies.append(
+                    await pipe.parse_response(connection, args[0], **options)
+                )
+            except redis.exceptions.ResponseError as error:
+                replies.append(error)
+        return replies
+
     async def _open(self, cmd: c.Connect) -> None:
         await self._drop()
-        client = self._connect(self._connected)
+        client = self._connect()
+        connection = client.connection_pool.make_connection()
         try:
-            self._client_id = int(await client.client_id())
-            self._connects_at_open = self._connects
+            await connection.connect()
+            await connection.send_command("CLIENT", "ID")
+            self._client_id = int(await connection.read_response())
         except Exception as error:  # down, refused (an ACL): retried with backoff
+            with contextlib.suppress(Exception):
+                await connection.disconnect(nowait=True)
             await close_client(client)
             why = f"{type(error).__name__}: {error}"
             self.proto.failed(cmd, "down", why, time.monotonic())
             return
-        self._client = client
+        self._client, self._connection = client, connection
         self.proto.reply(cmd, None, time.monotonic())
-
-    def _connected(self, connection: Any) -> None:
-        self._connects += 1
 
     async def _drop(self) -> None:
         client, self._client, self._client_id = self._client, None, None
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.disconnect(nowait=True)
         if client is not None:
             await close_client(client)
 
@@ -326,6 +347,9 @@ class AsyncConsumer:
 
     def _report(self, delivery: Delivery, outcome: Outcome) -> None:
         """From any thread (a subscriber's loop): back on ours."""
+        if asyncio._get_running_loop() is self._loop:
+            self._finished(delivery, outcome)
+            return
         # Our loop closed (RuntimeError): nothing is left to acknowledge.
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._finished, delivery, outcome)

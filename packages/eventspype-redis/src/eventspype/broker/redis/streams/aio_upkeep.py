@@ -6,14 +6,12 @@ then consumers gone from the group for ``forget_consumers_after`` (with
 nothing pending) are removed; on stop the consumer leaves the group where it
 holds nothing and releases its lease. Also ``streams.sending``'s Lua scripts
 in the form an asyncio pipeline can queue (``EVAL``), and the broker's own
-clients (:func:`own_client`: connections like the user's client's, watched
-for reconnections).
+clients (:func:`own_client`: connections like the user's client's).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio
@@ -106,26 +104,10 @@ SCRIPTS = _EvalScripts()
 
 
 def own_client(
-    client: Any,
-    timeout: float | None,
-    connections: int | None,
-    on_connect: Callable[[Any], None] | None = None,
+    client: Any, timeout: float | None, connections: int | None
 ) -> redis.asyncio.Redis:
-    """A client on a pool of the broker's own, connections like ``client``'s.
-
-    ``on_connect(connection)`` (a bound method: redis-py keeps it weakly) is
-    called on every connect, reconnections by the pool included.
-    """
+    """A client on a pool of the broker's own, connections like ``client``'s."""
     connection_class, kwargs = own_connection_options(client, timeout)
-    if on_connect is not None:
-        base = connection_class
-
-        class Watched(base):  # type: ignore[valid-type,misc]
-            def __init__(self, *args: Any, **options: Any) -> None:
-                super().__init__(*args, **options)
-                self.register_connect_callback(on_connect)
-
-        connection_class = Watched
     pool = redis.asyncio.ConnectionPool(
         connection_class=connection_class, max_connections=connections, **kwargs
     )
