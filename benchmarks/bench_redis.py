@@ -13,8 +13,9 @@ with a ``RedisBroker``, a subscriber on the other side's ``RedisBroker``):
 - batched publish: 50k events sent 1,000 at a time (``with broker.batch()``
   against a redis-py pipeline), publisher side, best of 3;
 - idle CPU of a subscriber doing nothing for 5 s;
-- packing one PUBLISH: redis-py's ``Connection.pack_command`` against the
-  broker's hand-written ``pack_publish`` (which is kept only while it wins).
+- packing one PUBLISH and one XADD: redis-py's ``Connection.pack_command``
+  against the brokers' hand-written packer, ``_io.resp`` (which is kept only
+  while it wins).
 
 Only loopback traffic, to the server at ``--redis-url`` (default
 ``EVENTSPYPE_TEST_REDIS_URL`` or redis://127.0.0.1:6379/0), on channels with a
@@ -206,30 +207,36 @@ def run(url: str, events: int) -> list[dict[str, Any]]:
                    rounds(batched), ">= 0.9x")  # fmt: skip
     table.add("idle subscriber CPU", "% of a core",
               idle(url, "raw"), idle(url, "eventspype"), "~0%")  # fmt: skip
-    raw_ns, ours_ns = pack_timings()
-    table.add("pack one PUBLISH (speed)", "M/s", 1e3 / raw_ns, 1e3 / ours_ns,
-              "keep ours if > 1x")  # fmt: skip
+    for command, (raw_ns, ours_ns) in pack_timings().items():
+        table.add(f"pack one {command} (speed)", "M/s", 1e3 / raw_ns,
+                  1e3 / ours_ns, "keep ours if > 1x")  # fmt: skip
     return table.rows
 
 
-def pack_timings() -> tuple[float, float]:
-    """ns to pack one PUBLISH: redis-py's ``Connection.pack_command``, ours.
+def pack_timings() -> dict[str, tuple[float, float]]:
+    """ns to pack one PUBLISH and one XADD: ``Connection.pack_command``, ours.
 
-    The justification of the hand-written ``pack_publish`` (issue 8: keep a
-    hand-written piece only where a benchmark shows the gain).
+    The justification of the hand-written packer in ``_io.resp`` (issue 8:
+    keep a hand-written piece only where a benchmark shows the gain).
     """
-    from eventspype.broker.redis._io.transport import pack_publish
+    from eventspype.broker.redis._io.resp import CommandPacker, pack_publish
     from eventspype.broker.redis._wire.envelope import encode
 
     connection = redis.Connection()
-    channel = b"eventspype:ORDER_PLACED"
+    key = b"eventspype:ORDER_PLACED"
     message = encode("ORDER_PLACED", OrderPlaced, b'{"order_id":1,"amount":4.5}')
-    assert b"".join(connection.pack_command("PUBLISH", channel, message)) == (
-        pack_publish(channel, message)
-    )
-    raw = best_ns(lambda: connection.pack_command("PUBLISH", channel, message), 20000)
-    ours = best_ns(lambda: pack_publish(channel, message), 20000)
-    return raw, ours
+    xadd = ("XADD", key, "MAXLEN", "~", 100_000, "*", "event", message)
+    packer = CommandPacker((b"XADD",), (b"MAXLEN", b"~", b"100000", b"*", b"event"))
+    commands: dict[str, tuple[tuple[Any, ...], Any]] = {
+        "PUBLISH": (("PUBLISH", key, message), lambda: pack_publish(key, message)),
+        "XADD": (xadd, lambda: packer.pack(key, message)),
+    }
+    timings = {}
+    for name, (arguments, ours) in commands.items():
+        assert b"".join(connection.pack_command(*arguments)) == ours()
+        raw_ns = best_ns(lambda a=arguments: connection.pack_command(*a), 20000)
+        timings[name] = (raw_ns, best_ns(ours, 20000))
+    return timings
 
 
 def main() -> int:

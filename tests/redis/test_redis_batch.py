@@ -193,18 +193,6 @@ def test_a_refused_command_raises_and_is_counted(
     assert broker.stats().published == 1
 
 
-@pytest.mark.parametrize("size", [0, 1, 100, 70_000])
-def test_pack_publish_writes_what_redis_py_would(size: int) -> None:
-    # pack_publish is a faster copy of Connection.pack_command (see the
-    # benchmark it cites): it must never differ from it.
-    from eventspype.broker.redis._io.transport import pack_publish
-
-    channel, message = "chännel:X".encode(), bytes(range(256)) * (size // 256 + 1)
-    message = message[:size]
-    packed = redis.Connection().pack_command("PUBLISH", channel, message)
-    assert pack_publish(channel, message) == b"".join(packed)
-
-
 class _Pipeline:
     def __init__(self, client: Any, error: Exception | None) -> None:
         self.client, self.error, self.sent = client, error, []

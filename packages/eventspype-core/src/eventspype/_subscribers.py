@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from eventspype._fork import register_for_fork
+from eventspype._internal.fork import register_for_fork
 from eventspype.sub.subscriber import SubscriberLostWarning
 
 if TYPE_CHECKING:

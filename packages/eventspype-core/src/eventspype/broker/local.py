@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from eventspype._deliver_async import deliver_async
-from eventspype._fork import ForkSafeLock
+from eventspype._internal.fork import ForkSafeLock
 from eventspype._subscribers import WeakSubscriberList, log_subscriber_error
 from eventspype.broker.broker import MessageBroker
 from eventspype.event import NormalizedTag

@@ -8,7 +8,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from eventspype._declarations import declared_attributes
-from eventspype._fork import register_for_fork
+from eventspype._internal.fork import register_for_fork
 from eventspype.event import EventTag, NormalizedTag, normalize_event_tag
 from eventspype.pub.publication import EventPublication
 from eventspype.pub.publisher import EventPublisher

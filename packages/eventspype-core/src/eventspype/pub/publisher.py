@@ -7,7 +7,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from eventspype._deliver_async import broker_publish_async, deliver_async
-from eventspype._fork import register_for_fork
+from eventspype._internal.fork import register_for_fork
 from eventspype._subscribers import WeakSubscriberList, log_subscriber_error
 from eventspype.broker.broker import _subscribe_through, _unsubscribe_through
 from eventspype.pub.publication import EventPublication

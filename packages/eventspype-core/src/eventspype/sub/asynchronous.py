@@ -22,8 +22,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from eventspype._fork import ForkSafeLock
-from eventspype._ratelimit import RateLimitedWarning
+from eventspype._internal.fork import ForkSafeLock
+from eventspype._internal.ratelimit import RateLimitedWarning
 from eventspype._subscribers import log_subscriber_error
 from eventspype.delivery import Delivery, current_delivery
 from eventspype.delivery import _current as _current_delivery

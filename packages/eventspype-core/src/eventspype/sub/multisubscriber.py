@@ -9,7 +9,7 @@ from functools import wraps
 from typing import Any, ClassVar
 
 from eventspype._declarations import declared_attributes
-from eventspype._fork import register_for_fork
+from eventspype._internal.fork import register_for_fork
 from eventspype.pub.multipublisher import MultiPublisher
 from eventspype.pub.publisher import EventPublisher
 from eventspype.sub.functional import FunctionalEventSubscriber

@@ -9,9 +9,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from eventspype._fork import ForkSafeLock
+from eventspype._internal.fork import ForkSafeLock
+from eventspype._internal.ratelimit import RateLimitedWarning
 from eventspype._json_safe import make_json_safe
-from eventspype._ratelimit import RateLimitedWarning
 from eventspype.event import NormalizedTag
 from eventspype.sub._loop_handoff import call_in_loop
 from eventspype.sub.subscriber import EventSubscriber

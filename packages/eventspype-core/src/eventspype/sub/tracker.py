@@ -7,7 +7,7 @@ import threading
 from collections import deque
 from typing import Any
 
-from eventspype._fork import register_for_fork
+from eventspype._internal.fork import register_for_fork
 from eventspype.event import NormalizedTag
 from eventspype.sub._loop_handoff import WaitTimeout, call_in_loop
 from eventspype.sub.subscriber import EventSubscriber

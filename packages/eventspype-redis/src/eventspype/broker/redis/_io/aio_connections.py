@@ -11,9 +11,8 @@ from typing import Any
 
 import redis.asyncio
 from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
-from eventspype.broker.redis._io.connections import connection_recipe
+from eventspype.broker.redis._io.connections import connection_recipe, plain_client
 
 __all__ = ["fast_path_client", "own_connection_options"]
 
@@ -26,19 +25,19 @@ def own_connection_options(
 ) -> tuple[type[Any], dict[str, Any]]:
     """The class and options of a connection like the client's, for the broker.
 
-    See ``_io.connections.connection_recipe``; the retry policy is replaced by
-    ``redis.asyncio``'s (none).
+    See ``_io.connections.connection_recipe``, with ``redis.asyncio``'s retry
+    policy (none).
 
     Raises:
         TypeError: the client has no connection pool to copy.
     """
-    recipe = connection_recipe(client, timeout)
+    recipe = connection_recipe(client, timeout, retry_class=Retry)
     if recipe is None:
         raise TypeError(
             "AsyncRedisBroker needs a client with a connection pool, such as "
             f"redis.asyncio.Redis; got {type(client).__name__}"
         )
-    return recipe.connection_class, {**recipe.kwargs, "retry": Retry(NoBackoff(), 0)}
+    return recipe.connection_class, recipe.kwargs
 
 
 def fast_path_client(client: Any) -> bool:
@@ -47,10 +46,6 @@ def fast_path_client(client: Any) -> bool:
     The asyncio twin of ``_io.connections.fast_path_client``: only then is a
     PUBLISH on the broker's own connection the same as ``client.publish()``.
     """
-    cls = type(client)
-    plain = cls is redis.asyncio.Redis or (
-        cls.__module__.partition(".")[0] == "fakeredis" and cls.__name__ in _PLAIN_FAKES
-    )
-    return plain and type(getattr(client, "connection_pool", None)) is (
-        redis.asyncio.ConnectionPool
+    return plain_client(
+        client, redis.asyncio.Redis, redis.asyncio.ConnectionPool, _PLAIN_FAKES
     )

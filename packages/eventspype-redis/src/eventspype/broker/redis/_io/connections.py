@@ -31,6 +31,7 @@ __all__ = [
     "connection_recipe",
     "fast_path_client",
     "lacks_socket_timeout",
+    "plain_client",
 ]
 
 #: The timeout of the broker's connections when the client sets none.
@@ -68,12 +69,16 @@ def _pool_kwargs(client: Any) -> dict[str, Any] | None:
     return kwargs if isinstance(kwargs, dict) else None
 
 
-def connection_recipe(client: Any, timeout: float | None) -> ConnectionRecipe | None:
+def connection_recipe(
+    client: Any, timeout: float | None, *, retry_class: type[Any] = Retry
+) -> ConnectionRecipe | None:
     """The client's connection class and options, adjusted (see the module docs).
 
     ``timeout`` replaces the client's ``socket_timeout`` when given; without it
-    the client's is kept, or :data:`DEFAULT_TIMEOUT` if it has none. ``None``
-    when the client has no pool to copy from (``RedisCluster``, for instance).
+    the client's is kept, or :data:`DEFAULT_TIMEOUT` if it has none.
+    ``retry_class`` is the ``Retry`` of the client's flavour (``redis.asyncio``
+    has its own), set to retry nothing. ``None`` when the client has no pool
+    to copy from (``RedisCluster``, for instance).
     """
     connection_class = getattr(
         getattr(client, "connection_pool", None), "connection_class", None
@@ -86,7 +91,7 @@ def connection_recipe(client: Any, timeout: float | None) -> ConnectionRecipe | 
     options = {
         **kwargs,
         "decode_responses": False,
-        "retry": Retry(NoBackoff(), 0),
+        "retry": retry_class(NoBackoff(), 0),
         "socket_timeout": socket_timeout,
         "socket_connect_timeout": connect_timeout,
     }
@@ -106,13 +111,19 @@ def fast_path_client(client: Any) -> bool:
     ``BlockingConnectionPool`` (or any other pool) may be meant to cap the
     connections to the server.
     """
+    return plain_client(client, redis.Redis, redis.ConnectionPool, _PLAIN_FAKES)
+
+
+def plain_client(
+    client: Any, client_class: type, pool_class: type, fakes: frozenset[str]
+) -> bool:
+    """Whether ``client`` is exactly ``client_class`` (or one of fakeredis's
+    classes named in ``fakes``) on a pool of exactly ``pool_class``."""
     cls = type(client)
-    plain = cls is redis.Redis or (
-        cls.__module__.partition(".")[0] == "fakeredis" and cls.__name__ in _PLAIN_FAKES
+    plain = cls is client_class or (
+        cls.__module__.partition(".")[0] == "fakeredis" and cls.__name__ in fakes
     )
-    return plain and type(getattr(client, "connection_pool", None)) is (
-        redis.ConnectionPool
-    )
+    return plain and type(getattr(client, "connection_pool", None)) is pool_class
 
 
 def lacks_socket_timeout(client: Any) -> bool:

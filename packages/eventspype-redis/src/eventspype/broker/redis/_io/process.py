@@ -1,12 +1,9 @@
-"""What brokers do when their process forks or exits.
+"""What brokers do when their process exits.
 
-Fork: a child has one thread, a copy of every lock in whatever state another
-parent thread left it (held forever, if it was held at the fork), and the
-parent's sockets. Using any of them in the child deadlocks or talks on the
-parent's connection, interleaving with it. Every object that owns a lock or a
-connection registers with :func:`track`; after a fork, in the child only, each
-gets ``_after_fork_in_child()``: it must create new locks and events and forget
-(not close: the parent still uses them) its connections and threads.
+(Fork: every object that owns a lock or a connection registers with core's
+``eventspype._internal.fork.register_for_fork``; in the child its
+``_after_fork_in_child()`` creates new locks and events and forgets, without
+closing, the parent's connections and threads.)
 
 Exit: the listener thread of a broker nobody closed is stopped (and briefly
 joined) before the interpreter tears down the modules it uses, so that exiting
@@ -16,18 +13,11 @@ prints nothing.
 from __future__ import annotations
 
 import atexit
-import os
 import threading
 import weakref
 from typing import Protocol
 
-__all__ = ["ForkAware", "Stoppable", "join_thread", "stop_at_exit", "track"]
-
-
-class ForkAware(Protocol):
-    """What :func:`track` needs: a way to reset after a fork."""
-
-    def _after_fork_in_child(self) -> None: ...
+__all__ = ["Stoppable", "join_thread", "stop_at_exit"]
 
 
 class Stoppable(Protocol):
@@ -38,13 +28,7 @@ class Stoppable(Protocol):
     def join(self, timeout: float) -> bool: ...
 
 
-_tracked: weakref.WeakSet[ForkAware] = weakref.WeakSet()
 _running: weakref.WeakSet[Stoppable] = weakref.WeakSet()
-
-
-def track(obj: ForkAware) -> None:
-    """Call ``obj._after_fork_in_child()`` in the child of every later fork."""
-    _tracked.add(obj)
 
 
 def stop_at_exit(obj: Stoppable) -> None:
@@ -64,12 +48,6 @@ def join_thread(thread: threading.Thread | None, timeout: float) -> bool:
     return not thread.is_alive()
 
 
-def _reset_all() -> None:
-    # The child runs only this thread now: nothing else can touch the objects.
-    for obj in list(_tracked):
-        obj._after_fork_in_child()
-
-
 @atexit.register
 def _stop_all() -> None:
     running = list(_running)
@@ -77,7 +55,3 @@ def _stop_all() -> None:
         obj.request_stop()
     for obj in running:
         obj.join(1.0)
-
-
-if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
-    os.register_at_fork(after_in_child=_reset_all)

@@ -3,9 +3,9 @@
 ``redis.Redis.publish`` goes through the client's retries, observability hooks
 and a pool check-out per command: about a third of a loopback round trip. For a
 plain ``redis.Redis`` on a plain ``ConnectionPool`` (see
-:func:`~_io.connections.fast_path_client`) the broker
-instead keeps a connection of its own, with the client's settings, and sends
-pre-encoded RESP on it (:class:`FastTransport`). That connection has no retry
+:func:`~_io.connections.fast_path_client`) the broker instead keeps a
+connection of its own, with the client's settings, and sends RESP packed by
+``_io.resp`` on it (:class:`FastTransport`). That connection has no retry
 policy: a failed PUBLISH raises at once rather than being retried with backoff
 (redis-py's own policy would also resend a command Redis may have executed).
 Every other client, and ``fast_publish=False``, goes through ``client.publish()``
@@ -25,12 +25,13 @@ from typing import Any
 import redis
 from redis.exceptions import RedisClusterException, ResponseError
 
+from eventspype._internal.fork import register_for_fork
 from eventspype.broker.redis._io.connections import (
     connection_recipe,
     fast_path_client,
     lacks_socket_timeout,
 )
-from eventspype.broker.redis._io.process import track
+from eventspype.broker.redis._io.resp import pack_publish
 
 __all__ = [
     "ClientTransport",
@@ -41,22 +42,6 @@ __all__ = [
 ]
 
 _logger = logging.getLogger("eventspype.broker.redis")
-
-_PUBLISH_HEAD = b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%b\r\n$%d\r\n"
-
-
-def pack_publish(channel: bytes, message: bytes) -> bytes:
-    """``PUBLISH channel message`` in RESP, ready for the socket.
-
-    Hand-written rather than ``Connection.pack_command("PUBLISH", ...)``:
-    ``benchmarks/bench_redis.py`` ("pack one PUBLISH") measured it 7.0x to
-    8.2x faster (about 0.22 us against 1.8 us, redis-py 8.1, Python 3.12):
-    the difference is 40 % of the publisher's time per event in a ``batch()``.
-    The two produce the same bytes (``tests/redis/test_redis_batch.py``).
-    """
-    return b"".join(
-        (_PUBLISH_HEAD % (len(channel), channel, len(message)), message, b"\r\n")
-    )
 
 
 class Transport(ABC):
@@ -163,7 +148,7 @@ class FastTransport(Transport):
         self._connection: Any = None
         self._reused = False  # the kept connection completed a round trip
         self._closed = False
-        track(self)
+        register_for_fork(self)
 
     def publish(self, channel: bytes, message: bytes) -> None:
         self._send(pack_publish(channel, message), 1)

@@ -21,7 +21,7 @@ import threading
 import warnings
 from collections.abc import Iterable
 
-from eventspype.broker.redis._io.process import track
+from eventspype._internal.fork import register_for_fork
 from eventspype.broker.redis._wire.envelope import EnvelopeError
 
 __all__ = ["ClassRegistry", "UnsafeClassImportWarning"]
@@ -79,7 +79,7 @@ class ClassRegistry:
         self._lock = threading.Lock()
         self._classes: dict[str, type] = {}
         self._by_qualname: dict[str, tuple[str, ...]] = {}
-        track(self)
+        register_for_fork(self)
 
     def _after_fork_in_child(self) -> None:
         # A parent thread may have held the lock at the fork.

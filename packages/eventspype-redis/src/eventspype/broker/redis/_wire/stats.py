@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal, get_args
 
-from eventspype.broker.redis._io.process import track
+from eventspype._internal.fork import register_for_fork
+from eventspype._internal.ratelimit import RateLimitedWarning
 
 __all__ = [
     "DROP_REASONS",
@@ -114,10 +114,9 @@ class Counters:
     """
 
     __slots__ = (
-        "__weakref__",  # for _io.process.track
-        "_last_logged",
+        "__weakref__",  # for register_for_fork
+        "_drop_logs",
         "_lock",
-        "_suppressed",
         "delivered",
         "dropped",
         "listener_errors",
@@ -130,7 +129,7 @@ class Counters:
 
     def __init__(self) -> None:
         self._reset()
-        track(self)
+        register_for_fork(self)
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
@@ -142,8 +141,11 @@ class Counters:
         self.listener_restarts = 0
         self.subscribe_refusals = 0
         self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
-        self._last_logged: dict[str, float] = {}
-        self._suppressed: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+        # One per reason: a flood of one reason never hides another.
+        self._drop_logs = {
+            reason: RateLimitedWarning(_logger, _DROP_LOG_INTERVAL)
+            for reason in DROP_REASONS
+        }
 
     def _after_fork_in_child(self) -> None:
         # A forked child is a new process: its counts start at zero (and the
@@ -156,22 +158,9 @@ class Counters:
         Called by the listener thread only. Repeats of one reason within a
         second are counted but not logged; the next warning says how many.
         """
-        now = time.monotonic()
-        last = self._last_logged.get(reason)
-        if last is not None and now - last < _DROP_LOG_INTERVAL:
-            self._suppressed[reason] += 1
-        else:
-            self._last_logged[reason] = now
-            suppressed, self._suppressed[reason] = self._suppressed[reason], 0
-            _logger.warning(
-                "Dropped a message on channel %r (%s): %s%s",
-                channel,
-                reason,
-                detail,
-                f" [{suppressed} more {reason} drop(s) not logged]"
-                if suppressed
-                else "",
-            )
+        self._drop_logs[reason].warning(
+            "Dropped a message on channel %r (%s): %s", channel, reason, detail
+        )
         # Counted after the warning: whoever sees the count sees the log line.
         self.dropped[reason] += 1
 

@@ -30,12 +30,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 
 import redis.exceptions
 from redis.exceptions import ResponseError
 
+from eventspype._internal.ratelimit import RateLimitedWarning
 from eventspype.broker.redis._wire.stats import Counters
 from eventspype.broker.redis.pubsub.aio_senders import Sender
 
@@ -96,8 +96,7 @@ class AsyncWriter:
         self._room = asyncio.Event()  # the writer took messages off the queue
         self._idle = asyncio.Event()  # nothing queued, written or in flight
         self._idle.set()
-        self._last_logged: float | None = None
-        self._unlogged = 0
+        self._lost_log = RateLimitedWarning(_logger, _ERROR_LOG_INTERVAL)
 
     @property
     def queued(self) -> int:
@@ -333,17 +332,10 @@ class AsyncWriter:
             self._log_lost(unawaited, error)
 
     def _log_lost(self, count: int, error: BaseException) -> None:
-        now = time.monotonic()
-        last = self._last_logged
-        if last is not None and now - last < _ERROR_LOG_INTERVAL:
-            self._unlogged += count
-            return
-        self._last_logged = now
-        earlier, self._unlogged = self._unlogged, 0
-        _logger.warning(
-            "%d published event(s) not sent to Redis (%s: %s)%s",
+        self._lost_log.warning(
+            "%d published event(s) not sent to Redis (%s: %s)",
             count,
             type(error).__name__,
             error,
-            f" [and {earlier} more since the last warning]" if earlier else "",
+            count=count,
         )

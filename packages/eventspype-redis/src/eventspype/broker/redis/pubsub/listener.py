@@ -48,7 +48,8 @@ import time
 import weakref
 from collections.abc import Callable
 
-from eventspype.broker.redis._io.process import join_thread, stop_at_exit, track
+from eventspype._internal.fork import register_for_fork
+from eventspype.broker.redis._io.process import join_thread, stop_at_exit
 from eventspype.broker.redis._wire.stats import Counters
 from eventspype.broker.redis.pubsub.channel_book import ChannelBook, Subscription
 from eventspype.broker.redis.pubsub.link import Link
@@ -93,7 +94,7 @@ class Listener(PubSubReader):
         self._health_check_interval = health_check_interval
         self._stopping = False
         self._start_over()
-        track(self)
+        register_for_fork(self)
 
     def _start_over(self) -> None:
         """Fresh locks and no connection, thread or channel (also after a fork)."""

@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from eventspype.broker.redis._io.process import track
+from eventspype._internal.fork import register_for_fork
 from eventspype.broker.redis._wire.stats import ConnectionState, Counters
 from eventspype.broker.redis.pubsub.channel_book import Subscription
 from eventspype.broker.redis.pubsub.listener import Deliver, Listener
@@ -55,7 +55,7 @@ class _OneAtATime:
         self._tidy = weakref.WeakMethod(tidy)
         self.stopping = False
         self._lock = threading.Lock()
-        track(self)
+        register_for_fork(self)
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
@@ -133,7 +133,7 @@ class ShardedListener:
         # than on the first subscription.
         self._new_shard()
         self._start_over()
-        track(self)
+        register_for_fork(self)
 
     def _start_over(self) -> None:
         self._lock = threading.Lock()

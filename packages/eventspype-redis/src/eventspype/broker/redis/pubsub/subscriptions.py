@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Protocol
 
-from eventspype.broker.redis._io.process import track
+from eventspype._internal.fork import register_for_fork
 from eventspype.broker.redis._wire.channels import ChannelNames
 from eventspype.broker.redis._wire.fanout import Fanout
 from eventspype.broker.redis.pubsub.channel_book import Subscription
@@ -82,7 +82,7 @@ class Subscriptions:
         self._listener = listener
         self.closed = False
         self._start_over()
-        track(self)
+        register_for_fork(self)
 
     def _start_over(self) -> None:
         self._lock = threading.Lock()

@@ -17,13 +17,13 @@ from eventspype.broker.redis._io.aio_connections import (
     own_connection_options,
 )
 from eventspype.broker.redis._io.connections import lacks_socket_timeout
+from eventspype.broker.redis._io.resp import CommandPacker
 from eventspype.broker.redis.pubsub.aio_senders import (
     ClientSender,
     ConnectionSender,
     Sender,
 )
 from eventspype.broker.redis.streams.dead_letters import EVENT_FIELD
-from eventspype.broker.redis.streams.writer import XaddPacker
 
 __all__ = ["make_stream_sender"]
 
@@ -31,7 +31,7 @@ __all__ = ["make_stream_sender"]
 class _XaddConnectionSender(ConnectionSender):
     """Pre-encoded ``XADD key [MAXLEN ~ n] * event <envelope>``."""
 
-    def __init__(self, connection: Any, packer: XaddPacker) -> None:
+    def __init__(self, connection: Any, packer: CommandPacker) -> None:
         super().__init__(connection)
         self.pack = packer.pack
 
@@ -39,9 +39,9 @@ class _XaddConnectionSender(ConnectionSender):
 class _XaddClientSender(ClientSender):
     """``XADD`` through the client's ``pipeline(transaction=False)``."""
 
-    def __init__(self, client: Any, packer: XaddPacker) -> None:
+    def __init__(self, client: Any, trim: tuple[Any, ...]) -> None:
         super().__init__(client)
-        self._trim = packer.trim
+        self._trim = trim
 
     def queue(self, pipeline: Any, channel: bytes, message: bytes) -> None:
         pipeline.execute_command(
@@ -54,9 +54,11 @@ def make_stream_sender(
 ) -> Sender:
     """A sender on a connection of the broker's own for plain clients, else
     through the client's pipelines (warning when it has no timeout)."""
-    packer = XaddPacker(maxlen)
+    trim: tuple[Any, ...] = () if maxlen is None else ("MAXLEN", "~", maxlen)
     if fast_path_client(client):
         connection_class, options = own_connection_options(client, timeout)
+        after = (*[str(a).encode() for a in trim], b"*", EVENT_FIELD)
+        packer = CommandPacker((b"XADD",), after)
         return _XaddConnectionSender(connection_class(**options), packer)
     if lacks_socket_timeout(client):
         warnings.warn(
@@ -66,4 +68,4 @@ def make_stream_sender(
             RuntimeWarning,
             stacklevel=3,
         )
-    return _XaddClientSender(client, packer)
+    return _XaddClientSender(client, trim)

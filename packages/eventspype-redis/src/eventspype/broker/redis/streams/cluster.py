@@ -38,8 +38,8 @@ from typing import Any, Literal
 import redis
 from redis.crc import key_slot
 
+from eventspype._internal.fork import register_for_fork
 from eventspype.broker.redis._io.connections import DEFAULT_TIMEOUT
-from eventspype.broker.redis._io.process import track
 from eventspype.broker.redis.streams.held import Delivery
 from eventspype.broker.redis.streams.nodes import NodeClients
 from eventspype.broker.redis.streams.reader import (
@@ -93,7 +93,7 @@ class ClusterStreamReader:
         self._lock = threading.RLock()  # the grouping
         self._deliver_lock = threading.Lock()
         self._stopping = False
-        track(self)
+        register_for_fork(self)
 
     def _after_fork_in_child(self) -> None:
         # As StreamReader: no thread in the child, subscriptions start afresh,
@@ -246,7 +246,7 @@ class ClusterStreamReader:
             name = shard.node
         assert shard.reader is not None
         recipe = self._nodes.recipe(name, shard.reader.block_seconds + DEFAULT_TIMEOUT)
-        return redis.Redis(connection_pool=recipe.pool(), single_connection_client=True)
+        return redis.Redis(connection_pool=recipe.pool())
 
     def _deliver(
         self, delivery: Delivery, report: Callable[[Outcome], None]

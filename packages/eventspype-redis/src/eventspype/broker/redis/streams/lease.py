@@ -15,7 +15,7 @@ import logging
 import uuid
 from typing import Any
 
-from eventspype._ratelimit import RateLimitedWarning
+from eventspype._internal.ratelimit import RateLimitedWarning
 
 __all__ = ["ConsumerLease"]
 

@@ -30,8 +30,8 @@ from typing import Any, TypeVar
 import redis
 from redis.exceptions import AskError, ClusterDownError, TryAgainError
 
+from eventspype._internal.fork import register_for_fork
 from eventspype.broker.redis._io.connections import ConnectionRecipe, connection_recipe
-from eventspype.broker.redis._io.process import track
 
 __all__ = ["ELSEWHERE", "NodeClients"]
 
@@ -55,7 +55,7 @@ class NodeClients:
         self._cluster = cluster
         self._clients: dict[str, redis.Redis] = {}
         self._lock = threading.Lock()
-        track(self)
+        register_for_fork(self)
 
     def _after_fork_in_child(self) -> None:
         # The parent's connections are not the child's (nor is a lock some

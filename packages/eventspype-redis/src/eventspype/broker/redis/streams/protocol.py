@@ -67,7 +67,7 @@ import logging
 import random
 from collections.abc import Callable, Iterable, Mapping
 
-from eventspype._ratelimit import RateLimitedWarning
+from eventspype._internal.ratelimit import RateLimitedWarning
 from eventspype.broker.redis.streams import commands as c
 from eventspype.broker.redis.streams.held import (
     ConsumerHealth,
@@ -285,7 +285,14 @@ class StreamProtocol:
             self._rotate = (self._rotate + 1) % len(streams)
             streams = (streams[self._rotate :] + streams[: self._rotate])[:free]
             count = 1
-        busy = out or any(h.state == "new" for h in self._held.values())
+        # Block unless this batch brings entries to deliver (a claim, a sweep,
+        # own pending entries) or some wait: acknowledgements and lease
+        # renewals travel with the blocking read, ahead of it.
+        busy = any(
+            not isinstance(cmd, (c.Ack, c.DeadLetter))
+            and not (isinstance(cmd, c.Claim) and cmd.justid)
+            for cmd in out
+        ) or any(h.state == "new" for h in self._held.values())
         wait = 0.0 if busy else self.next_wakeup(now) - now
         block = int(min(wait, self.options.block) * 1000)
         out.append(c.Read(tuple(streams), count, block if block >= 1 else None, now))

@@ -29,7 +29,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from eventspype.broker.redis._io.process import join_thread, stop_at_exit, track
+from eventspype._internal.fork import register_for_fork
+from eventspype.broker.redis._io.process import join_thread, stop_at_exit
 from eventspype.broker.redis.streams import commands as c
 from eventspype.broker.redis.streams.held import (
     ConsumerHealth,
@@ -40,7 +41,7 @@ from eventspype.broker.redis.streams.held import (
 from eventspype.broker.redis.streams.lease import ConsumerLease
 from eventspype.broker.redis.streams.protocol import StreamProtocol
 from eventspype.broker.redis.streams.sending import DOWN, Failure, Scripts, send
-from eventspype.broker.redis.streams.slots import SlotOf
+from eventspype.broker.redis.streams.slots import POLL_INTERVAL, SlotOf
 from eventspype.broker.redis.streams.stats import StreamCounters
 
 __all__ = ["Handle", "Outcome", "ReaderOptions", "StreamReader"]
@@ -85,7 +86,7 @@ class StreamReader:
         self._created: set[bytes] = set() if created is None else created
         self._rename = rename
         self._start_over()
-        track(self)
+        register_for_fork(self)
 
     def _start_over(self) -> None:
         self._stop = threading.Event()
@@ -292,6 +293,8 @@ class StreamReader:
             return
         now = time.monotonic()
         for cmd, (ok, value) in zip(batch, results, strict=True):
+            if ok and isinstance(cmd, c.Read) and not value and self._slot_of:
+                self._take_inbox(proto, now, POLL_INTERVAL)  # polled, unblocked
             if ok:
                 proto.reply(cmd, value, now)
             else:
@@ -302,7 +305,12 @@ class StreamReader:
         self._drop_client()
         try:
             client = self._connect()
-            self._client_id = int(client.client_id())
+            # The id of the pooled connection every pipeline of this thread
+            # reuses (one thread: the pool hands back the same one), for
+            # CLIENT UNBLOCK.
+            pipe = client.pipeline(transaction=False)
+            pipe.client_id()
+            self._client_id = int(pipe.execute()[0])
             self._scripts = Scripts(client)
             self._client = client
         except Exception as error:

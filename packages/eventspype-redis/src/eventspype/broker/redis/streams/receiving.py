@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from eventspype.broker.redis._io.process import track
+from eventspype._internal.fork import register_for_fork
 from eventspype.broker.redis._wire.envelope import EnvelopeError
 from eventspype.broker.redis._wire.fanout import Fanout
 from eventspype.broker.redis._wire.inbound import Inbound
@@ -88,7 +88,7 @@ class StreamReceiving:
         self.fanout = Fanout()
         self.reader: StreamReader | ClusterStreamReader | None = None
         self.closed = False
-        track(self)
+        register_for_fork(self)
 
     def _after_fork_in_child(self) -> None:
         # The child starts with no subscription: the parent's subscribers

@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from eventspype.broker.redis._io.process import track
+from eventspype._internal.fork import register_for_fork
 from eventspype.broker.redis._wire.stats import DROP_REASONS, Counters
 from eventspype.broker.redis.streams.held import ProtocolCounters
 
@@ -129,7 +129,7 @@ class StreamCounters(Counters):
 
     def __init__(self) -> None:
         super().__init__()
-        track(self)
+        register_for_fork(self)
 
     def _reset(self) -> None:
         super()._reset()

@@ -72,7 +72,7 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
     One that was not (a subscriber raised, the process died) is delivered
     again, to this or another consumer, after ``claim_idle`` seconds, and
     after ``max_deliveries`` deliveries moved to ``<stream>:dead`` with the
-    last error (see :meth:`dead_letters`). Handlers must therefore be
+    last error (see :meth:`RedisStreamBroker.dead_letters`). Handlers must therefore be
     idempotent. Within a stream, one consumer sees events in order. The
     receiver checks and publication rules of :class:`RedisBroker` apply, and
     every refusal is counted under its reason. An entry a consumer-side fix
@@ -387,10 +387,10 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
 def _reader_client(client: Any, block: float) -> Any:
     """A client on one connection of the reader's own (bytes, no retries).
 
-    One connection, held: a pool would silently reconnect a connection the
-    server closed between two commands, and the reader would not know that
-    Redis restarted (nor count it). Not a method: the reader thread must not
-    hold the broker.
+    A pool of its own used by the reader thread only, so that every pipeline
+    reuses one connection (whose id CLIENT UNBLOCK names); the pool retries
+    nothing, so a restart of Redis shows as an error and a reconnection. Not
+    a method: the reader thread must not hold the broker.
     """
     pool = own_pool(client, block + DEFAULT_TIMEOUT)
-    return redis.Redis(connection_pool=pool, single_connection_client=True)
+    return redis.Redis(connection_pool=pool)

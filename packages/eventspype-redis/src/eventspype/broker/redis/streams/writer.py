@@ -14,12 +14,12 @@ from typing import Any
 import redis
 
 from eventspype.broker.redis._io.connections import connection_recipe, fast_path_client
+from eventspype.broker.redis._io.resp import CommandPacker
 from eventspype.broker.redis._io.transport import FastTransport
 from eventspype.broker.redis.streams.dead_letters import EVENT_FIELD
 
 __all__ = [
     "StreamWriter",
-    "XaddPacker",
     "check_options",
     "check_stream_options",
     "default_consumer_name",
@@ -27,35 +27,6 @@ __all__ = [
 ]
 
 _FIELD = EVENT_FIELD
-
-
-class XaddPacker:
-    """``XADD key [MAXLEN ~ n] * event message`` in RESP, for the fast paths.
-
-    Shared by :class:`StreamWriter` and the asyncio broker's writer. The head
-    of the command (everything up to the message) is cached per stream key,
-    for at most 4096 keys (channels may be generated).
-    """
-
-    __slots__ = ("_heads", "trim")
-
-    def __init__(self, maxlen: int | None) -> None:
-        #: The ``MAXLEN ~ n`` arguments (empty for no trimming).
-        self.trim: tuple[Any, ...] = () if maxlen is None else ("MAXLEN", "~", maxlen)
-        self._heads: dict[bytes, bytes] = {}
-
-    def pack(self, key: bytes, message: bytes) -> bytes:
-        """``XADD key [MAXLEN ~ n] * event message`` in RESP."""
-        head = self._heads.get(key)
-        if head is None:
-            parts = [b"XADD", key, *[str(a).encode() for a in self.trim], b"*"]
-            parts.append(_FIELD)
-            head = b"*%d\r\n" % (len(parts) + 1) + b"".join(
-                b"$%d\r\n%b\r\n" % (len(part), part) for part in parts
-            )
-            if len(self._heads) < 4096:
-                self._heads[key] = head
-        return b"%b$%d\r\n%b\r\n" % (head, len(message), message)
 
 
 class StreamWriter:
@@ -73,8 +44,9 @@ class StreamWriter:
 
     def __init__(self, client: Any, maxlen: int | None) -> None:
         self._client = client
-        self._packer = XaddPacker(maxlen)
-        self._trim = self._packer.trim
+        self._trim: tuple[Any, ...] = () if maxlen is None else ("MAXLEN", "~", maxlen)
+        trim = [str(argument).encode() for argument in self._trim]
+        self._packer = CommandPacker((b"XADD",), (*trim, b"*", _FIELD))
         recipe = connection_recipe(client, None)
         self._fast: FastTransport | None = (
             FastTransport(recipe.pool)

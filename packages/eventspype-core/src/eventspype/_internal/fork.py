@@ -1,10 +1,14 @@
-"""Keeping core objects usable in the child of ``os.fork()``.
+"""Keeping objects usable in the child of ``os.fork()``: the one fork registry.
 
 A lock that some thread of the parent held at the moment of the fork stays
-held for ever in the child, where that thread does not exist. Objects that own
-locks register here; in the child, right after the fork and before anything
-else runs, each one's ``_after_fork_in_child()`` replaces its locks with new,
-free ones (and may reset other per-process state).
+held for ever in the child, where that thread does not exist, and the parent's
+sockets are copies the parent goes on using. Objects that own locks or
+connections register here (core's publishers, subscribers and brokers, the
+Redis brokers' connections, counters and listeners); in the child, right
+after the fork and before anything else runs, each one's
+``_after_fork_in_child()`` replaces its locks with new, free ones (and may
+reset other per-process state: forget, without closing, the parent's
+connections and threads).
 """
 
 from __future__ import annotations

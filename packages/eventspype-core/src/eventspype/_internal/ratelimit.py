@@ -1,4 +1,8 @@
-"""A warning that is logged at most once per interval, with a count of the rest."""
+"""A warning that is logged at most once per interval, with a count of the rest.
+
+The one rate-limited logger of eventspype: core's queue and coroutine
+subscribers, and the Redis brokers' drop and lost-publish warnings, use it.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +18,10 @@ class RateLimitedWarning:
 
     Meant for per-event problems (a dropped event) that can happen thousands of
     times a second: the counter that goes with it says how many there were, the
-    log says that it happens. Races between threads may log one line more than
-    the interval allows; none is ever lost from the counters, which live with
+    log says that it happens. One instance per kind of problem (a drop reason
+    has its own, so a flood of one reason never hides another). Races between
+    threads may log one line more than the interval allows or miscount the
+    number not logged; none is ever lost from the counters, which live with
     the caller.
     """
 
@@ -27,11 +33,16 @@ class RateLimitedWarning:
         self._last = float("-inf")
         self._suppressed = 0
 
-    def warning(self, message: str, *args: object) -> None:
-        """Log ``message % args`` unless one was logged less than ``interval`` ago."""
+    def warning(self, message: str, *args: object, count: int = 1) -> None:
+        """Log ``message % args`` unless one was logged less than ``interval`` ago.
+
+        ``count`` is how many occurrences this call reports (a failed batch
+        of 100 events is one call with ``count=100``): the next line logged
+        says how many were not.
+        """
         now = time.monotonic()
         if now - self._last < self._interval:
-            self._suppressed += 1
+            self._suppressed += count
             return
         suppressed, self._suppressed, self._last = self._suppressed, 0, now
         if suppressed:
