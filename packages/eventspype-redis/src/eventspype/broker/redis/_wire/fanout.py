@@ -34,8 +34,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from eventspype._internal import observed as _observed
 from eventspype.broker.redis._wire.stats import DropReason
+from eventspype.delivery import current_delivery
 from eventspype.event import NormalizedTag
+from eventspype.hooks import REGISTRY as _HOOKS
 
 if TYPE_CHECKING:
     from eventspype.pub.publication import EventPublication
@@ -188,6 +191,9 @@ class Fanout:
         if not entries:
             return _NOBODY
         first = on_first
+        # Installed hooks (eventspype.hooks) see each call, with the transport.
+        hooks = _HOOKS.hooks
+        transport = current_delivery() if hooks else None
         handled = 0
         failed: tuple[tuple[EventSubscriber, BaseException], ...] = ()
         refused: tuple[tuple[DropReason, str], ...] = ()
@@ -202,7 +208,12 @@ class Fanout:
                 first()
                 first = None
             try:
-                subscriber.call(event, event_tag, caller)
+                if hooks:
+                    _observed.call(
+                        hooks, subscriber, event, event_tag, caller, channel, transport
+                    )
+                else:
+                    subscriber.call(event, event_tag, caller)
             except BaseException as error:
                 self.subscriber_errors += 1
                 failed += ((subscriber, error),)

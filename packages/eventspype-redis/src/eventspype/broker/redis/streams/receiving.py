@@ -177,13 +177,17 @@ class StreamReceiving:
             return "skip", "", frozenset()
         where = stream_key(self._prefix, channel)
         try:
-            event, event_tag = self._inbound.decode(channel, delivery.data)
+            event, event_tag, headers, problem = self._inbound.decode(
+                channel, delivery.data
+            )
         except EnvelopeError as error:
             self._counters.drop(error.reason, where, error)
             why = f"{error.reason}: {error}"
             if error.reason in _DEAD_LETTER_REASONS:
                 return "refused", why, frozenset()
             return "ok", why, frozenset()
+        if problem is not None:
+            self._counters.drop_headers(where, problem)
         subscribers, refused = fanout.matching(channel, event, event_tag)
         for reason, detail in refused:
             self._counters.drop(reason, where, detail)
@@ -197,6 +201,7 @@ class StreamReceiving:
             delivery_count=delivery.delivery_count,
             group=self._group,
             consumer=self.reader.consumer.decode() if self.reader else None,
+            headers=headers,
         )
         done = set(delivery.succeeded)
         errors: list[str] = []
