@@ -307,3 +307,41 @@ def test_two_live_processes_with_one_consumer_name_are_reported(
         first_lease = first._reader.readers()[0]._lease
         wait_until(lambda: lease.conflicts + first_lease.conflicts >= 1)
     assert any("consumer name" in r.getMessage() for r in caplog.records)
+
+
+def test_a_hung_handler_shows_in_liveness_not_readiness(make: Factory) -> None:
+    gate = threading.Event()
+    broker = make()
+    subscriber = FunctionalEventSubscriber(lambda e, t, c: gate.wait(20))
+    broker.subscribe("ORDERS", subscriber)
+    publisher = publisher_for(broker, "orders", OrderPlaced)
+    for index in range(3):
+        publisher.publish(OrderPlaced(index, 0.0))
+    wait_until(lambda: broker.stats().delivered >= 1)
+    wait_until(lambda: not broker.health(stuck_after=0.3).live)
+    health = broker.health(stuck_after=0.3, backlog=True)
+    assert health.ready
+    assert health.oldest_running is not None
+    backlog = health.channels["ORDERS"]
+    assert backlog.pending + (backlog.lag or 0) == 3
+    gate.set()
+    wait_until(lambda: broker.stats().acknowledged == 3)
+    assert broker.health(stuck_after=0.3).live
+
+
+def test_entries_trimmed_before_the_group_read_them_are_reported(
+    make: Factory, real: tuple[redis.Redis, str]
+) -> None:
+    client, prefix = real
+    key = _key(prefix, "ORDERS")
+    client.xgroup_create(key, "g", id="0", mkstream=True)
+    publisher = publisher_for(make(consumer="publisher"), "orders", OrderPlaced)
+    for index in range(10):
+        publisher.publish(OrderPlaced(index, 0.0))
+    client.xtrim(key, maxlen=2, approximate=False)  # 8 never read by "g"
+    got: list[int] = []
+    broker = make(forget_consumers_after=2.0)
+    subscriber = FunctionalEventSubscriber(lambda e, t, c: got.append(e.order_id))
+    broker.subscribe("ORDERS", subscriber)
+    wait_until(lambda: got == [8, 9])
+    wait_until(lambda: broker.stats().trimmed_unread >= 1)

@@ -28,6 +28,7 @@ __all__ = [
     "group_backlog",
     "read_backlogs",
     "stream_health",
+    "trimmed_unread",
 ]
 
 
@@ -169,3 +170,30 @@ def read_backlogs(
 
 def _backlog_of(key: bytes, group: str, client: Any) -> GroupBacklog:
     return group_backlog(client, key, group)
+
+
+def _id(value: Any) -> tuple[int, int]:
+    text = value.decode() if isinstance(value, bytes) else str(value or "0-0")
+    ms, _, seq = text.partition("-")
+    return int(ms or 0), int(seq or 0)
+
+
+def trimmed_unread(client: Any, stream: bytes, group: bytes) -> bool:
+    """Whether entries of ``stream`` were trimmed before ``group`` read them
+    (Redis 7: more entries removed than the group had read). ``False`` when
+    Redis cannot tell.
+
+    Raises:
+        redis.RedisError: Redis cannot be reached, or refused.
+    """
+    info = client.xinfo_stream(stream)
+    removed = int(info.get("entries-added") or 0) - int(info.get("length") or 0)
+    if removed <= 0:
+        return False
+    for group_info in client.xinfo_groups(stream):
+        if group_info.get("name") in (group, group.decode("utf-8", "replace")):
+            read = group_info.get("entries-read")
+            if read is not None:
+                return int(read) < removed
+            return _id(group_info.get("last-delivered-id")) == (0, 0)
+    return False

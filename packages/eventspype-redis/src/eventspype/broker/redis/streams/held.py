@@ -173,6 +173,9 @@ class ProtocolCounters:
     oversized: int = 0
     #: Pending entries Redis no longer had (trimmed or deleted while pending).
     trimmed: int = 0
+    #: Times a look (every ``forget_consumers_after / 2``, at most a minute)
+    #: found entries trimmed before the group read them.
+    trimmed_unread: int = 0
     #: Entries this consumer held that another consumer took (its lease ran out).
     leases_lost: int = 0
     leases_renewed: int = 0

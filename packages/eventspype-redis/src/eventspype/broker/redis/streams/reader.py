@@ -22,6 +22,7 @@ pending are removed, and so is this one when it stops with nothing pending.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import queue
 import threading
@@ -32,6 +33,7 @@ from typing import Any
 from eventspype._internal.fork import register_for_fork
 from eventspype.broker.redis._io.process import join_thread, stop_at_exit
 from eventspype.broker.redis.streams import commands as c
+from eventspype.broker.redis.streams.health import trimmed_unread
 from eventspype.broker.redis.streams.held import (
     ConsumerHealth,
     Delivery,
@@ -96,6 +98,7 @@ class StreamReader:
         self._client_id: int | None = None
         self._scripts: Scripts | None = None
         self._drain_until = 0.0
+        self._calling_since: float | None = None
         self._new_protocol()
 
     def _new_protocol(self) -> None:
@@ -190,8 +193,18 @@ class StreamReader:
         return self._thread.is_alive()
 
     def health(self) -> ConsumerHealth:
-        """The core's health figures (read without a lock: a snapshot)."""
-        return self.proto.health(time.monotonic())
+        """The core's health figures (read without a lock: a snapshot).
+
+        While a subscriber is being called, ``oldest_running`` is that call's
+        age (the entries waiting behind it in the batch are not "running");
+        otherwise the oldest coroutine delivery still awaited.
+        """
+        now = time.monotonic()
+        health = self.proto.health(now)
+        since = self._calling_since
+        if since is None:
+            return health
+        return dataclasses.replace(health, oldest_running=now - since)
 
     # -- the thread -------------------------------------------------------------
 
@@ -252,6 +265,7 @@ class StreamReader:
             if self._stop.is_set() and time.monotonic() >= self._drain_until:
                 proto.release(delivery)  # drained long enough: hand it back
                 continue
+            self._calling_since = time.monotonic()
             try:
                 outcome = self._handle(
                     delivery,
@@ -260,6 +274,7 @@ class StreamReader:
             except Exception as error:  # a bug of ours: retry it later
                 _logger.exception("Handling a stream entry failed")
                 outcome = ("failed", f"{type(error).__name__}: {error}", frozenset())
+            self._calling_since = None
             now = time.monotonic()
             if outcome is not None:
                 proto.finished(delivery, *outcome, now)
@@ -339,6 +354,16 @@ class StreamReader:
                 _CLEANUP_INTERVAL, max(1.0, self.options.forget_after / 2)
             )
             self._forget_gone(streams)
+            for stream in streams:  # trimmed before this group read them?
+                with contextlib.suppress(Exception):
+                    if trimmed_unread(self._client, stream, self.group):
+                        self.proto.counters.trimmed_unread += 1
+                        self.proto._log.warning(
+                            "Entries of %r were trimmed (MAXLEN) before group %r "
+                            "read them: they are lost to it; raise maxlen",
+                            stream.decode(errors="replace"),
+                            self.group.decode(errors="replace"),
+                        )
 
     def _forget_gone(self, streams: dict[bytes, str], me: bool = False) -> None:
         """Remove consumers idle for ``forget_after`` with nothing pending

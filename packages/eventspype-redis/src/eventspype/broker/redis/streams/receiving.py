@@ -74,14 +74,17 @@ class StreamReceiving:
         prefix: str,
         inbound: Inbound,
         counters: StreamCounters,
-        commands: Any,
+        commands: Callable[[], Any] | None,
         caller: object,
         group: str = "",
     ) -> None:
         self._prefix = prefix
         self._inbound = inbound
         self._counters = counters
-        self._commands = commands  # for XGROUP CREATE and waking the reader
+        # For XGROUP CREATE, waking the reader, stats and dead letters (None
+        # on a cluster); made again in a forked child (see below).
+        self._make_commands = commands
+        self.commands: Any = None if commands is None else commands()
         # Weakly: the reader thread must not keep a dropped broker alive.
         self._caller_ref = weakref.ref(caller)
         self._group = group
@@ -94,6 +97,10 @@ class StreamReceiving:
         # The child starts with no subscription: the parent's subscribers
         # (copies in the child) would otherwise handle every event twice.
         self.fanout = Fanout()
+        # A pool of its own: a parent thread may have held the inherited
+        # pool's lock at the fork, and the child would wait on it forever.
+        if self._make_commands is not None:
+            self.commands = self._make_commands()
 
     def add(
         self,
@@ -115,7 +122,7 @@ class StreamReceiving:
         stream = stream_key(self._prefix, channel).encode()
         if stream not in self.reader.streams:
             try:
-                self.reader.ensure_group(self._commands, stream)
+                self.reader.ensure_group(self.commands, stream)
             except redis.ConnectionError as error:
                 _logger.warning(
                     "Cannot create consumer group %r on %r now (%s); the reader "
@@ -157,7 +164,7 @@ class StreamReceiving:
         prefix = self._prefix
         wanted = {stream_key(prefix, c).encode(): c for c in self.fanout.channels()}
         if wanted != reader.streams and not self.closed:
-            reader.set_streams(wanted, self._commands)
+            reader.set_streams(wanted, self.commands)
 
     def handle(
         self, delivery: Delivery, report: Callable[[Outcome], None]

@@ -69,6 +69,9 @@ class RedisStreamStats:
         trimmed: Pending entries that Redis no longer had when claimed or
             retried (trimmed by ``MAXLEN`` or deleted before anyone
             acknowledged them): lost, counted and logged.
+        trimmed_unread: Times this consumer found entries of a stream trimmed
+            (``MAXLEN``) before its group read them: lost to the group,
+            logged; raise ``maxlen`` above the worst backlog.
         leases_lost: Entries this consumer held that another consumer claimed
             (its lease ran out: an outage, or one handler call longer than
             ``claim_idle``).
@@ -94,6 +97,7 @@ class RedisStreamStats:
     malformed: int = 0
     oversized: int = 0
     trimmed: int = 0
+    trimmed_unread: int = 0
     leases_lost: int = 0
     handed_back: int = 0
     reads_paused: int = 0
@@ -161,6 +165,7 @@ class StreamCounters(Counters):
             malformed=self._sum("malformed"),
             oversized=self._sum("oversized"),
             trimmed=self._sum("trimmed"),
+            trimmed_unread=self._sum("trimmed_unread"),
             leases_lost=self._sum("leases_lost"),
             handed_back=self._sum("handed_back"),
             reads_paused=self._sum("reads_paused"),

@@ -162,16 +162,14 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
         # node (see streams.nodes).
         cluster = isinstance(redis_client, RedisCluster)
         self._nodes = NodeClients(redis_client) if cluster else None
-        self._commands: Any = (
-            None if cluster else redis.Redis(connection_pool=own_pool(redis_client))
-        )
+        commands = None if cluster else partial(_commands_client, redis_client)
         inbound = Inbound(self._serializer, self._classes, max_bytes=max_message_bytes)
         self._inbound = inbound
         self._receiving = self._tables = StreamReceiving(
             channel_prefix,
             inbound,
             self._counters,
-            self._commands,
+            commands,
             self,
             group,
         )
@@ -302,11 +300,11 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
             return
         self._closed = self._receiving.closed = True
         self._reader.request_stop(drain)
-        self._reader.wake(self._commands)
+        self._reader.wake(self._receiving.commands)
         if not self._reader.join(drain + 5.0 + self._reader_block):
             _logger.warning("Redis stream reader still running after close()")
-        if self._commands is not None:
-            self._commands.connection_pool.disconnect()
+        if self._receiving.commands is not None:
+            self._receiving.commands.connection_pool.disconnect()
         if self._nodes is not None:
             self._nodes.close()
         self._writer.close()
@@ -376,7 +374,7 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
     def _on_owner(self, key: bytes, call: Callable[[Any], _T]) -> _T:
         """``call(client)`` with a client of the node holding ``key``."""
         if self._nodes is None:
-            return call(self._commands)
+            return call(self._receiving.commands)
         return self._nodes.on_owner(key, call)
 
     def _send_batch(self, messages: list[tuple[bytes, bytes]]) -> None:
@@ -394,3 +392,8 @@ def _reader_client(client: Any, block: float) -> Any:
     """
     pool = own_pool(client, block + DEFAULT_TIMEOUT)
     return redis.Redis(connection_pool=pool)
+
+
+def _commands_client(client: Any) -> Any:
+    """The broker's client for its own commands: a pool like ``client``'s."""
+    return redis.Redis(connection_pool=own_pool(client))
