@@ -27,7 +27,7 @@ from eventspype.broker.redis._wire.envelope import EnvelopeError
 from eventspype.broker.redis._wire.fanout import Fanout
 from eventspype.broker.redis._wire.inbound import Inbound
 from eventspype.broker.redis._wire.stats import DropReason
-from eventspype.broker.redis.pubsub.channel_book import SubscriptionRefused
+from eventspype.broker.redis.pubsub.subscribing import SubscriptionRefused
 from eventspype.broker.redis.streams.cluster import ClusterStreamReader
 from eventspype.broker.redis.streams.dead_letters import stream_key
 from eventspype.broker.redis.streams.held import Delivery
@@ -291,8 +291,22 @@ class _Awaiting:
         self._receiving = receiving
         where = context.channel
         event_tag = call[1]
+        running = asyncio._get_running_loop()
         for subscriber in subscribers:
             coroutine = _call(subscriber, *call, context)
+            if subscriber.loop is running:  # the asyncio driver's own loop
+                task = running.create_task(coroutine)
+                task.add_done_callback(
+                    lambda t, s=subscriber: self._one(  # type: ignore[misc]
+                        s,
+                        t.exception()
+                        if not t.cancelled()
+                        else RuntimeError("cancelled"),
+                        event_tag,
+                        where,
+                    )
+                )
+                continue
             try:
                 future = asyncio.run_coroutine_threadsafe(coroutine, subscriber.loop)
             except RuntimeError as error:  # its loop is closed
