@@ -18,6 +18,15 @@ An event a subscriber does not accept is not given to it; the
 :class:`Delivery` lists the refusal (reason ``tag_mismatch`` or
 ``class_mismatch``) for the broker to count and log.
 
+A subscriber that raises is logged with its traceback and counted, and the
+others still get the event. What counts as "raises" depends on the thread
+(DESIGN section 10): on a broker's own thread (a listener or reader thread),
+anything, ``SystemExit`` and ``KeyboardInterrupt`` included, since nothing a
+subscriber does may end delivery; on the event loop's thread
+(``on_event_loop=True``: AsyncRedisBroker), ``Exception`` only, as
+``LocalBroker`` does: ``SystemExit`` and ``KeyboardInterrupt`` propagate and
+end the loop, as they would from any other code on it.
+
 Subscribers are held by weak reference. When one is garbage-collected, the
 ``on_collected`` callback gets its channel (from the garbage collector, on any
 thread, holding who knows what lock: it must only record it); :meth:`reap`
@@ -87,9 +96,20 @@ class Fanout:
     Args:
         on_collected: Called with the channel of a subscriber that was
             garbage-collected (see the module docs); ``None`` to ignore.
+        on_event_loop: Whether :meth:`deliver` runs on an event loop's thread
+            (what a subscriber's exception may then do: see the module docs).
     """
 
-    def __init__(self, on_collected: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_collected: Callable[[str], None] | None = None,
+        *,
+        on_event_loop: bool = False,
+    ) -> None:
+        #: What deliver() contains; anything else propagates.
+        self._contained: type[BaseException] = (
+            Exception if on_event_loop else BaseException
+        )
         self._lock = threading.Lock()
         self._channels: dict[str, tuple[_Entry, ...]] = {}
         self._on_collected = on_collected
@@ -178,11 +198,13 @@ class Fanout:
     ) -> Delivery:
         """Call every subscriber of ``channel`` that accepts the event, in order.
 
-        A subscriber that raises (anything, ``SystemExit`` included) is
-        logged with its traceback and counted, and the others still get the
-        event. ``on_first`` is called once, just before the first subscriber
-        that accepts the event (so a counter it bumps is already up when that
-        subscriber runs). Never raises (unless ``on_first`` does).
+        A subscriber that raises is logged with its traceback and counted,
+        and the others still get the event. ``on_first`` is called once, just
+        before the first subscriber that accepts the event (so a counter it
+        bumps is already up when that subscriber runs). Never raises, unless
+        ``on_first`` does or, on an event loop's thread, a subscriber raises
+        ``SystemExit``, ``KeyboardInterrupt`` or another exception that is not
+        an ``Exception`` (see the module docs).
         """
         entries = self._channels.get(channel)
         if not entries:
@@ -207,7 +229,7 @@ class Fanout:
                 first = None
             try:
                 subscriber.call(event, event_tag, caller)
-            except BaseException as error:
+            except self._contained as error:
                 self.subscriber_errors += 1
                 failed += ((subscriber, error),)
                 _logger.exception(

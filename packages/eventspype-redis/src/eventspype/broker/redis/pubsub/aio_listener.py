@@ -147,7 +147,10 @@ class AsyncListener(ListenerCore):
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # SystemExit, KeyboardInterrupt: ended the loop once already.
+            with contextlib.suppress(
+                asyncio.CancelledError, SystemExit, KeyboardInterrupt
+            ):
                 await task
         await self._drop_connection()
 
@@ -205,8 +208,8 @@ class AsyncListener(ListenerCore):
                 if self._outage.failures:
                     await asyncio.sleep(self._outage.next_delay())
                 await self._connect_and_read()
-            except asyncio.CancelledError:
-                raise
+            except (asyncio.CancelledError, SystemExit, KeyboardInterrupt):
+                raise  # SystemExit: a subscriber's, on the loop (see _wire.fanout)
             except BaseException:  # a bug of ours: never end delivery for it
                 self._counters.listener_restarts += 1
                 _logger.exception("Redis listener task failed; starting over")

@@ -315,6 +315,7 @@ class AsyncWriter:
         self._writing = []
         self._in_flight.clear()
         self._queue.clear()
+        self._idle.set()  # nothing left: a flush() waiting must not wait forever
         if lost:
             self._failed(lost, RuntimeError("the writer task was cancelled"))
 
