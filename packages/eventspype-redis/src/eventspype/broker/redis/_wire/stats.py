@@ -11,6 +11,7 @@ from typing import Final, Literal, get_args
 
 from eventspype._internal.fork import register_for_fork
 from eventspype._internal.ratelimit import RateLimitedWarning
+from eventspype.broker.redis._wire.printable import Printable
 
 __all__ = [
     "DROP_REASONS",
@@ -157,9 +158,14 @@ class Counters:
 
         Called by the listener thread only. Repeats of one reason within a
         second are counted but not logged; the next warning says how many.
+        ``detail`` quotes the sender's text: it is escaped (see
+        ``_wire.printable``).
         """
         self._drop_logs[reason].warning(
-            "Dropped a message on channel %r (%s): %s", channel, reason, detail
+            "Dropped a message on channel %r (%s): %s",
+            channel,
+            reason,
+            Printable(detail),
         )
         # Counted after the warning: whoever sees the count sees the log line.
         self.dropped[reason] += 1

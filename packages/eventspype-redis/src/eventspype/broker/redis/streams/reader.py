@@ -37,6 +37,7 @@ from redis.exceptions import AskError, ClusterDownError, TryAgainError
 
 from eventspype._internal.fork import register_for_fork
 from eventspype.broker.redis._io.process import join_thread, stop_at_exit
+from eventspype.broker.redis._wire.printable import Printable
 from eventspype.broker.redis.streams.dead_letters import EVENT_FIELD, move_to_dead
 from eventspype.broker.redis.streams.slots import Entry, SlotOf, read_group
 from eventspype.broker.redis.streams.stats import StreamCounters
@@ -332,7 +333,7 @@ class StreamReader:
                     entry_id.decode(errors="replace"),
                     stream.decode(errors="replace"),
                     times,
-                    error,
+                    Printable(error),  # quotes the sender's names
                 )
         if acks:
             self._client.xack(stream, self.group, *acks)
