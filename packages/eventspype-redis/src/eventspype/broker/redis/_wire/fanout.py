@@ -230,7 +230,8 @@ class Fanout:
             try:
                 subscriber.call(event, event_tag, caller)
             except self._contained as error:
-                self.subscriber_errors += 1
+                with self._lock:  # one listener thread per cluster node
+                    self.subscriber_errors += 1
                 failed += ((subscriber, error),)
                 _logger.exception(
                     "Subscriber %r raised while handling %s event with tag %r on "

@@ -211,7 +211,7 @@ class AsyncListener(ListenerCore):
             except (asyncio.CancelledError, SystemExit, KeyboardInterrupt):
                 raise  # SystemExit: a subscriber's, on the loop (see _wire.fanout)
             except BaseException:  # a bug of ours: never end delivery for it
-                self._counters.listener_restarts += 1
+                self._counters.add("listener_restarts")
                 _logger.exception("Redis listener task failed; starting over")
                 await self._drop_connection()
 
@@ -279,7 +279,7 @@ class AsyncListener(ListenerCore):
                 try:
                     self._deliver(channel or b"", data)
                 except Exception:  # the broker's handler never raises; be sure
-                    self._counters.listener_errors += 1
+                    self._counters.add("listener_errors")
                     _logger.exception("Handling a Redis message on %r failed", channel)
                 continue
             if recovering:

@@ -162,7 +162,7 @@ class Listener(PubSubReader):
         if thread is not None and (thread.is_alive() or self._stopping):
             return
         if thread is not None:  # died: nothing should, but never stay dead
-            self._counters.listener_restarts += 1
+            self._counters.add("listener_restarts")
             _logger.error("Redis listener thread had died; starting a new one")
             if self._link is not None:  # nobody reads it any more
                 self._link.close()

@@ -111,7 +111,7 @@ class ListenerCore:
     ) -> None:
         """Count and log an error reply to ``kind`` (a refused PING is ignored)."""
         if kind == b"subscribe" and channel is not None:
-            self._counters.subscribe_refusals += 1
+            self._counters.add("subscribe_refusals")
             _logger.error(
                 "Redis refused to subscribe to %r: %s; the other channels are "
                 "not affected",

@@ -86,7 +86,7 @@ class Outage:
             away = time.monotonic() - self._down_since
             self._down_since = None
             if self._ever_connected:
-                self._counters.reconnects += 1
+                self._counters.add("reconnects")
                 _logger.warning(
                     "Redis Pub/Sub connection back after %.1f s; re-subscribed "
                     "%d channel(s). Events published in between were lost.",

@@ -64,8 +64,8 @@ class PubSubReader(ListenerCore):
                         break
                     # A bug of ours: start over on a new connection, after a
                     # pause that grows if it happens again and again.
-                    self._counters.listener_errors += 1
-                    self._counters.listener_restarts += 1
+                    self._counters.add("listener_errors")
+                    self._counters.add("listener_restarts")
                     _logger.exception("Redis listener failed; starting over")
                     self._drop_link(None)
                     self._outage.failed(error)
@@ -150,7 +150,7 @@ class PubSubReader(ListenerCore):
             try:
                 deliver(channel or b"", data)
             except BaseException:
-                self._counters.listener_errors += 1
+                self._counters.add("listener_errors")
                 _logger.exception(
                     "Handling a Redis message on %r failed; going on", channel
                 )

@@ -272,7 +272,7 @@ class StreamReader:
             if deleted:  # trimmed away while pending: nothing left to deliver
                 self._client.xack(stream, self.group, *deleted)
             if entries:
-                self._counters.claimed += len(entries)
+                self._counters.add("claimed", len(entries))
                 times = self._deliveries(stream, entries)
                 self._process(stream, channel, entries, times)
             if start in (b"0-0", "0-0"):
@@ -312,7 +312,7 @@ class StreamReader:
                 dead.append((entry_id, data, gave_up, times - 1))
                 continue
             if times > 1:
-                counters.redelivered += 1
+                counters.add("redelivered")
             verdict, why = self._handle(channel, data)
             if verdict == "ok":
                 acks.append(entry_id)
@@ -324,8 +324,8 @@ class StreamReader:
             move_to_dead(
                 self._client, stream, self.group, self.consumer, dead, self._maxlen
             )
-            counters.dead_lettered += len(dead)
-            counters.acknowledged += len(dead)
+            counters.add("dead_lettered", len(dead))
+            counters.add("acknowledged", len(dead))
             for entry_id, _, error, times in dead:
                 _logger.warning(
                     "Moved entry %s of %r to its dead-letter stream after %d "
@@ -337,7 +337,7 @@ class StreamReader:
                 )
         if acks:
             self._client.xack(stream, self.group, *acks)
-            counters.acknowledged += len(acks)
+            counters.add("acknowledged", len(acks))
 
     def _forget_gone(self, stream: bytes) -> None:
         """Remove consumers idle for ``forget_after`` with nothing pending."""
@@ -370,7 +370,7 @@ class StreamReader:
 
     def _recovered(self) -> None:
         if self._down_since is not None:
-            self._counters.reconnects += 1
+            self._counters.add("reconnects")
             _logger.warning(
                 "Redis stream reader reconnected after %.1f s",
                 time.monotonic() - self._down_since,

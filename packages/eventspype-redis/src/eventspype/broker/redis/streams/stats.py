@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import redis
 
 from eventspype._internal.fork import register_for_fork
-from eventspype.broker.redis._wire.stats import DROP_REASONS, Counters
+from eventspype.broker.redis._wire.stats import DROP_REASONS, CounterName, Counters
 
 __all__ = ["ChannelBacklog", "RedisStreamStats", "StreamCounters", "read_backlog"]
 
@@ -89,11 +89,15 @@ class RedisStreamStats:
         return sum(backlog.pending for backlog in self.channels.values())
 
 
+#: The stream-only counts :meth:`StreamCounters.add` also bumps.
+StreamCounterName = Literal["acknowledged", "claimed", "dead_lettered", "redelivered"]
+
+
 class StreamCounters(Counters):
     """:class:`~_wire.stats.Counters` plus the stream-only counts.
 
-    The reader thread is the only writer of the counts added here (and of
-    ``delivered``, ``dropped``, ``reconnects``), so they need no lock.
+    Changed only through the methods, under the counters' lock, like the
+    others: one reader thread per cluster node writes them.
     """
 
     __slots__ = ("acknowledged", "claimed", "dead_lettered", "redelivered")
@@ -109,25 +113,29 @@ class StreamCounters(Counters):
         self.claimed = 0
         self.dead_lettered = 0
 
+    def add(self, name: CounterName | StreamCounterName, count: int = 1) -> None:
+        """Add ``count`` to the counter ``name``."""
+        with self._lock:
+            setattr(self, name, getattr(self, name) + count)
+
     def stream_snapshot(
         self, subscriber_errors: int, channels: Mapping[str, ChannelBacklog]
     ) -> RedisStreamStats:
         """Copy the counters into an immutable :class:`RedisStreamStats`."""
         with self._lock:
-            published, publish_errors = self.published, self.publish_errors
-        return RedisStreamStats(
-            published=published,
-            publish_errors=publish_errors,
-            delivered=self.delivered,
-            acknowledged=self.acknowledged,
-            redelivered=self.redelivered,
-            claimed=self.claimed,
-            dead_lettered=self.dead_lettered,
-            dropped=MappingProxyType(dict(self.dropped)),
-            subscriber_errors=subscriber_errors,
-            reconnects=self.reconnects,
-            channels=MappingProxyType(dict(channels)),
-        )
+            return RedisStreamStats(
+                published=self.published,
+                publish_errors=self.publish_errors,
+                delivered=self.delivered,
+                acknowledged=self.acknowledged,
+                redelivered=self.redelivered,
+                claimed=self.claimed,
+                dead_lettered=self.dead_lettered,
+                dropped=MappingProxyType(dict(self.dropped)),
+                subscriber_errors=subscriber_errors,
+                reconnects=self.reconnects,
+                channels=MappingProxyType(dict(channels)),
+            )
 
 
 def read_backlog(
