@@ -31,7 +31,11 @@ Subscribers are held by weak reference. When one is garbage-collected, the
 ``on_collected`` callback gets its channel (from the garbage collector, on any
 thread, holding who knows what lock: it must only record it); :meth:`reap`
 then removes the dead entries and returns the channels left without a
-subscriber.
+subscriber. One collected while subscribed and before it was given any event
+raises a ``SubscriberLostWarning``, as with ``LocalBroker``: nothing else
+would tell that ``add_subscriber(FunctionalEventSubscriber(handler))`` kept
+no reference. Checking costs one test per delivery while such a subscriber
+is waiting for its first event, nothing otherwise.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from eventspype._internal.lost import lost_subscriber_message, warn_lost_subscriber
 from eventspype.broker.redis._wire.stats import DropReason
 from eventspype.event import NormalizedTag
 
@@ -114,6 +119,9 @@ class Fanout:
         self._channels: dict[str, tuple[_Entry, ...]] = {}
         self._on_collected = on_collected
         self._dead: deque[str] = deque()
+        # id(entry.ref) -> the SubscriberLostWarning text, for subscribers
+        # not given any event yet; the weakref callbacks only read and pop.
+        self._unconfirmed: dict[int, str] = {}
         #: Subscriber calls that raised (each logged with its traceback).
         self.subscriber_errors = 0
 
@@ -137,6 +145,9 @@ class Fanout:
             entry = _find(entries, subscriber)
             if entry is None:
                 entry = _Entry(weakref.ref(subscriber, self._collected_cb(channel)))
+                self._unconfirmed[id(entry.ref)] = lost_subscriber_message(
+                    subscriber, f"channel {channel!r}"
+                )
                 self._channels[channel] = (*entries, entry)
             if rule not in entry.rules:
                 entry.rules = (*entry.rules, rule)
@@ -163,6 +174,7 @@ class Fanout:
                     entry.rules = tuple(r for r in entry.rules if r != rule)
                 if publication is None or not entry.rules:
                     entry.rules = ()
+                    self._unconfirmed.pop(id(entry.ref), None)
                     self._set(channel, tuple(e for e in entries if e is not entry))
             return not self._live(channel)
 
@@ -210,6 +222,7 @@ class Fanout:
         if not entries:
             return _NOBODY
         first = on_first
+        unconfirmed = self._unconfirmed
         handled = 0
         failed: tuple[tuple[EventSubscriber, BaseException], ...] = ()
         refused: tuple[tuple[DropReason, str], ...] = ()
@@ -227,6 +240,8 @@ class Fanout:
             if first is not None:
                 first()
                 first = None
+            if unconfirmed:
+                unconfirmed.pop(id(entry.ref), None)
             try:
                 subscriber.call(event, event_tag, caller)
             except self._contained as error:
@@ -262,12 +277,15 @@ class Fanout:
     def _collected_cb(
         self, channel: str
     ) -> Callable[[weakref.ref[EventSubscriber]], None]:
-        dead, notify = self._dead, self._on_collected
+        dead, notify, unconfirmed = self._dead, self._on_collected, self._unconfirmed
 
         def collected(ref: weakref.ref[EventSubscriber]) -> None:
             dead.append(channel)  # atomic; no lock (see the module docs)
+            lost = unconfirmed.pop(id(ref), None)  # atomic too
             if notify is not None:
                 notify(channel)
+            if lost is not None:
+                warn_lost_subscriber(lost)
 
         return collected
 
