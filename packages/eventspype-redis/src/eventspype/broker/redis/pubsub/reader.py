@@ -63,11 +63,13 @@ class PubSubReader(ListenerCore):
                     if self._stop.is_set():
                         break
                     # A bug of ours: start over on a new connection, after a
-                    # pause that grows if it happens again and again.
-                    self._counters.add("listener_errors")
-                    self._counters.add("listener_restarts")
+                    # pause that grows if it happens again and again. Counted
+                    # once the old connection is dropped: whoever sees the
+                    # restart counted then waits for the new subscriptions.
                     _logger.exception("Redis listener failed; starting over")
                     self._drop_link(None)
+                    self._counters.add("listener_errors")
+                    self._counters.add("listener_restarts")
                     self._outage.failed(error)
                     self._stop.wait(self._outage.next_delay())
         finally:
