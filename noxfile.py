@@ -36,6 +36,7 @@ PACKAGES = {
     "serializers": "eventspype-serializers",
     "redis": "eventspype-redis",
     "viz": "eventspype-viz",
+    "testing": "eventspype-testing",
 }
 META = "eventspype"
 DISTRIBUTIONS = [*PACKAGES.values(), META]
@@ -46,6 +47,8 @@ TEST_EXTRAS = {
     "serializers": ["attrs>=23", "pydantic>=2.7"],
     "redis": ["fakeredis>=2.23"],
     "viz": [],
+    # tests/testing proves the plugin's fixtures under both async plugins.
+    "testing": ["pytest-asyncio>=0.23", "anyio>=4"],
 }
 # Test-only: the SSE example's web framework and its ASGI test client
 # (tests/integration/test_sse_example.py). Never a distribution dependency.
@@ -73,6 +76,7 @@ OWNED = {
     ),
     "eventspype-redis": ("eventspype/broker/redis/",),
     "eventspype-viz": ("eventspype/viz/",),
+    "eventspype-testing": ("eventspype/testing/",),
     "eventspype": (),
 }
 SHARED_FILES = (

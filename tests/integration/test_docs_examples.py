@@ -65,6 +65,7 @@ EXPECTED_OUTPUT: dict[str, list[str]] = {
         "OrderPlacedEvent(order_id=5, amount=3.2)",
     ],
     "custom_broker.py": ["handled order 3 on 'threaded-broker'", "worker stopped"],
+    "testing_kit.py": [" passed"],
     "serializers.py": [
         "JsonEventSerializer: ",
         "MsgpackEventSerializer: ",

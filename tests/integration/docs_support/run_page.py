@@ -82,6 +82,9 @@ def main(argv: list[str]) -> int:
     repo_root = Path(__file__).resolve().parents[3]
     url = os.environ.get("EVENTSPYPE_TEST_REDIS_URL", DEFAULT_REDIS_URL)
 
+    # Pages import the examples they include by name, as the examples
+    # import each other (examples/testing_kit.py imports custom_broker).
+    sys.path.insert(0, str(repo_root / "examples"))
     # A real module, so that classes defined by the page have a module that
     # dataclasses, typing.get_type_hints and pickling can find.
     module = types.ModuleType("docs_" + re.sub(r"\W", "_", page.stem))

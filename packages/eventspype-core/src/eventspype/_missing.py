@@ -21,6 +21,7 @@ MISSING_HINTS: dict[str, str] = {
     "eventspype.broker.serializer": "eventspype-serializers",
     "eventspype.broker.redis": "eventspype-redis",
     "eventspype.viz": "eventspype-viz",
+    "eventspype.testing": "eventspype-testing",
 }
 
 

@@ -63,7 +63,7 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
     One that was not (a subscriber raised, the process died) is delivered
     again, to this or another consumer, after ``claim_idle`` seconds, and
     after ``max_deliveries`` deliveries moved to ``<stream>:dead`` with the
-    last error (see :meth:`dead_letters`). Handlers must therefore be
+    last error (see :meth:`RedisStreamBroker.dead_letters`). Handlers must therefore be
     idempotent. Within a stream, one consumer sees events in order. The
     receiver checks and publication rules of :class:`RedisBroker` apply, and
     every refusal is counted under its reason. An entry a consumer-side fix
