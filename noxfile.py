@@ -39,6 +39,8 @@ PACKAGES = {
     "redis": "eventspype-redis",
     "viz": "eventspype-viz",
     "testing": "eventspype-testing",
+    "otel": "eventspype-otel",
+    "cli": "eventspype-cli",
 }
 META = "eventspype"
 DISTRIBUTIONS = [*PACKAGES.values(), META]
@@ -68,6 +70,10 @@ TEST_EXTRAS = {
     "viz": [],
     # tests/testing proves the plugin's fixtures under both async plugins.
     "testing": ["pytest-asyncio>=0.23", "anyio>=4"],
+    # The SDK (in-memory exporters) and the Prometheus exporter: test-only, the
+    # distribution itself needs the API alone.
+    "otel": ["opentelemetry-sdk>=1.27", "opentelemetry-exporter-prometheus>=0.48b0"],
+    "cli": [],
 }
 # Test-only: the SSE example's web framework and its ASGI test client
 # (tests/integration/test_sse_example.py). Never a distribution dependency.
@@ -83,6 +89,7 @@ OWNED = {
         "eventspype/_",
         "eventspype/event.py",
         "eventspype/delivery.py",
+        "eventspype/hooks.py",
         "eventspype/pub/",
         "eventspype/sub/",
         "eventspype/broker/__init__.py",
@@ -96,6 +103,8 @@ OWNED = {
     "eventspype-redis": ("eventspype/broker/redis/",),
     "eventspype-viz": ("eventspype/viz/",),
     "eventspype-testing": ("eventspype/testing/",),
+    "eventspype-otel": ("eventspype/otel/",),
+    "eventspype-cli": ("eventspype/cli/",),
     "eventspype": (),
 }
 SHARED_FILES = (
@@ -396,7 +405,8 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Run every benchmark; tables on stdout, JSON in benchmarks/results/."""
-    _install_wheels(session, DISTRIBUTIONS)
+    # bench_otel.py measures tracing onto the OpenTelemetry SDK.
+    _install_wheels(session, DISTRIBUTIONS, *TEST_EXTRAS["otel"])
     for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
         session.run("python", str(script))
 

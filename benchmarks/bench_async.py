@@ -17,7 +17,12 @@ function subscriber), alternating round by round:
   ``await publisher.publish_async(event)`` (three subscriber processes; the
   paths publish interleaved, so the machine's load weighs on all alike),
   p50/p99 publish-to-receipt, median of 3 runs;
-- idle CPU of a subscriber doing nothing for 5 s.
+- idle CPU of a subscriber doing nothing for 5 s;
+- the coroutine case (``_coroutines.py``): coroutine subscribers, ``await
+  publisher.publish_async(event)`` per event, a burst then paced events in one
+  run, with the subscriber's CPU; raw, encode/broadcaster (when installed) and
+  eventspype (targets of issue 16: burst >= 1.5x raw, p50 <= 1.1x, subscriber
+  CPU <= 1.0x, ahead of broadcaster).
 
 Targets (issue 10): burst >= 1.2x raw (the writer sends what one loop turn
 queued in one pipeline, raw pays a round trip per event), p50 <= 1.1x raw,
@@ -35,6 +40,8 @@ import time
 from typing import Any
 
 import redis.asyncio
+from _coroutines import child as coroutine_child
+from _coroutines import compare as compare_coroutines
 from _peer import (
     IDLE_SECONDS,
     ORDER_PLACED,
@@ -259,6 +266,7 @@ async def run(url: str, events: int) -> list[dict[str, Any]]:
     table.add("idle subscriber CPU", "% of a core",
               await idle(url, "raw") * 100, await idle(url, "eventspype") * 100,
               "~0%")  # fmt: skip
+    await compare_coroutines(url, __file__, table)
     return table.rows
 
 
@@ -274,7 +282,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--child"]:
+    if sys.argv[1:2] == ["--child"] and sys.argv[2].startswith("coroutine-"):
+        impl = sys.argv[2].partition("-")[2]
+        asyncio.run(coroutine_child(impl, sys.argv[3], sys.argv[4]))
+    elif sys.argv[1:2] == ["--child"]:
         asyncio.run(child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])))
     else:
         sys.exit(main())

@@ -440,6 +440,7 @@ def test_finder_names_the_distribution(module: str, distribution: str) -> None:
         ("import eventspype.viz", "eventspype-viz"),
         ("from eventspype.viz.visualizer import EventVisualizer", "eventspype-viz"),
         ("from eventspype.testing import TestBroker", "eventspype-testing"),
+        ("from eventspype.otel import EventspypeInstrumentor", "eventspype-otel"),
     ],
 )
 def test_importing_a_missing_subpackage_says_what_to_install(

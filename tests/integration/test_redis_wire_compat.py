@@ -11,12 +11,20 @@ from __future__ import annotations
 
 import fcntl
 import glob
+import json
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+    InMemorySpanExporter,
+)
 from redis_helpers import (
     receive_here,
     send_from_here,
@@ -24,6 +32,8 @@ from redis_helpers import (
     unique_prefix,
 )
 from redis_peer_events import make_event
+
+from eventspype.otel import EventspypeInstrumentor
 
 pytestmark = pytest.mark.slow
 
@@ -105,3 +115,54 @@ def test_we_publish_reference_receives(
     assert [line["event"]["items"] for line in lines] == [e.items for e in expected]
     assert {line["tag"] for line in lines} == {11}
     assert {line["caller"] for line in lines} == {"RedisBroker"}
+
+
+# --- a traced fleet: headers in the envelope (issue 18) ------------------------
+
+
+@pytest.fixture
+def traced() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    EventspypeInstrumentor().instrument(tracer_provider=provider)
+    try:
+        yield exporter
+    finally:
+        EventspypeInstrumentor().uninstrument()
+
+
+def test_we_publish_with_trace_headers_reference_receives(
+    redis_url: str, reference_python: str, traced: InMemorySpanExporter
+) -> None:
+    prefix = unique_prefix()
+    spy = redis.Redis.from_url(redis_url).pubsub()
+    spy.subscribe(f"{prefix}12")
+    try:
+        lines, _ = send_from_here(redis_url, prefix, 12, COUNT, reference_python)
+        envelopes = []
+        while len(envelopes) < COUNT:
+            message = spy.get_message(timeout=10)
+            assert message is not None, f"saw {len(envelopes)} of {COUNT}"
+            if message["type"] == "message":
+                envelopes.append(json.loads(message["data"]))
+    finally:
+        spy.close()
+    # 1.4.2 got every event, from envelopes that all carried a trace context.
+    assert [line["event"]["order_id"] for line in lines] == list(range(COUNT))
+    assert all("traceparent" in envelope["headers"] for envelope in envelopes)
+    sends = [s for s in traced.get_finished_spans() if s.name == "send 12"]
+    assert len(sends) == COUNT
+
+
+def test_reference_publishes_without_headers_we_trace_the_delivery(
+    redis_url: str, reference_python: str, traced: InMemorySpanExporter
+) -> None:
+    received = receive_here(
+        redis_url, unique_prefix(), "packed", COUNT, reference_python
+    )
+    assert [event for event, _, _ in received] == [make_event(i) for i in range(COUNT)]
+    processes = [s for s in traced.get_finished_spans() if s.name == "process PACKED"]
+    assert len(processes) == COUNT
+    # No context came with the events: each delivery starts a trace of its own.
+    assert all(span.parent is None for span in processes)

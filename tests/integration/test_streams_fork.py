@@ -7,6 +7,7 @@ a connection and, since the name was generated, a consumer name of its own.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -75,3 +76,37 @@ def test_a_forked_child_consumes_as_a_consumer_of_its_own(
     assert report == f"({[Note(2)]!r}, True, 1)"  # its one channel
     publisher.publish(Note(3))  # the parent's broker is unaffected
     wait_until(lambda: Note(3) in parent_got)
+
+
+def test_a_child_subscribes_while_a_parent_thread_holds_the_command_pool(
+    broker: RedisStreamBroker,
+) -> None:
+    # A parent thread is inside the broker's command pool (holding its lock)
+    # at the fork: a child that reused the inherited pool waited forever on
+    # its first subscribe() (XGROUP CREATE).
+    broker.stats()  # the command pool exists and has served
+    pool_lock = broker._receiving.commands.connection_pool._lock
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with pool_lock:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+
+        def child() -> str:
+            got: list[Any] = []
+            kept = FunctionalEventSubscriber(got.append, with_event_info=False)
+            EventPublisher(NOTE, broker=broker).add_subscriber(kept)
+            broker.close(drain=0)
+            return "ok"
+
+        report = in_child(child, timeout=15)
+    finally:
+        release.set()
+        holder.join(10)
+    assert report == "'ok'"

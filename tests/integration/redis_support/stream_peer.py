@@ -2,13 +2,15 @@
 
     python stream_peer.py consume URL PREFIX GROUP OUT [--delay S] [--claim-idle S]
                                   [--prefetch N] [--fail-every N] [--consumer NAME]
+                                  [--serve DRAIN]
     python stream_peer.py publish URL PREFIX COUNT [--first N]
 
 ``consume`` subscribes to the ``SHIPMENTS`` stream of ``GROUP``, prints
 ``READY``, and appends one line per handled event to ``OUT`` (``<order_id>``,
 written with one ``write()`` on an ``O_APPEND`` file *before* the handler
 returns, so a process killed with SIGKILL leaves exactly what it handled). On
-SIGTERM it closes the broker and prints its stats as one JSON line.
+SIGTERM it closes the broker (with ``--serve``: ``broker.serve(drain=DRAIN)``
+returns) and prints its stats as one JSON line.
 ``publish`` sends ``COUNT`` events numbered from ``--first``, in batches of 100.
 """
 
@@ -44,7 +46,8 @@ def consume(args: argparse.Namespace) -> int:
     broker.register_event_class(ShipmentEvent)
     out = os.open(args.out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.serve is None:
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
     handled = 0
 
     def handle(event: Any, tag: Any, caller: Any) -> None:
@@ -61,8 +64,11 @@ def consume(args: argparse.Namespace) -> int:
         subscriber
     )
     print("READY", flush=True)
-    stop.wait()
-    broker.close()
+    if args.serve is not None:
+        broker.serve(drain=args.serve)  # until SIGTERM, then drain
+    else:
+        stop.wait()
+        broker.close()
     stats = broker.stats()
     print(
         json.dumps(
@@ -73,6 +79,7 @@ def consume(args: argparse.Namespace) -> int:
                 "claimed": stats.claimed,
                 "dead_lettered": stats.dead_lettered,
                 "reconnects": stats.reconnects,
+                "handed_back": stats.handed_back,
             }
         ),
         flush=True,
@@ -104,6 +111,7 @@ def main(argv: list[str]) -> int:
     consumer.add_argument("--prefetch", type=int, default=100)
     consumer.add_argument("--fail-every", type=int, default=0)
     consumer.add_argument("--consumer", default=None)
+    consumer.add_argument("--serve", type=float, default=None, metavar="DRAIN")
     publisher = modes.add_parser("publish")
     for name in ("url", "prefix"):
         publisher.add_argument(name)

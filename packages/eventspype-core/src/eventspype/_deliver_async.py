@@ -3,12 +3,14 @@ coroutine subscribers awaited, one after the other, errors isolated."""
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import logging
 import weakref
 from typing import TYPE_CHECKING, Any
 
 from eventspype._subscribers import log_subscriber_error
+from eventspype.hooks import REGISTRY, DeliveryInfo
 from eventspype.sub.asynchronous import AsyncEventSubscriber
 
 if TYPE_CHECKING:
@@ -32,8 +34,13 @@ async def deliver_async(
     is called. A subscriber that raises is logged and the next one still gets
     the event. Returns (how many raised, whether a collected one was seen).
     """
+    from eventspype._internal import observed
+
     errors = 0
     collected = False
+    # Installed hooks see every call (see eventspype.hooks); read once.
+    hooks = REGISTRY.hooks
+    where = (str(event_tag) if channel is None else channel) if hooks else ""
     for ref in snapshot:
         subscriber = ref()
         if subscriber is None:
@@ -41,7 +48,15 @@ async def deliver_async(
             continue
         try:
             if isinstance(subscriber, AsyncEventSubscriber):
-                await subscriber.call_async(event, event_tag, caller)
+                info = None
+                if hooks:
+                    info = DeliveryInfo(
+                        where, event, event_tag, subscriber, caller, None
+                    )
+                    info.context = contextvars.copy_context()
+                await subscriber._call_async(event, event_tag, caller, info)
+            elif hooks:
+                observed.call(hooks, subscriber, event, event_tag, caller, where, None)
             else:
                 subscriber.call(event, event_tag, caller)
         except Exception:

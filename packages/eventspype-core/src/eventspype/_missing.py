@@ -1,9 +1,10 @@
 """Say which distribution to install when an optional subpackage is missing.
 
-``eventspype.serializers``, ``eventspype.broker.redis`` and ``eventspype.viz``
-come from their own distributions. Without one of them, ``import`` would fail
-with a bare ``No module named ...``; :class:`MissingDistributionFinder` turns
-that into a ``ModuleNotFoundError`` that names the distribution to install.
+``eventspype.serializers``, ``eventspype.broker.redis``, ``eventspype.viz`` and
+``eventspype.otel`` come from their own distributions. Without one of them,
+``import`` would fail with a bare ``No module named ...``;
+:class:`MissingDistributionFinder` turns that into a ``ModuleNotFoundError``
+that names the distribution to install.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ MISSING_HINTS: dict[str, str] = {
     "eventspype.broker.redis": "eventspype-redis",
     "eventspype.viz": "eventspype-viz",
     "eventspype.testing": "eventspype-testing",
+    "eventspype.otel": "eventspype-otel",
 }
 
 

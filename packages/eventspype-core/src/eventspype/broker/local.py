@@ -6,10 +6,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from eventspype._deliver_async import deliver_async
+from eventspype._internal import observed as _observed
 from eventspype._internal.fork import ForkSafeLock
 from eventspype._subscribers import WeakSubscriberList, log_subscriber_error
 from eventspype.broker.broker import MessageBroker
 from eventspype.event import NormalizedTag
+from eventspype.hooks import REGISTRY as _HOOKS
 from eventspype.sub.subscriber import require_subscriber
 
 if TYPE_CHECKING:
@@ -66,6 +68,26 @@ class LocalBroker(ForkSafeLock, MessageBroker):
                 collected = True
         if collected:
             subscribers.reconcile()  # drop collected subscribers, once
+
+    def _publish_observed(
+        self, channel: str, event: Any, event_tag: NormalizedTag, caller: Any
+    ) -> None:
+        # publish() while hooks are installed (see _use_hooks below).
+        subscribers = self._channels.get(channel)
+        if subscribers is not None:
+            errors, collected = _observed.deliver(
+                _HOOKS.hooks,
+                subscribers.snapshot,
+                event,
+                event_tag,
+                caller,
+                channel,
+                _logger,
+                channel,
+            )
+            self.subscriber_errors += errors
+            if collected:
+                subscribers.reconcile()
 
     async def publish_async(
         self, channel: str, event: Any, event_tag: NormalizedTag, caller: Any
@@ -124,3 +146,16 @@ class LocalBroker(ForkSafeLock, MessageBroker):
             for channel in [c for c, subs in self._channels.items() if not subs]:
                 del self._channels[channel]
             return list(self._channels)
+
+
+_PUBLISH = LocalBroker.publish
+
+
+def _use_hooks(installed: bool) -> None:
+    # As EventPublisher.publish: hooks are looked at only while installed.
+    LocalBroker.publish = (  # type: ignore[method-assign]
+        LocalBroker._publish_observed if installed else _PUBLISH
+    )
+
+
+_HOOKS.switch(_use_hooks)

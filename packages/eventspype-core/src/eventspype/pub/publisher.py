@@ -7,9 +7,11 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from eventspype._deliver_async import broker_publish_async, deliver_async
+from eventspype._internal import observed as _observed
 from eventspype._internal.fork import register_for_fork
 from eventspype._subscribers import WeakSubscriberList, log_subscriber_error
 from eventspype.broker.broker import _subscribe_through, _unsubscribe_through
+from eventspype.hooks import REGISTRY as _HOOKS
 from eventspype.pub.publication import EventPublication
 from eventspype.sub.subscriber import require_subscriber
 
@@ -249,6 +251,12 @@ class EventPublisher:
             # so a publish-only publisher does not keep dead entries around.
             subscribers.reconcile()
 
+    def _publish_observed(self, event: Any, caller: Any | None = None) -> None:
+        # publish() while hooks are installed (see _use_hooks below).
+        if not isinstance(event, self._event_class):
+            raise self._publication._wrong_type_error(event)
+        _observed.publish(_HOOKS.hooks, self, event, self if caller is None else caller)
+
     async def publish_async(self, event: Any, caller: Any | None = None) -> None:
         """Publish ``event`` and return once it has been delivered.
 
@@ -269,6 +277,9 @@ class EventPublisher:
             raise self._publication._wrong_type_error(event)
         if caller is None:
             caller = self
+        if _HOOKS.hooks:
+            await _observed.publish_async(_HOOKS.hooks, self, event, caller)
+            return
         subscribers = self._direct
         if subscribers is None:
             await broker_publish_async(
@@ -284,6 +295,21 @@ class EventPublisher:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._publication!r}, broker={self._broker!r})"
+
+
+_PUBLISH = EventPublisher.publish
+EventPublisher._publish_observed.__doc__ = _PUBLISH.__doc__
+
+
+def _use_hooks(installed: bool) -> None:
+    # Hooks installed: publish() goes through them; none: the plain fast path
+    # again, with not even a test for hooks in it (see eventspype.hooks).
+    EventPublisher.publish = (  # type: ignore[method-assign]
+        EventPublisher._publish_observed if installed else _PUBLISH
+    )
+
+
+_HOOKS.switch(_use_hooks)
 
 
 def _subscribe_all(

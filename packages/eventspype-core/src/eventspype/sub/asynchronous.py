@@ -26,14 +26,20 @@ from eventspype._internal.fork import ForkSafeLock
 from eventspype._internal.ratelimit import RateLimitedWarning
 from eventspype._subscribers import log_subscriber_error
 from eventspype.event import NormalizedTag
+from eventspype.hooks import _observe_run
 from eventspype.sub.subscriber import EventSubscriber
+
+if TYPE_CHECKING:
+    from eventspype.hooks import DeliveryInfo
 
 __all__ = ["AsyncEventSubscriber", "AsyncFunctionalEventSubscriber"]
 
 _logger = logging.getLogger(__name__)
 
-# (event, tag, caller, future of call_async or None)
-_Item = tuple[Any, NormalizedTag, Any, "asyncio.Future[None] | None"]
+# (event, tag, caller, future of call_async or None, what hooks see or None)
+_Item = tuple[
+    Any, NormalizedTag, Any, "asyncio.Future[None] | None", "DeliveryInfo | None"
+]
 
 
 class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
@@ -169,12 +175,17 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
             self._schedule(arg, current_event_tag, current_event_caller)
 
     def _schedule(
-        self, arg: Any, current_event_tag: NormalizedTag, current_event_caller: Any
+        self,
+        arg: Any,
+        current_event_tag: NormalizedTag,
+        current_event_caller: Any,
+        info: DeliveryInfo | None = None,
     ) -> None:
         """Schedule the handler for this event on the loop and return at once.
 
         Safe from any thread. See the class docstring for what happens when
-        the backlog is full or the loop is closed.
+        the backlog is full or the loop is closed. With ``info`` (hooks are
+        installed), the hooks run around the handler (see eventspype.hooks).
         """
         if self._loop.is_closed():
             self._abandon("its event loop is closed", extra=1, rate_limited=True)
@@ -188,7 +199,7 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
                 dropped = 0
                 self._pending += 1
                 self._backlog.append(
-                    (arg, current_event_tag, current_event_caller, None)
+                    (arg, current_event_tag, current_event_caller, None, info)
                 )
                 kick = not self._kick_scheduled and (
                     self._workers < self._max_concurrency
@@ -206,6 +217,12 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
                 dropped,
             )
         elif kick:
+            if asyncio._get_running_loop() is self._loop:
+                # Delivered on the loop's own thread (AsyncRedisBroker's
+                # listener, a publish from a coroutine): start the worker now,
+                # without a hop through call_soon_threadsafe and its self-pipe.
+                self._spawn()
+                return
             try:
                 self._loop.call_soon_threadsafe(self._spawn)
             except RuntimeError:  # closed between the check and now
@@ -221,12 +238,19 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
         What the handler raises is raised here (and not counted in
         :attr:`errors`: the caller isolates it). Awaitable from any loop.
         """
+        await self._call_async(arg, current_event_tag, current_event_caller, None)
+
+    async def _call_async(
+        self, arg: Any, tag: NormalizedTag, caller: Any, info: DeliveryInfo | None
+    ) -> None:
+        # call_async, with what the hooks see (None: no hook installed).
+        current_event_tag, current_event_caller = tag, caller
         running = asyncio.get_running_loop()
         if self._loop.is_closed():
             raise RuntimeError(f"{self!r}: its event loop is closed")
         if running is not self._loop:
             future = asyncio.run_coroutine_threadsafe(
-                self.call_async(arg, current_event_tag, current_event_caller),
+                self._call_async(arg, current_event_tag, current_event_caller, info),
                 self._loop,
             )
             await asyncio.wrap_future(future)
@@ -234,7 +258,9 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
         done: asyncio.Future[None] = running.create_future()
         with self._lock:
             self._pending += 1
-            self._backlog.append((arg, current_event_tag, current_event_caller, done))
+            self._backlog.append(
+                (arg, current_event_tag, current_event_caller, done, info)
+            )
         self._spawn()
         await done
 
@@ -293,9 +319,12 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
         tag: NormalizedTag,
         caller: Any,
         done: asyncio.Future[None] | None,
+        info: DeliveryInfo | None,
     ) -> None:
         try:
-            await self._call_coroutine(event, tag, caller)
+            run = self._call_coroutine(event, tag, caller)
+            # Hooks installed when the event was handed over see the run.
+            await (run if info is None else _observe_run(info, run))
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -340,7 +369,7 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
         count = len(items) + extra
         if not count:
             return
-        for _event, _tag, _caller, done in items:
+        for _event, _tag, _caller, done, _info in items:
             if done is not None and not done.done() and not done.get_loop().is_closed():
                 done.cancel()
         self.abandoned += count
@@ -357,49 +386,7 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
         return f"<{type(self).__qualname__} at {id(self):#x}>"
 
 
-class AsyncFunctionalEventSubscriber(AsyncEventSubscriber):
-    """Wraps a coroutine function as a subscriber.
-
-    With ``with_event_info=True`` (the default) it is awaited as
-    ``async_fn(event, tag, caller)``; with ``False`` as ``async_fn(event)``.
-    The loop, concurrency, backlog and error rules are those of
-    :class:`AsyncEventSubscriber`. Keep this object (not just the function)
-    alive for as long as it should receive events.
-    """
-
-    def __init__(
-        self,
-        async_fn: Callable[..., Awaitable[Any]],
-        with_event_info: bool = True,
-        *,
-        loop: asyncio.AbstractEventLoop | None = None,
-        max_concurrency: int = 1,
-        max_pending: int = 1000,
-    ) -> None:
-        if not (
-            inspect.iscoroutinefunction(async_fn)
-            or inspect.iscoroutinefunction(type(async_fn).__call__)
-        ):
-            raise TypeError(
-                "AsyncFunctionalEventSubscriber needs a coroutine function "
-                f"(async def), got {async_fn!r}; use FunctionalEventSubscriber "
-                "for a plain function"
-            )
-        super().__init__(
-            loop=loop, max_concurrency=max_concurrency, max_pending=max_pending
-        )
-        self._async_fn = async_fn
-        self._with_event_info = with_event_info
-
-    @property
-    def callback(self) -> Callable[..., Awaitable[Any]]:
-        """The wrapped coroutine function."""
-        return self._async_fn
-
-    async def call(
-        self, arg: Any, current_event_tag: NormalizedTag, current_event_caller: Any
-    ) -> None:
-        if self._with_event_info:
-            await self._async_fn(arg, current_event_tag, current_event_caller)
-        else:
-            await self._async_fn(arg)
+# Defined in its own module, importable from here as before.
+from eventspype.sub.async_functional import (  # noqa: E402
+    AsyncFunctionalEventSubscriber as AsyncFunctionalEventSubscriber,
+)

@@ -2,7 +2,8 @@
 
 ``RedisBroker`` (Pub/Sub, a listener thread), ``AsyncRedisBroker`` (Pub/Sub,
 an asyncio task) and ``RedisStreamBroker`` (Streams, at-least-once per
-consumer group).
+consumer group); ``StreamAdmin``, a read-only view of the streams for
+operators.
 
 Provided by the eventspype-redis distribution::
 
@@ -15,6 +16,7 @@ Provided by the eventspype-redis distribution::
 
 from eventspype.broker.redis._io.batch import Batch
 from eventspype.broker.redis._version import __version__
+from eventspype.broker.redis._wire.peek import MessageView, describe_message
 from eventspype.broker.redis._wire.registry import UnsafeClassImportWarning
 from eventspype.broker.redis._wire.stats import (
     DROP_REASONS,
@@ -23,9 +25,20 @@ from eventspype.broker.redis._wire.stats import (
 )
 from eventspype.broker.redis.pubsub.aio import AsyncRedisBroker
 from eventspype.broker.redis.pubsub.aio_writer import PublishQueueFull
-from eventspype.broker.redis.pubsub.channel_book import SubscriptionRefused
+from eventspype.broker.redis.pubsub.subscribing import SubscriptionRefused
 from eventspype.broker.redis.pubsub.sync import RedisBroker
+from eventspype.broker.redis.streams.admin import StreamAdmin
+from eventspype.broker.redis.streams.admin_model import (
+    ConsumerInfo,
+    GroupInfo,
+    Readiness,
+    Replay,
+    StreamInfo,
+    UnknownChannel,
+    UnknownGroup,
+)
 from eventspype.broker.redis.streams.dead_letters import DeadLetter
+from eventspype.broker.redis.streams.health import GroupBacklog, StreamHealth
 from eventspype.broker.redis.streams.stats import ChannelBacklog, RedisStreamStats
 from eventspype.broker.redis.streams.sync import RedisStreamBroker
 
@@ -34,14 +47,26 @@ __all__ = [
     "AsyncRedisBroker",
     "Batch",
     "ChannelBacklog",
+    "ConsumerInfo",
     "DeadLetter",
     "DropReason",
+    "GroupBacklog",
+    "GroupInfo",
+    "MessageView",
     "PublishQueueFull",
+    "Readiness",
     "RedisBroker",
     "RedisBrokerStats",
     "RedisStreamBroker",
     "RedisStreamStats",
+    "Replay",
+    "StreamAdmin",
+    "StreamHealth",
+    "StreamInfo",
     "SubscriptionRefused",
+    "UnknownChannel",
+    "UnknownGroup",
     "UnsafeClassImportWarning",
     "__version__",
+    "describe_message",
 ]

@@ -7,6 +7,7 @@ class and options, no retries, a timeout, replies as bytes), with
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import redis.asyncio
@@ -14,7 +15,7 @@ from redis.asyncio.retry import Retry
 
 from eventspype.broker.redis._io.connections import connection_recipe, plain_client
 
-__all__ = ["fast_path_client", "own_connection_options"]
+__all__ = ["fast_path_client", "node_connection", "own_connection_options"]
 
 #: fakeredis's asyncio client classes, as plain as ``redis.asyncio.Redis``.
 _PLAIN_FAKES = frozenset({"FakeRedis", "FakeAsyncRedis"})
@@ -38,6 +39,26 @@ def own_connection_options(
             f"redis.asyncio.Redis; got {type(client).__name__}"
         )
     return recipe.connection_class, recipe.kwargs
+
+
+def node_connection(node: Any) -> Any:
+    """An unconnected connection of the broker's own to a ``redis.asyncio``
+    cluster node (its ``ClusterNode``): the node's class and options, adjusted
+    as ``own_connection_options`` adjusts a client's."""
+    pool = SimpleNamespace(
+        connection_class=node.connection_class,
+        connection_kwargs={
+            **node.connection_kwargs,
+            "host": node.host,
+            "port": node.port,
+        },
+    )
+    recipe = connection_recipe(
+        SimpleNamespace(connection_pool=pool), None, retry_class=Retry
+    )
+    if recipe is None:  # a ClusterNode always has both
+        raise TypeError(f"cannot connect to cluster node {node!r}")
+    return recipe.connect()
 
 
 def fast_path_client(client: Any) -> bool:

@@ -21,6 +21,7 @@ from eventspype.broker.broker import MessageBroker
 from eventspype.broker.redis._wire import envelope as _envelope
 from eventspype.broker.redis._wire.registry import ClassRegistry
 from eventspype.event import NormalizedTag
+from eventspype.hooks import outgoing_headers
 from eventspype.serializers import EventSerializer, JsonEventSerializer
 
 if TYPE_CHECKING:
@@ -104,6 +105,8 @@ class RedisBrokerBase(MessageBroker):
 
     #: The name in "... is closed" errors.
     _kind: ClassVar[str]
+    #: The transport, as instrumentation names it (``PublishInfo.system``).
+    messaging_system: ClassVar[str] = "redis"
     #: What :meth:`from_url` makes: the client, and its no-retry policy.
     _client_class: ClassVar[Any]
     _retry_class: ClassVar[Any]
@@ -270,10 +273,17 @@ class RedisBrokerBase(MessageBroker):
             raise RuntimeError(f"{self._kind} is closed")
 
     def _envelope(self, event: Any, event_tag: NormalizedTag) -> bytes:
-        """The envelope of ``event`` (raises ``RuntimeError`` once closed)."""
+        """The envelope of ``event`` (raises ``RuntimeError`` once closed).
+
+        It carries the headers hooks added to the publish in progress
+        (:func:`eventspype.hooks.outgoing_headers`), if any.
+        """
         self._check_open()
         return _envelope.encode(
-            event_tag, type(event), self._serializer.serialize(event)
+            event_tag,
+            type(event),
+            self._serializer.serialize(event),
+            outgoing_headers(),
         )
 
     def _counted(self, send: Callable[[_T], object], messages: _T, count: int) -> None:

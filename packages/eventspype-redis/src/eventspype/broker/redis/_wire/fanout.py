@@ -47,9 +47,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from eventspype._internal import observed as _observed
 from eventspype._internal.lost import lost_subscriber_message, warn_lost_subscriber
 from eventspype.broker.redis._wire.stats import DropReason
+from eventspype.delivery import current_delivery
 from eventspype.event import NormalizedTag
+from eventspype.hooks import REGISTRY as _HOOKS
 
 if TYPE_CHECKING:
     from eventspype.pub.publication import EventPublication
@@ -223,6 +226,9 @@ class Fanout:
             return _NOBODY
         first = on_first
         unconfirmed = self._unconfirmed
+        # Installed hooks (eventspype.hooks) see each call, with the transport.
+        hooks = _HOOKS.hooks
+        transport = current_delivery() if hooks else None
         handled = 0
         failed: tuple[tuple[EventSubscriber, BaseException], ...] = ()
         refused: tuple[tuple[DropReason, str], ...] = ()
@@ -230,20 +236,21 @@ class Fanout:
             subscriber = entry.ref()
             if subscriber is None:
                 continue
-            if None not in entry.rules:
-                for tag, event_class in entry.rules:  # type: ignore[misc]
-                    if tag == event_tag and isinstance(event, event_class):
-                        break
-                else:
-                    refused += (_refusal(entry.rules, event, event_tag, channel),)
-                    continue
+            if not _accepts(entry.rules, event, event_tag):
+                refused += (_refusal(entry.rules, event, event_tag, channel),)
+                continue
             if first is not None:
                 first()
                 first = None
             if unconfirmed:
                 unconfirmed.pop(id(entry.ref), None)
             try:
-                subscriber.call(event, event_tag, caller)
+                if hooks:
+                    _observed.call(
+                        hooks, subscriber, event, event_tag, caller, channel, transport
+                    )
+                else:
+                    subscriber.call(event, event_tag, caller)
             except self._contained as error:
                 with self._lock:  # one listener thread per cluster node
                     self.subscriber_errors += 1
@@ -261,6 +268,24 @@ class Fanout:
         if not failed and not refused and handled < 16:
             return _HANDLED[handled]
         return Delivery(handled, failed, refused)
+
+    def matching(
+        self, channel: str, event: Any, event_tag: NormalizedTag
+    ) -> tuple[list[EventSubscriber], tuple[tuple[DropReason, str], ...]]:
+        """The live subscribers of ``channel`` that accept the event, in order,
+        and a refusal per one that does not (for a broker that calls them
+        itself: the Streams reader, which awaits coroutine subscribers)."""
+        accepted: list[EventSubscriber] = []
+        refused: tuple[tuple[DropReason, str], ...] = ()
+        for entry in self._channels.get(channel, ()):
+            subscriber = entry.ref()
+            if subscriber is None:
+                continue
+            if _accepts(entry.rules, event, event_tag):
+                accepted.append(subscriber)
+            else:
+                refused += (_refusal(entry.rules, event, event_tag, channel),)
+        return accepted, refused
 
     # -- internals ------------------------------------------------------------
 
@@ -296,6 +321,18 @@ def _rule_of(
     if publication is None:
         return None
     return (publication.event_tag, publication.event_class)
+
+
+def _accepts(
+    rules: tuple[tuple[NormalizedTag, type] | None, ...],
+    event: Any,
+    event_tag: NormalizedTag,
+) -> bool:
+    """Whether a subscriber with ``rules`` accepts the event."""
+    for rule in rules:
+        if rule is None or (rule[0] == event_tag and isinstance(event, rule[1])):
+            return True
+    return False
 
 
 def _find(entries: tuple[_Entry, ...], subscriber: EventSubscriber) -> _Entry | None:

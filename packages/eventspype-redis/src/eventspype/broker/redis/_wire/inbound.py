@@ -22,7 +22,8 @@ The last check, that each subscriber's publication accepts the event
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from eventspype.broker.redis._wire import envelope as _envelope
 from eventspype.broker.redis._wire.envelope import EnvelopeError
@@ -30,7 +31,18 @@ from eventspype.broker.redis._wire.registry import ClassRegistry
 from eventspype.event import NormalizedTag
 from eventspype.serializers import EventSerializer
 
-__all__ = ["Inbound"]
+__all__ = ["Inbound", "Received"]
+
+
+class Received(NamedTuple):
+    """An accepted message: the event, its tag and the headers it carried."""
+
+    event: Any
+    event_tag: NormalizedTag
+    #: Headers that travelled with it (empty: none, or dropped).
+    headers: Mapping[str, str]
+    #: Why its headers were dropped (the event is still delivered), or ``None``.
+    headers_problem: str | None
 
 
 class Inbound:
@@ -53,7 +65,7 @@ class Inbound:
         self._classes = classes
         self._max_bytes = max_bytes
 
-    def decode(self, channel: str, data: bytes) -> tuple[Any, NormalizedTag]:
+    def decode(self, channel: str, data: bytes) -> Received:
         """The event a message on ``channel`` (local name, no prefix) carries.
 
         Raises:
@@ -77,4 +89,4 @@ class Inbound:
                 "too_deep" if too_deep else "invalid_payload",
                 f"payload is not a valid {event_class.__qualname__}: {error}",
             ) from None
-        return event, tag
+        return Received(event, tag, message.headers, message.headers_problem)

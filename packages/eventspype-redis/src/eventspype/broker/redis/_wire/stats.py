@@ -66,6 +66,8 @@ class RedisBrokerStats:
             present, possibly with 0).
         subscriber_errors: Subscriber calls that raised while handling a
             delivered event (each is logged and isolated).
+        headers_dropped: Messages delivered without their headers, because
+            the headers broke the envelope's bounds (count, size, strings).
         reconnects: Times the listener re-established its Pub/Sub connection
             and re-subscribed after losing it.
         listener_errors: Exceptions of any kind (a bug of ours, a
@@ -93,6 +95,7 @@ class RedisBrokerStats:
         default_factory=lambda: MappingProxyType(dict.fromkeys(DROP_REASONS, 0))
     )
     subscriber_errors: int = 0
+    headers_dropped: int = 0
     reconnects: int = 0
     listener_errors: int = 0
     listener_restarts: int = 0
@@ -125,9 +128,11 @@ class Counters:
     __slots__ = (
         "__weakref__",  # for register_for_fork
         "_drop_logs",
+        "_headers_log",
         "_lock",
         "delivered",
         "dropped",
+        "headers_dropped",
         "listener_errors",
         "listener_restarts",
         "publish_errors",
@@ -150,11 +155,13 @@ class Counters:
         self.listener_restarts = 0
         self.subscribe_refusals = 0
         self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+        self.headers_dropped = 0
         # One per reason: a flood of one reason never hides another.
         self._drop_logs = {
             reason: RateLimitedWarning(_logger, _DROP_LOG_INTERVAL)
             for reason in DROP_REASONS
         }
+        self._headers_log = RateLimitedWarning(_logger, _DROP_LOG_INTERVAL)
 
     def _after_fork_in_child(self) -> None:
         # A forked child is a new process: its counts start at zero (and the
@@ -178,6 +185,20 @@ class Counters:
         # Counted after the warning: whoever sees the count sees the log line.
         with self._lock:
             self.dropped[reason] += 1
+
+    def drop_headers(self, channel: str, detail: str) -> None:
+        """Count a message whose headers were dropped (it is still delivered).
+
+        Listener only; logged like :meth:`drop`, at most once a second.
+        """
+        self._headers_log.warning(
+            "Dropped the headers of a message on channel %r: %s; the event is "
+            "delivered without them",
+            channel,
+            detail,
+        )
+        with self._lock:
+            self.headers_dropped += 1
 
     def add_delivered(self) -> None:
         """Count one message handed to subscribers."""
@@ -210,6 +231,7 @@ class Counters:
                 delivered=self.delivered,
                 dropped=MappingProxyType(dict(self.dropped)),
                 subscriber_errors=subscriber_errors,
+                headers_dropped=self.headers_dropped,
                 reconnects=self.reconnects,
                 listener_errors=self.listener_errors,
                 listener_restarts=self.listener_restarts,

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import warnings
+import weakref
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
 import redis.asyncio
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry
 
 from eventspype.broker.redis._io.aio_connections import own_connection_options
@@ -16,7 +20,8 @@ from eventspype.broker.redis._wire.broker_base import (
 )
 from eventspype.broker.redis._wire.stats import RedisBrokerStats
 from eventspype.broker.redis.pubsub.aio_listener import AsyncListener
-from eventspype.broker.redis.pubsub.aio_senders import make_sender
+from eventspype.broker.redis.pubsub.aio_senders import Sender, make_sender
+from eventspype.broker.redis.pubsub.aio_sharded import AsyncShardedListener
 from eventspype.broker.redis.pubsub.aio_writer import AsyncWriter
 from eventspype.broker.redis.pubsub.base import PubSubBrokerBase
 from eventspype.event import NormalizedTag
@@ -60,6 +65,11 @@ class AsyncRedisBroker(PubSubBrokerBase):
             ``FakeAsyncRedis``). The broker reads and publishes on connections
             of its own, made like the client's (host, TLS, credentials,
             database, protocol) but without its retry policy and with a timeout.
+            A ``redis.asyncio.cluster.RedisCluster`` (Redis 7+) gets sharded
+            Pub/Sub: SPUBLISH through the client, SSUBSCRIBE on connections of
+            the broker's own to each master it has channels on, one listener
+            task per shard, reconnecting to the promoted replica after a
+            failover (see the "Scaling out" page).
         subscribe_timeout: The default ``timeout`` of
             :meth:`wait_until_subscribed`.
         fast_publish: Send pre-encoded PUBLISH commands on the broker's own
@@ -67,7 +77,8 @@ class AsyncRedisBroker(PubSubBrokerBase):
             ``pipeline()``.
         publish_timeout: How long the writer waits for Redis (seconds; the
             client's ``socket_timeout``, or 5 s) before a batch fails.
-        max_queued: The bound of the writer's queue, in events.
+        max_queued: How many events the writer holds at most, queued or
+            awaiting Redis's reply.
         loop: The event loop to use; the running one by default.
 
     The other options (``serializer``, ``channel_prefix``,
@@ -78,7 +89,8 @@ class AsyncRedisBroker(PubSubBrokerBase):
     Raises:
         ValueError: an option is out of range.
         RuntimeError: no loop is running and none was given.
-        TypeError: the client has no connection pool (``RedisCluster``).
+        TypeError: the client has no connection pool and is no
+            ``redis.asyncio`` ``RedisCluster``.
     """
 
     _kind = "AsyncRedisBroker"
@@ -87,7 +99,7 @@ class AsyncRedisBroker(PubSubBrokerBase):
 
     def __init__(
         self,
-        redis_client: redis.asyncio.Redis,
+        redis_client: redis.asyncio.Redis | AsyncRedisCluster,
         serializer: EventSerializer | None = None,
         channel_prefix: str = "eventspype:",
         allow_unregistered_classes: bool = False,
@@ -114,22 +126,47 @@ class AsyncRedisBroker(PubSubBrokerBase):
             max_message_bytes,
         )
         self._subscribe_timeout = max(0.0, subscribe_timeout)
-        connection_class, options = own_connection_options(redis_client, None)
-        self._listener = AsyncListener(
-            self._loop,
-            lambda: connection_class(**options),
-            self._on_message,
-            self._tidy,
-            self._counters,
-            health_check_interval=health_check_interval,
-            reconnect_delay=reconnect_delay,
-            encoding=encoding,
-        )
+        self._listener: AsyncListener | AsyncShardedListener
+        if isinstance(redis_client, AsyncRedisCluster):
+            self._listener = AsyncShardedListener(
+                self._loop,
+                redis_client,
+                self._on_message,
+                self._tidy,
+                self._counters,
+                health_check_interval=health_check_interval,
+                reconnect_delay=reconnect_delay,
+                encoding=encoding,
+            )
+        else:
+            connection_class, options = own_connection_options(redis_client, None)
+            self._listener = AsyncListener(
+                self._loop,
+                lambda: connection_class(**options),
+                self._on_message,
+                self._tidy,
+                self._counters,
+                health_check_interval=health_check_interval,
+                reconnect_delay=reconnect_delay,
+                encoding=encoding,
+            )
         self._subscribe_through(self._listener, on_event_loop=True)
         self._sender = make_sender(
             redis_client, fast=fast_publish, timeout=publish_timeout
         )
         self._writer = AsyncWriter(self._loop, self._sender, self._counters, max_queued)
+        # A broker dropped without aclose() stops its tasks and says so. Its
+        # tasks hold the broker weakly, so that it can be collected.
+        self._finalizer = weakref.finalize(
+            self,
+            _abandoned,
+            f"AsyncRedisBroker(channel_prefix={channel_prefix!r})",
+            self._loop,
+            self._listener,
+            self._writer,
+            self._sender,
+        )
+        self._finalizer.atexit = False  # the loop is gone by then
 
     # -- configuration ----------------------------------------------------
 
@@ -208,7 +245,12 @@ class AsyncRedisBroker(PubSubBrokerBase):
         await self._writer.flush()
 
     def stats(self) -> RedisBrokerStats:
-        """A snapshot of the counters and of the connection's state."""
+        """A snapshot of the counters and of the connection's state.
+
+        Also replaces the listener task if it ended (cancelled from outside).
+        """
+        if not self._closed:
+            self._listener.sync()
         return self._counters.snapshot(
             self._subscriptions.local.subscriber_errors, self._listener.state()
         )
@@ -228,6 +270,7 @@ class AsyncRedisBroker(PubSubBrokerBase):
         if not self._subscriptions.close():
             return
         self._closed = True
+        self._finalizer.detach()
         try:
             await self._writer.flush()
         finally:
@@ -256,3 +299,40 @@ class AsyncRedisBroker(PubSubBrokerBase):
     ) -> tuple[bytes, bytes]:
         """The wire name and the envelope to PUBLISH (checks the broker is open)."""
         return self._names.wire(channel), self._envelope(event, event_tag)
+
+
+#: Clean-up tasks of abandoned brokers, held until done.
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _abandoned(
+    description: str,
+    loop: asyncio.AbstractEventLoop,
+    listener: AsyncListener | AsyncShardedListener,
+    writer: AsyncWriter,
+    sender: Sender,
+) -> None:
+    """A broker was collected without ``aclose()``: stop its tasks, warn.
+
+    Runs wherever the garbage collector ran; the tasks are stopped on the loop.
+    """
+
+    def stop() -> None:
+        stopped = listener.abandon() + writer.abandon()
+        task = loop.create_task(sender.close())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+        warnings.warn(
+            f"{description} was garbage-collected without aclose(); stopped "
+            f"its tasks ({', '.join(stopped) or 'none running'}) and closed its "
+            "connections. Close it with 'await broker.aclose()' or "
+            "'async with broker:'.",
+            ResourceWarning,
+            stacklevel=2,
+        )
+
+    if asyncio._get_running_loop() is loop:
+        stop()
+        return
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs
+        loop.call_soon_threadsafe(stop)

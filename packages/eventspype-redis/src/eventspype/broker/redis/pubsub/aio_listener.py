@@ -1,55 +1,52 @@
 """The listener task of ``AsyncRedisBroker``: one Pub/Sub connection, read on the loop.
 
-The asyncio driver of what ``pubsub.listener.Listener`` drives with a thread. What
-to send and what each reply means is the shared, I/O-free
-:class:`~pubsub.channel_book.ChannelBook` (one channel per SUBSCRIBE, so a refusal
-concerns that channel only); backoff and its warnings are the shared
-:class:`~pubsub.outage.Outage`. Towards the broker's subscription tables it has the
-thread listener's interface (:meth:`add`, :meth:`remove`, :meth:`sync`,
-:meth:`request_tidy`, callable from any thread).
+The asyncio driver of what ``pubsub.listener.Listener`` drives with a thread:
+every decision (what to send, what a reply means, when to PING, when the
+connection is dead, how long to back off, what is counted) is the shared,
+I/O-free :class:`~pubsub.protocol.PubSubProtocol`'s, so both behave the same.
+Towards the broker's subscription tables it has the thread listener's
+interface (:meth:`add`, :meth:`remove`, :meth:`sync`, :meth:`request_tidy`,
+callable from any thread).
 
 It reads a connection of the broker's own (the client's settings, no retry
-policy) and calls ``deliver`` on the loop for each message. When the
-connection drops it reconnects with backoff and jitter and subscribes every
-wanted channel again. One task reads; commands are written by short tasks
-under ``_send_lock`` (reading and writing one asyncio connection are
-independent). The reader waits up to ``health_check_interval`` for traffic,
-then PINGs; another silent interval means a dead connection. An idle listener
-wakes once per interval and costs nothing otherwise.
+policy) and calls ``deliver`` on the loop for each message. One task reads;
+commands are written by short tasks under ``_send_lock`` (reading and
+writing one asyncio connection are independent). A task that ended by
+itself (cancelled from outside, say) is replaced, counted and logged by the
+next :meth:`sync`, :meth:`ensure_running` or :meth:`wait_until_subscribed`,
+as a dead listener thread is. The broker's handlers are held weakly: a broker
+nobody closed can still be collected (its finalizer calls :meth:`abandon`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
-import redis.exceptions
-
-from eventspype.broker.redis._wire.stats import Counters
-from eventspype.broker.redis.pubsub.channel_book import ChannelBook, Command
-from eventspype.broker.redis.pubsub.link import _normalize
-from eventspype.broker.redis.pubsub.listener_core import (
-    ListenerCore,
-    check_health_check_interval,
-)
-from eventspype.broker.redis.pubsub.outage import Outage
+from eventspype.broker.redis._wire.stats import ConnectionState, Counters
+from eventspype.broker.redis.pubsub.aio_reader import AsyncReader, Deliver
+from eventspype.broker.redis.pubsub.protocol import Command, PubSubProtocol
+from eventspype.broker.redis.pubsub.shard_dialect import ShardDialect
+from eventspype.broker.redis.pubsub.subscribing import check_subscribed
 
 __all__ = ["AsyncListener"]
 
 _logger = logging.getLogger("eventspype.broker.redis")
 
-#: ``deliver(channel, data)``: the broker's handler for one Pub/Sub message.
-Deliver = Callable[[bytes, Any], None]
 
-
-class AsyncListener(ListenerCore):
+class AsyncListener(AsyncReader):
     """Owns the Pub/Sub connection and the task reading it (see the module docs).
 
-    ``new_connection`` makes an unconnected ``redis.asyncio`` connection;
+    ``new_connection`` makes an unconnected ``redis.asyncio`` connection (or
+    returns an awaitable of one: a shard's, after looking its node up); with
+    ``sharded`` the connection speaks sharded Pub/Sub (see
+    ``pubsub.shard_dialect``);
     channels are names on the wire, as bytes.
     """
 
@@ -64,21 +61,21 @@ class AsyncListener(ListenerCore):
         health_check_interval: float,
         reconnect_delay: tuple[float, float],
         encoding: str,
+        sharded: bool = False,
     ) -> None:
-        check_health_check_interval(health_check_interval)
         self._loop = loop
-        self._outage = Outage(counters, reconnect_delay)
+        self._proto = PubSubProtocol(
+            counters,
+            health_check_interval=health_check_interval,
+            reconnect_delay=reconnect_delay,
+            encoding=encoding,
+        )
         self._new_connection = new_connection
-        self._deliver = deliver
-        self._tidy = tidy
-        self._counters = counters
-        self._health_check_interval = health_check_interval
-        # The book is changed from any thread (add/remove) under _lock.
+        self._deliver = weakref.WeakMethod(deliver)
+        self._tidy = weakref.WeakMethod(tidy)
+        # The protocol is changed from any thread (add/remove) under _lock.
         self._lock = threading.Lock()
-        self._book = ChannelBook(encoding)
         self._connection: Any = None  # subscribed, read by the task
-        self._connected = False  # Redis answered on _connection
-        self._state_since: float | None = None  # time.time() of the last change
         self._send_lock = asyncio.Lock()
         self._sync_scheduled = False
         self._sends: set[asyncio.Task[None]] = set()
@@ -86,10 +83,8 @@ class AsyncListener(ListenerCore):
         self._work = asyncio.Event()  # channels wanted while idle
         self._progress = asyncio.Event()  # a confirmation, refusal or failure
         self._stopping = False
-
-    @property
-    def _live(self) -> bool:
-        return self._connection is not None
+        self._sharded = sharded
+        self._dialect: ShardDialect | None = None  # the connection's, if sharded
 
     # -- what is wanted (any thread) ----------------------------------------
 
@@ -97,12 +92,12 @@ class AsyncListener(ListenerCore):
         """Want ``channel``; call :meth:`sync` next."""
         with self._lock:
             if not self._stopping:
-                self._book.want(channel)
+                self._proto.want(channel)
 
     def remove(self, channel: bytes) -> None:
         """Stop wanting ``channel``; call :meth:`sync` next."""
         with self._lock:
-            self._book.unwant(channel)
+            self._proto.unwant(channel)
 
     def sync(self) -> None:
         """Have the loop send what :meth:`add` and :meth:`remove` changed."""
@@ -119,9 +114,19 @@ class AsyncListener(ListenerCore):
         callback may run while this thread holds the subscription tables' lock.
         """
         with contextlib.suppress(RuntimeError):  # the loop is closed: too late
-            self._loop.call_soon_threadsafe(self._tidy)
+            self._loop.call_soon_threadsafe(self._call_tidy)
+
+    def _call_tidy(self) -> None:
+        tidy = self._tidy()
+        if tidy is not None:
+            tidy()
 
     # -- what is true now ------------------------------------------------------
+
+    def state(self) -> ConnectionState:
+        """Connected or not, since when, the last error, what is subscribed."""
+        with self._lock:
+            return self._proto.state()
 
     async def wait_until_subscribed(self, timeout: float) -> None:
         """Wait until Redis confirmed every wanted channel on a live connection.
@@ -131,14 +136,35 @@ class AsyncListener(ListenerCore):
             TimeoutError: not within ``timeout`` seconds; the message names
                 the channels still waiting and the last connection error.
         """
+        self.ensure_running()
         deadline = self._loop.time() + timeout
         while True:
             self._progress.clear()
             left = deadline - self._loop.time()
-            if self._all_confirmed(timeout, left <= 0 or self._stopping):
-                return
+            with self._lock:
+                if check_subscribed(self._proto, timeout, left <= 0 or self._stopping):
+                    return
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._progress.wait(), min(left, 0.5))
+
+    def ensure_running(self) -> None:
+        """Start a new task if channels are wanted and the task ended (on the loop)."""
+        if self._stopping:
+            return
+        with self._lock:
+            wanted = bool(self._proto.wanted)
+        task = self._task
+        if task is not None and task.done():
+            # Nothing ends it but stop(): cancelled from outside, say.
+            self._task = None
+            self._connection = None  # its finally: closed it, or never will
+            with self._lock:
+                self._proto.replaced("task")
+            self._progress.set()
+        if self._task is None and wanted:
+            self._task = self._loop.create_task(
+                self._run(), name="eventspype-redis-listener"
+            )
 
     async def stop(self) -> None:
         """End the task and close the connection (idempotent)."""
@@ -154,17 +180,26 @@ class AsyncListener(ListenerCore):
                 await task
         await self._drop_connection()
 
+    def abandon(self) -> list[str]:
+        """Stop without waiting (the broker was collected); what was stopped.
+
+        Call on the loop: cancels the task, whose clean-up closes the
+        connection.
+        """
+        with self._lock:
+            self._stopping = True
+        task, self._task = self._task, None
+        if task is None or task.done():
+            return []
+        task.cancel()
+        return [task.get_name()]
+
     # -- sending (on the loop) ---------------------------------------------------
 
     def _schedule_sync(self) -> None:
         if self._stopping:
             return
-        with self._lock:
-            wanted = bool(self._book.wanted)
-        if self._task is None and wanted:
-            self._task = self._loop.create_task(
-                self._run(), name="eventspype-redis-listener"
-            )
+        self.ensure_running()
         self._work.set()
         if self._connection is not None and not self._sync_scheduled:
             self._sync_scheduled = True
@@ -181,7 +216,7 @@ class AsyncListener(ListenerCore):
                 return
             with self._lock:
                 # Recorded before sending: the reply may beat the bookkeeping.
-                commands = self._book.commands()
+                commands = self._proto.commands()
             await self._send(connection, commands)
 
     async def _send(self, connection: Any, commands: list[Command]) -> None:
@@ -189,6 +224,8 @@ class AsyncListener(ListenerCore):
         if not commands:
             return
         try:
+            if self._dialect is not None:
+                commands = self._dialect.commands(commands)
             packed = connection.pack_commands(commands)
             await connection.send_packed_command(packed, check_health=False)
         except Exception as error:
@@ -200,23 +237,35 @@ class AsyncListener(ListenerCore):
         while not self._stopping:
             try:
                 with self._lock:
-                    wanted = bool(self._book.wanted)
+                    wanted = bool(self._proto.wanted)
+                    delay = self._proto.next_delay()
                 if not wanted:
                     self._work.clear()
                     await self._work.wait()
                     continue
-                if self._outage.failures:
-                    await asyncio.sleep(self._outage.next_delay())
+                if delay:
+                    await asyncio.sleep(delay)
                 await self._connect_and_read()
             except (asyncio.CancelledError, SystemExit, KeyboardInterrupt):
                 raise  # SystemExit: a subscriber's, on the loop (see _wire.fanout)
-            except BaseException:  # a bug of ours: never end delivery for it
-                self._counters.add("listener_restarts")
-                _logger.exception("Redis listener task failed; starting over")
-                await self._drop_connection()
+            except BaseException as error:  # a bug of ours: never end delivery
+                await self._drop_connection(internal=error)
 
     async def _connect_and_read(self) -> None:
-        connection = self._new_connection()
+        try:
+            made = self._new_connection()
+            connection = await made if inspect.isawaitable(made) else made
+        except Exception as error:  # no node serves the channels now, say
+            if not self._stopping:
+                with self._lock:
+                    self._proto.open_failed(error)
+            self._progress.set()
+            return
+        if self._sharded:
+            name = (
+                f"{getattr(connection, 'host', '?')}:{getattr(connection, 'port', '?')}"
+            )
+            self._dialect = ShardDialect(name)
         try:
             await connection.connect()
         except BaseException as error:
@@ -224,94 +273,37 @@ class AsyncListener(ListenerCore):
                 await connection.disconnect(nowait=True)
             if not isinstance(error, Exception):  # cancelled: stopping
                 raise
-            self._outage.failed(error)
+            with self._lock:
+                self._proto.open_failed(error)
             self._progress.set()
             return
         async with self._send_lock:
             self._connection = connection
             with self._lock:
-                self._book.new_connection()
-                commands = self._book.commands()  # every wanted channel
+                commands = self._proto.opened(self._loop.time())
             await self._send(connection, commands)
+        lost: Exception | None = None
         try:
             await self._read(connection)
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            if not self._stopping:
-                with self._lock:
-                    count = len(self._book.wanted)
-                self._outage.lost(error, count)
+            lost = error
         finally:
-            await self._drop_connection()
+            await self._drop_connection(lost=lost)
 
-    async def _read(self, connection: Any) -> None:
-        """Read and handle replies until the connection fails or is unused."""
-        # Healthy only once Redis answers on this connection: a server that
-        # accepts connections but refuses commands (NOAUTH, LOADING) must keep
-        # the backoff growing.
-        recovering = True
-        pinged = False
-        while not self._stopping:
-            try:
-                response = await connection.read_response(
-                    timeout=self._health_check_interval,
-                    disconnect_on_error=False,
-                    push_request=True,
-                )
-            except redis.exceptions.ResponseError as error:
-                response = error  # refuses one command; the others go on
-            if response is None:  # quiet for a whole interval
-                if pinged:
-                    raise TimeoutError("no reply to PING")
-                pinged = True
-                async with self._send_lock:
-                    with self._lock:
-                        ping = self._book.ping()
-                    await self._send(connection, [ping])
-                continue
-            pinged = False
-            reply = _normalize(response)
-            if reply is None:
-                continue
-            kind, channel, data = reply
-            if kind == b"message":
-                try:
-                    self._deliver(channel or b"", data)
-                except Exception:  # the broker's handler never raises; be sure
-                    self._counters.add("listener_errors")
-                    _logger.exception("Handling a Redis message on %r failed", channel)
-                continue
-            if recovering:
-                recovering = False
-                self._mark_connected()
-            if kind == b"error":
-                self._refused(data)
-            elif self._answered(kind, channel):
-                return  # nothing subscribed any more: give the connection back
-
-    def _answered(self, kind: bytes, channel: bytes | None) -> bool:
-        """A confirmation arrived; whether the connection is unused now."""
-        with self._lock:
-            self._book.answered(kind, channel)
-            unused = kind == b"unsubscribe" and self._book.idle
-        self._progress.set()
-        return unused
-
-    def _refused(self, error: Any) -> None:
-        with self._lock:
-            kind, channel, _ = self._book.error_reply(error)
-            reason = self._book.refused.get(channel) if channel else None
-        self._progress.set()
-        self._report_refusal(kind, channel, reason, error)
-
-    async def _drop_connection(self) -> None:
+    async def _drop_connection(
+        self, *, lost: Exception | None = None, internal: BaseException | None = None
+    ) -> None:
         async with self._send_lock:
             connection, self._connection = self._connection, None
             with self._lock:
-                self._book.new_connection()
-                self._book.release_waiters()
-                self._mark_disconnected()
+                if internal is not None:
+                    self._proto.failed_internally(internal)
+                elif lost is not None and not self._stopping:
+                    self._proto.lost(lost)
+                else:
+                    self._proto.closed()
         self._progress.set()
         if connection is not None:
             with contextlib.suppress(Exception):

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import redis.exceptions
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.exceptions import ResponseError
 
 from eventspype.broker.redis._io.aio_connections import (
@@ -29,7 +30,13 @@ from eventspype.broker.redis._io.aio_connections import (
 from eventspype.broker.redis._io.connections import lacks_socket_timeout
 from eventspype.broker.redis._io.transport import pack_publish
 
-__all__ = ["ClientSender", "ConnectionSender", "Sender", "make_sender"]
+__all__ = [
+    "ClientSender",
+    "ClusterSender",
+    "ConnectionSender",
+    "Sender",
+    "make_sender",
+]
 
 Messages = Sequence[tuple[bytes, bytes]]
 
@@ -70,10 +77,14 @@ class Sender(Protocol):
 def make_sender(client: Any, *, fast: bool, timeout: float | None) -> Sender:
     """A :class:`ConnectionSender` for plain clients when ``fast``, else the client's.
 
+    A ``redis.asyncio`` ``RedisCluster`` gets a :class:`ClusterSender` (SPUBLISH).
+
     ``timeout`` bounds the broker's own connection (the client's
     ``socket_timeout`` when ``None``). Warns when publishing through a client
     that has no timeout at all.
     """
+    if isinstance(client, AsyncRedisCluster):
+        return ClusterSender(client)
     if fast and fast_path_client(client):
         connection_class, options = own_connection_options(client, timeout)
         return ConnectionSender(connection_class(**options))
@@ -212,3 +223,18 @@ class ClientSender:
 
     async def close(self) -> None:
         return None  # the client is the user's
+
+
+class ClusterSender(ClientSender):
+    """SPUBLISH through a ``redis.asyncio`` ``RedisCluster``, in its pipeline.
+
+    Each event goes to the shard that owns its channel's slot (and no
+    further); the pipeline groups a batch by node, keeping the order per
+    node. The client's routing, retries and slot-map refreshes apply.
+    """
+
+    async def write(self, messages: Messages) -> None:
+        pipeline = self._client.pipeline()
+        for channel, message in messages:
+            pipeline.execute_command("SPUBLISH", channel, message)
+        await pipeline.execute()

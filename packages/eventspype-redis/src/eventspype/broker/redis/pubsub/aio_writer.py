@@ -10,8 +10,10 @@ of one loop turn cost one write. It does not wait for the replies before
 writing the next batch: a reader task, started once, reads them in order and
 settles each batch, so an event published while another batch is on its way
 is not held back by that batch's round trip. At most ``_MAX_IN_FLIGHT`` batches await
-their replies; after that the writer waits, the queue fills, and ``publish()``
-refuses (``PublishQueueFull``): memory stays bounded while Redis is slow.
+their replies; after that the writer waits. ``max_queued`` bounds every event
+the writer holds, queued or on its way (written, awaiting its reply): past it
+``publish()`` refuses (``PublishQueueFull``) and ``publish_async()`` waits, so
+memory stays bounded while Redis is slow or paused.
 
 ``publish_async()`` goes through the same queue, so it keeps its place among
 plain publishes, and waits on a future settled once Redis answered. The
@@ -88,12 +90,15 @@ class AsyncWriter:
         # they were written in (read by the reader task).
         self._in_flight: deque[tuple[int, list[_Entry]]] = deque()
         self._writing: list[_Entry] = []  # the batch being written
+        # Taken off the queue and not settled yet (written, or being written);
+        # changed on the loop only, read from any thread (an int: atomic).
+        self._carried = 0
         self._task: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Future[None] | None = None  # set while idle
         self._replied = asyncio.Event()  # the reader settled a batch
         self._written = asyncio.Event()  # a batch is in flight for the reader
-        self._room = asyncio.Event()  # the writer took messages off the queue
+        self._room = asyncio.Event()  # a message was settled (or dropped)
         self._idle = asyncio.Event()  # nothing queued, written or in flight
         self._idle.set()
         self._lost_log = RateLimitedWarning(_logger, _ERROR_LOG_INTERVAL)
@@ -103,17 +108,24 @@ class AsyncWriter:
         """Messages waiting for the writer (not those on their way)."""
         return len(self._queue)
 
+    @property
+    def held(self) -> int:
+        """Messages queued or on their way, what ``max_queued`` bounds."""
+        return len(self._queue) + self._carried
+
     def put_nowait(self, channel: bytes, message: bytes) -> None:
         """Queue one message to send; from any thread.
 
         Raises:
             PublishQueueFull: ``max_queued`` messages are waiting already.
         """
-        if len(self._queue) >= self.max_queued:
+        held = self.held
+        if held >= self.max_queued:
             self._counters.add_publish_error()
             raise PublishQueueFull(
-                f"{len(self._queue)} events wait to be sent to Redis already "
-                f"(max_queued={self.max_queued}); the event was not published"
+                f"{held} events wait to be sent to Redis, or for its reply, "
+                f"already (max_queued={self.max_queued}); the event was not "
+                "published"
             )
         if asyncio._get_running_loop() is not self._loop:
             self._queue.append((channel, message, None))
@@ -130,7 +142,7 @@ class AsyncWriter:
         Raises what sending raised (``redis.exceptions.ConnectionError``,
         ``TimeoutError``, ``ResponseError``).
         """
-        while len(self._queue) >= self.max_queued:
+        while self.held >= self.max_queued:
             self._room.clear()
             await self._room.wait()
         done: asyncio.Future[None] = self._loop.create_future()
@@ -146,6 +158,19 @@ class AsyncWriter:
             self._wake()
             self._idle.clear()
             await self._idle.wait()
+
+    def abandon(self) -> list[str]:
+        """Cancel the tasks without waiting (the broker was collected).
+
+        Returns the names of the tasks cancelled; what they held is reported
+        lost by their clean-up.
+        """
+        stopped = []
+        for task in (self._task, self._reader):
+            if task is not None and not task.done():
+                task.cancel()
+                stopped.append(task.get_name())
+        return stopped
 
     async def stop(self) -> None:
         """End the tasks; what is still queued or on its way is reported lost."""
@@ -192,6 +217,7 @@ class AsyncWriter:
         generation = sender.generation
         if not sender.write_now(entry[0], entry[1]):
             return False
+        self._carried += 1
         self._in_flight.append((generation, [entry]))
         if self._reader is None:
             self._reader = self._loop.create_task(
@@ -228,8 +254,11 @@ class AsyncWriter:
     def _take(self) -> list[_Entry]:
         queue = self._queue
         batch = [queue.popleft() for _ in range(min(len(queue), _MAX_BATCH))]
-        self._room.set()
-        return [e for e in batch if e[2] is None or not e[2].done()]
+        kept = [e for e in batch if e[2] is None or not e[2].done()]
+        self._carried += len(kept)
+        if len(kept) < len(batch):  # cancelled publish_async calls: not sent
+            self._room.set()
+        return kept
 
     async def _write(self, batch: list[_Entry]) -> None:
         if not batch:
@@ -245,6 +274,7 @@ class AsyncWriter:
             self._writing = []
             # The connection is gone, with the replies of earlier batches.
             self._fail_in_flight(generation, error)
+            self._carried -= len(batch)
             self._failed(batch, error)
             return
         self._writing = []
@@ -287,6 +317,7 @@ class AsyncWriter:
                     if refused is None:
                         self._succeeded(batch)
                     else:
+                        self._carried -= len(batch)
                         self._failed(batch, refused)
                 self._replied.set()
         finally:
@@ -294,6 +325,8 @@ class AsyncWriter:
             self._settled()
 
     def _succeeded(self, batch: list[_Entry]) -> None:
+        self._carried -= len(batch)
+        self._room.set()
         self._counters.add_published(len(batch))
         for _, _, done in batch:
             if done is not None and not done.done():
@@ -305,6 +338,7 @@ class AsyncWriter:
         in_flight = self._in_flight
         while in_flight and in_flight[0][0] == generation:
             lost += in_flight.popleft()[1]
+        self._carried -= len(lost)
         self._failed(lost, error)
 
     def _report_abandoned(self) -> None:
@@ -315,6 +349,7 @@ class AsyncWriter:
         self._writing = []
         self._in_flight.clear()
         self._queue.clear()
+        self._carried = 0
         self._idle.set()  # nothing left: a flush() waiting must not wait forever
         if lost:
             self._failed(lost, RuntimeError("the writer task was cancelled"))
@@ -322,6 +357,7 @@ class AsyncWriter:
     def _failed(self, entries: list[_Entry], error: BaseException) -> None:
         # Every failed event counts once in publish_errors; those of plain
         # publish() calls are logged, the others raise from publish_async().
+        self._room.set()
         unawaited = 0
         for _, _, done in entries:
             self._counters.add_publish_error()

@@ -10,6 +10,8 @@ client gets one :class:`~pubsub.listener.Listener` and the transport
 
 from __future__ import annotations
 
+import atexit
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +25,7 @@ from eventspype.broker.redis.pubsub.sharded import ShardedListener
 from eventspype.broker.redis.pubsub.sharded_transport import ShardedTransport
 from eventspype.broker.redis.pubsub.subscriptions import ThreadListener
 
-__all__ = ["pubsub_drivers", "shutdown"]
+__all__ = ["pubsub_drivers", "shutdown", "watch_exit"]
 
 #: The listener's longest uninterrupted wait on an idle connection.
 _IDLE_TIMEOUT = 1.0
@@ -68,7 +70,43 @@ def pubsub_drivers(
     return listener, make_transport(redis_client, fast=fast, timeout=publish_timeout)
 
 
-def shutdown(listener: ThreadListener, transport: Transport) -> None:
-    """Stop ``listener`` without waiting and close ``transport`` (a finalizer)."""
+def shutdown(description: str, listener: ThreadListener, transport: Transport) -> None:
+    """Stop ``listener`` without waiting and close ``transport`` (a finalizer).
+
+    Warns (``ResourceWarning``) naming the broker and the threads it stopped.
+    """
+    threads = [thread.name for thread in listener.threads()]
     listener.request_stop()
     transport.close()
+    if _exiting:  # leaving without close() is fine (and must print nothing)
+        return
+    warnings.warn(
+        f"{description} was not closed; stopped its listener thread(s) "
+        f"({', '.join(threads) or 'none running'}) and closed its connections. "
+        "Close it with broker.close() or 'with broker:'.",
+        ResourceWarning,
+        stacklevel=2,
+    )
+
+
+_exiting = False
+_watching = False
+
+
+def _at_exit() -> None:
+    global _exiting
+    _exiting = True
+
+
+def watch_exit() -> None:
+    """Tell :func:`shutdown` when the interpreter exits (call after a finalizer).
+
+    Finalizers run at exit too, where a broker left open is no mistake.
+    ``atexit`` runs its functions last registered first: registered after the
+    first ``weakref.finalize`` (which registers weakref's own exit function),
+    this runs before any finalizer does at exit.
+    """
+    global _watching
+    if not _watching:
+        _watching = True
+        atexit.register(_at_exit)

@@ -2,8 +2,9 @@
 
 Two kinds, one interface:
 
-* :class:`DirectLink` (every client with a connection pool): a connection of
-  the broker's own (see ``_io.connections``), used directly. redis-py's ``PubSub``
+* :class:`ConnectionLink` (every client with a connection pool, and each
+  shard of a ``RedisCluster`` with sharded Pub/Sub): a connection of the
+  broker's own (see ``_io.connections``), used directly. redis-py's ``PubSub``
   would reconnect and re-subscribe by itself, inside ``get_message`` and
   ``subscribe``, with the client's retry policy; the listener does that itself,
   so nothing here ever reconnects: a connection that drops stays dropped, and
@@ -29,11 +30,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
+from redis.exceptions import AskError, ClusterDownError, TryAgainError
 
 from eventspype.broker.redis._io.connections import ConnectionRecipe, connection_recipe
+from eventspype.broker.redis.pubsub.shard_dialect import ShardDialect, SlotMoved
 
 __all__ = [
-    "DirectLink",
+    "ConnectionLink",
     "Link",
     "PubSubLink",
     "Reply",
@@ -42,6 +45,8 @@ __all__ = [
 ]
 
 Reply = tuple[bytes, "bytes | None", Any]
+#: Error replies that mean "not this node (now)" (MOVED is an AskError).
+_ELSEWHERE = (AskError, ClusterDownError, TryAgainError)
 #: Commands to send at once: ``("SUBSCRIBE", channel)``, ``("PING",)``, ...
 Commands = Sequence[tuple[Any, ...]]
 
@@ -88,8 +93,15 @@ class Link(ABC):
         """Close the connection, quietly."""
 
 
-class DirectLink(Link):
-    """A connection of the broker's own (see the module docs).
+class ConnectionLink(Link):
+    """A connection of the broker's own, to a server or to one cluster shard.
+
+    ``target()`` (called by :meth:`open`) says where: the recipe of the
+    connection and, for a shard, the node's name. A sharded link speaks
+    SSUBSCRIBE/SUNSUBSCRIBE and translates the replies to the listener's
+    dialect; a redirection (``MOVED``, ``ASK``), ``CLUSTERDOWN``/``TRYAGAIN``
+    or an ``sunsubscribe`` nobody asked for (the slot moved) is a lost
+    connection there, not a refused channel (see ``pubsub.shard_link``).
 
     Read directly rather than through ``PubSub.get_message``: besides the
     reconnection it must not do, ``PubSub`` adds a dict per message and a
@@ -98,28 +110,42 @@ class DirectLink(Link):
     throughput ("throughput" row), at 0.7x its p50 latency.
     """
 
-    def __init__(self, recipe: ConnectionRecipe) -> None:
-        self._connection = recipe.connect()
+    def __init__(
+        self,
+        target: Callable[[], tuple[ConnectionRecipe, str | None]],
+        *,
+        sharded: bool,
+    ) -> None:
+        self._target = target
+        self._dialect = ShardDialect() if sharded else None
+        self._connection: Any = None
         self._connects = 0
-        # Counts every (re)connection, including those redis-py makes by
-        # itself when a command is sent on a disconnected connection.
-        self._connection.register_connect_callback(self._connected)
         # A send failed (and redis-py disconnected): sending again would
         # reconnect, from a thread that is not the reader.
         self._failed = False
+        #: ``host:port`` of the shard's node, once opened (for logs and tests).
+        self.node_name: str | None = None
 
     def _connected(self, connection: Any) -> None:
+        # Counts every (re)connection, including those redis-py makes by
+        # itself when a command is sent on a disconnected connection.
         self._connects += 1
 
     def open(self) -> None:
-        connection = self._connection
+        recipe, self.node_name = self._target()
+        if self._dialect is not None:
+            self._dialect.node_name = self.node_name
+        connection = self._connection = recipe.connect()
+        connection.register_connect_callback(self._connected)
         connection.connect()
         _quiet_push_messages(connection)
 
     def send(self, commands: Commands) -> None:
-        if self._failed:
-            raise redis.ConnectionError("the Pub/Sub connection failed")
         connection = self._connection
+        if self._failed or connection is None:
+            raise redis.ConnectionError("the Pub/Sub connection failed")
+        if self._dialect is not None:
+            commands = self._dialect.commands(commands)
         try:
             connection.send_packed_command(
                 connection.pack_commands(commands), check_health=False
@@ -129,10 +155,10 @@ class DirectLink(Link):
             raise
 
     def read(self, timeout: float) -> Reply | None:
-        if self._failed:
-            raise redis.ConnectionError("the Pub/Sub connection failed")
         connection = self._connection
-        response = None
+        if self._failed or connection is None:
+            raise redis.ConnectionError("the Pub/Sub connection failed")
+        response: Any = None
         ready = connection.can_read(timeout=timeout)
         if ready:
             try:
@@ -140,19 +166,32 @@ class DirectLink(Link):
                     disconnect_on_error=False, push_request=True
                 )
             except redis.ResponseError as error:
-                response = error
+                if self._dialect is not None and isinstance(error, _ELSEWHERE):
+                    raise redis.ConnectionError(
+                        f"node {self.node_name} does not serve a channel now: "
+                        f"{type(error).__name__}: {error}"
+                    ) from None
+                response = error  # a refusal of one command (an ACL)
         if self._connects > 1:
             raise redis.ConnectionError(
                 "the Pub/Sub connection was re-opened without its subscriptions"
             )
-        return _normalize(response) if ready else None
+        if not ready:
+            return None
+        if self._dialect is not None:
+            try:
+                response = self._dialect.reply(response)
+            except SlotMoved as error:
+                raise redis.ConnectionError(str(error)) from None
+        return _normalize(response)
 
     def interrupt(self) -> bool:
         return _shut_down(self._connection)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):  # broken already: nothing to release
-            self._connection.disconnect()
+        if self._connection is not None:
+            with contextlib.suppress(Exception):  # broken already
+                self._connection.disconnect()
 
 
 class PubSubLink(Link):
@@ -203,7 +242,8 @@ def link_factory(client: Any, encoding: str) -> Callable[[], Link]:
     recipe = connection_recipe(client, None)
     if recipe is None:
         return functools.partial(PubSubLink, client, encoding)
-    return functools.partial(DirectLink, recipe)
+    target = (recipe, None)
+    return functools.partial(ConnectionLink, lambda: target, sharded=False)
 
 
 def _normalize(response: Any) -> Reply | None:

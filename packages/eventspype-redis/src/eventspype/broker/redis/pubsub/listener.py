@@ -21,11 +21,11 @@ Threading rules (why the locks look the way they do):
 * Stopping takes no lock: it sets flags and shuts the socket down, which wakes
   the reader at once.
 
-What to send and what each reply means is the
-:class:`~pubsub.channel_book.ChannelBook`'s
-(no I/O): an error reply to a SUBSCRIBE (an ACL that forbids the channel) is a
-refusal of that channel, reported to whoever waits for it and counted, never a
-lost connection: the other channels go on delivering.
+What to send, what each reply means, when to PING and how long to back off
+is the :class:`~pubsub.protocol.PubSubProtocol`'s (no I/O): an error reply
+to a SUBSCRIBE (an ACL that forbids the channel) is a refusal of that
+channel, reported to whoever waits for it and counted, never a lost
+connection: the other channels go on delivering.
 
 Nothing ends delivery: an exception of any kind raised while handling a
 message is logged with its traceback and counted, and the loop goes on; one
@@ -35,9 +35,10 @@ connection; a thread that died anyway is replaced by the next :meth:`Listener.ad
 
 The reader waits in ``read(timeout=idle_timeout)``: an idle listener wakes once
 per ``idle_timeout`` and does nothing else. When the connection drops it
-reconnects with backoff (see ``pubsub.outage``) and subscribes every channel again.
-After ``health_check_interval`` quiet seconds it PINGs: a connection that died
-silently (half-open TCP, a frozen server) gets no answer and is replaced.
+reconnects with backoff and subscribes every channel again. After
+``health_check_interval`` quiet seconds it PINGs: a connection that died
+silently (half-open TCP, a frozen server) gets no answer and is replaced (the
+protocol's one health rule, the asyncio listener's too).
 """
 
 from __future__ import annotations
@@ -50,12 +51,11 @@ from collections.abc import Callable
 
 from eventspype._internal.fork import register_for_fork
 from eventspype.broker.redis._io.process import join_thread, stop_at_exit
-from eventspype.broker.redis._wire.stats import Counters
-from eventspype.broker.redis.pubsub.channel_book import ChannelBook, Subscription
+from eventspype.broker.redis._wire.stats import ConnectionState, Counters
 from eventspype.broker.redis.pubsub.link import Link
-from eventspype.broker.redis.pubsub.listener_core import check_health_check_interval
-from eventspype.broker.redis.pubsub.outage import Outage
+from eventspype.broker.redis.pubsub.protocol import PubSubProtocol, Waiter
 from eventspype.broker.redis.pubsub.reader import Deliver, PubSubReader
+from eventspype.broker.redis.pubsub.subscribing import Subscription, check_subscribed
 
 __all__ = ["Deliver", "Listener"]
 
@@ -83,15 +83,17 @@ class Listener(PubSubReader):
         reconnect_delay: tuple[float, float],
         encoding: str = "utf-8",
     ) -> None:
-        check_health_check_interval(health_check_interval)
-        self._outage = Outage(counters, reconnect_delay)
-        self._encoding = encoding
+        self._proto = PubSubProtocol(
+            counters,
+            health_check_interval=health_check_interval,
+            reconnect_delay=reconnect_delay,
+            encoding=encoding,
+        )
         self._new_link = new_link
         self._deliver = weakref.WeakMethod(deliver)
         self._tidy = weakref.WeakMethod(tidy)
         self._counters = counters
         self._idle_timeout = idle_timeout
-        self._health_check_interval = health_check_interval
         self._stopping = False
         self._start_over()
         register_for_fork(self)
@@ -105,26 +107,16 @@ class Listener(PubSubReader):
         self._thread: threading.Thread | None = None
         self._tidy_requested = False
         # Under _lock (and _io_lock for the link and what was sent on it).
-        self._book = ChannelBook(self._encoding)  # what _link is asked and answered
+        self._proto.reset()  # what _link is asked and answered, health, backoff
         self._link: Link | None = None  # subscribed, read by the thread
         self._opening: Link | None = None  # being opened, for request_stop
         self._progress = threading.Event()  # set on every confirmation or failure
-        self._connected = False
-        self._state_since: float | None = None  # time.time() of the last change
-        # Read and written by the listener thread only.
-        self._outage.reset()
-        self._quiet_since: float | None = None
-        self._ping_sent: float | None = None
-        self._recovering = False
+        self._read_timeout = self._idle_timeout  # the thread's only
 
     def _after_fork_in_child(self) -> None:
         # The parent's thread does not exist here and its socket is not ours
         # (dropped, not closed). The broker forgets its subscriptions too.
         self._start_over()
-
-    @property
-    def _live(self) -> bool:
-        return self._link is not None
 
     @property
     def on_listener_thread(self) -> bool:
@@ -143,17 +135,44 @@ class Listener(PubSubReader):
         with self._lock:
             if self._stopping:
                 return None
-            waiter = self._book.want(channel)
-            if waiter is None:
+            waiter = Subscription()
+            if not self._proto.want(channel, waiter):
                 return None  # subscribed on the live connection already
             self._start_thread()
             self._work.set()
-            return None if self._outage.down else waiter
+            return None if self._proto.down else waiter
+
+    def hand_over(self, channel: bytes) -> list[Waiter]:
+        """Stop wanting ``channel``, for another listener; its unsettled waiters.
+
+        Call :meth:`sync` next, and give the waiters to :meth:`adopt`.
+        """
+        with self._lock:
+            return self._proto.hand_over(channel)
+
+    def adopt(self, channel: bytes, waiters: list[Waiter]) -> None:
+        """Want ``channel`` for the waiters another listener handed over.
+
+        Call :meth:`sync` next. They are settled when Redis confirms it here
+        (at once if it is confirmed already).
+        """
+        with self._lock:
+            if self._stopping:
+                for waiter in waiters:
+                    waiter.settle(False)
+                return
+            if not waiters:
+                self._proto.want(channel)
+            for waiter in waiters:
+                if not self._proto.want(channel, waiter):
+                    waiter.settle(True)  # confirmed here already
+            self._start_thread()
+            self._work.set()
 
     def ensure_running(self) -> None:
         """Start a new thread if channels are wanted and the thread died."""
         with self._lock:
-            if self._book.wanted and not self._stopping:
+            if self._proto.wanted and not self._stopping:
                 self._start_thread()
 
     def _start_thread(self) -> None:
@@ -162,12 +181,10 @@ class Listener(PubSubReader):
         if thread is not None and (thread.is_alive() or self._stopping):
             return
         if thread is not None:  # died: nothing should, but never stay dead
-            self._counters.add("listener_restarts")
-            _logger.error("Redis listener thread had died; starting a new one")
+            self._proto.replaced("thread")
             if self._link is not None:  # nobody reads it any more
                 self._link.close()
                 self._link = None
-            self._book.new_connection()
         self._thread = threading.Thread(
             target=self._run, name="eventspype-redis-listener", daemon=True
         )
@@ -177,7 +194,7 @@ class Listener(PubSubReader):
     def remove(self, channel: bytes) -> None:
         """Stop wanting ``channel``; call :meth:`sync` next."""
         with self._lock:
-            self._book.unwant(channel)
+            self._proto.unwant(channel)
 
     def sync(self) -> None:
         """Send what :meth:`add` and :meth:`remove` changed, if connected.
@@ -191,14 +208,8 @@ class Listener(PubSubReader):
                 if link is None or self._stopping:
                     return
                 # Recorded before sending: the reply may beat the bookkeeping.
-                commands = self._book.commands()
-            if not commands:
-                return
-            try:
-                link.send(commands)
-            except Exception as error:
-                _logger.debug("Pub/Sub command failed; reconnecting: %s", error)
-                link.interrupt()
+                commands = self._proto.commands()
+            self._send(link, commands)
 
     # -- what is true now (any thread) ----------------------------------------
 
@@ -217,9 +228,15 @@ class Listener(PubSubReader):
         while True:
             self._progress.clear()
             left = deadline - time.monotonic()
-            if self._all_confirmed(timeout, left <= 0):
-                return
+            with self._lock:
+                if check_subscribed(self._proto, timeout, left <= 0):
+                    return
             self._progress.wait(min(left, 0.1))
+
+    def state(self) -> ConnectionState:
+        """Connected or not, since when, the last error, what is subscribed."""
+        with self._lock:
+            return self._proto.state()
 
     def request_tidy(self) -> None:
         """Have the thread call ``tidy`` soon (safe from a weakref callback)."""
@@ -238,6 +255,11 @@ class Listener(PubSubReader):
         for link in (self._link, self._opening):
             if link is not None and not link.interrupt():
                 self._ping(link)  # a reply wakes the reader as well
+
+    def threads(self) -> list[threading.Thread]:
+        """The listener thread, if it runs."""
+        thread = self._thread
+        return [thread] if thread is not None and thread.is_alive() else []
 
     def join(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for the thread to end; ``False`` if it did not.

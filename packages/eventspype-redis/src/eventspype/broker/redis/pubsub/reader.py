@@ -2,12 +2,12 @@
 
 The other half of :class:`~pubsub.listener.Listener` (whose docs give the
 threading rules): :class:`PubSubReader` is everything that happens on the
-listener thread itself. It opens a :class:`~pubsub.link.Link` and subscribes every
-wanted channel, hands each message to the broker's ``deliver``, settles the
-waiters of confirmations, reports refusals, PINGs a connection that has been
-quiet for ``health_check_interval`` and replaces one that does not answer,
-and starts over on a new connection after a bug of ours. Other threads only
-read what it sets, under ``_lock``.
+listener thread itself. It only moves bytes and time: it opens a
+:class:`~pubsub.link.Link` and sends what the
+:class:`~pubsub.protocol.PubSubProtocol` says, hands each message to the
+broker's ``deliver``, feeds every other reply, failure and timeout to the
+protocol, and does what it decides (PING, give the connection up, back off).
+Other threads only read what it sets, under ``_lock``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from eventspype.broker.redis.pubsub.link import Link, UndecodableMessage
-from eventspype.broker.redis.pubsub.listener_core import ListenerCore
+from eventspype.broker.redis.pubsub.protocol import Command, PubSubProtocol
 
 __all__ = ["Deliver", "PubSubReader"]
 
@@ -30,15 +30,17 @@ _logger = logging.getLogger("eventspype.broker.redis")
 Deliver = Callable[[bytes, Any], None]
 
 
-class PubSubReader(ListenerCore):
+class PubSubReader:
     """The listener thread's loop (see the module docs); state set by ``Listener``."""
 
+    _proto: PubSubProtocol
     _new_link: Callable[[], Link]
     _deliver: weakref.WeakMethod[Deliver]
     _tidy: weakref.WeakMethod[Callable[[], None]]
     _idle_timeout: float
-    _health_check_interval: float
+    _read_timeout: float
     _stopping: bool
+    _lock: threading.Lock
     _io_lock: threading.Lock
     _stop: threading.Event
     _work: threading.Event
@@ -46,13 +48,6 @@ class PubSubReader(ListenerCore):
     _tidy_requested: bool
     _link: Link | None
     _opening: Link | None
-    _quiet_since: float | None
-    _ping_sent: float | None
-    _recovering: bool
-
-    def sync(self) -> None:
-        """Send what is wanted and not sent yet (``Listener.sync``)."""
-        raise NotImplementedError
 
     def _run(self) -> None:
         try:
@@ -63,15 +58,16 @@ class PubSubReader(ListenerCore):
                     if self._stop.is_set():
                         break
                     # A bug of ours: start over on a new connection, after a
-                    # pause that grows if it happens again and again. Counted
-                    # once the old connection is dropped: whoever sees the
-                    # restart counted then waits for the new subscriptions.
-                    _logger.exception("Redis listener failed; starting over")
-                    self._drop_link(None)
-                    self._counters.add("listener_errors")
-                    self._counters.add("listener_restarts")
-                    self._outage.failed(error)
-                    self._stop.wait(self._outage.next_delay())
+                    # pause that grows if it happens again and again.
+                    link = self._link
+                    with self._io_lock, self._lock:
+                        self._link = None
+                        self._proto.failed_internally(error)
+                        delay = self._proto.next_delay()
+                    self._progress.set()
+                    if link is not None:
+                        link.close()
+                    self._stop.wait(delay)
         finally:
             self._drop_link(None)
 
@@ -88,15 +84,14 @@ class PubSubReader(ListenerCore):
                 continue
             self._work.clear()
             with self._lock:
-                channels = list(self._book.wanted)
-            if not channels:
+                wanted = bool(self._proto.wanted)
+                delay = self._proto.next_delay()
+            if not wanted:
                 self._work.wait()
-            elif not self._outage.failures or not self._stop.wait(
-                self._outage.next_delay()
-            ):
-                self._open(channels)
+            elif not delay or not self._stop.wait(delay):
+                self._open()
 
-    def _open(self, channels: list[bytes]) -> None:
+    def _open(self) -> None:
         link = self._new_link()
         with self._lock:
             if self._stopping:
@@ -107,44 +102,51 @@ class PubSubReader(ListenerCore):
         except Exception as error:
             with self._lock:
                 self._opening = None
+                if not self._stop.is_set():
+                    self._proto.open_failed(error)
+            self._progress.set()
             link.close()
-            if not self._stop.is_set():
-                self._outage.failed(error)
-                self._drop_link(None)  # nobody should wait minutes to subscribe
             return
-        with self._io_lock, self._lock:
-            self._opening = None
-            if not self._stopping:
+        with self._io_lock:
+            with self._lock:
+                self._opening = None
+                if self._stop.is_set():  # request_stop() came meanwhile
+                    link.close()
+                    return
                 self._link = link
-                self._book.new_connection()
-        if self._link is not link:  # stopping
-            link.close()
+                # SUBSCRIBE every wanted channel, one command each.
+                commands = self._proto.opened(time.monotonic())
+                self._read_timeout = self._idle_timeout
+            self._send(link, commands)
+
+    def _send(self, link: Link, commands: list[Command]) -> None:
+        # Caller holds _io_lock. A failed send is the reader's to find out.
+        if not commands:
             return
-        self._quiet_since = self._ping_sent = None
-        # Healthy only once Redis confirms a subscription (see _confirmed): a
-        # server that accepts connections but refuses commands (NOAUTH,
-        # LOADING) must keep the backoff growing.
-        self._recovering = True
-        self.sync()  # SUBSCRIBE every wanted channel, one command each
+        try:
+            link.send(commands)
+        except Exception as error:
+            _logger.debug("Pub/Sub command failed; reconnecting: %s", error)
+            link.interrupt()
 
     def _read(self, link: Link) -> None:
         try:
-            reply = link.read(self._idle_timeout)
+            reply = link.read(self._read_timeout)
         except Exception as error:
             if not self._stop.is_set():
                 if isinstance(error, UndecodableMessage):
-                    self._counters.drop("invalid_json", "(unknown)", error)
-                self._connection_lost(link, error)
+                    self._proto.undecodable(error)
+                self._drop_link(link, error)
             return
         except BaseException as error:
-            self._connection_lost(link, error)
+            self._drop_link(link, error)
             raise
         if reply is None:
             self._idle(link)
             return
-        self._quiet_since = None
         kind, channel, data = reply
         if kind == b"message":
+            self._proto.heard()
             deliver = self._deliver()
             if deliver is None:  # the broker was garbage-collected
                 self._stop.set()
@@ -152,58 +154,40 @@ class PubSubReader(ListenerCore):
             try:
                 deliver(channel or b"", data)
             except BaseException:
-                self._counters.add("listener_errors")
-                _logger.exception(
-                    "Handling a Redis message on %r failed; going on", channel
-                )
-        elif kind == b"error":
-            self._error_reply(data)
-        else:
-            self._answered(link, kind, channel)
-
-    def _answered(self, link: Link, kind: bytes, channel: bytes | None) -> None:
-        if kind == b"pong":
-            self._ping_sent = None
-        elif kind == b"subscribe":
-            self._healthy()
+                self._proto.delivery_failed(channel)
+            return
+        unused = False
         with self._lock:
-            waiters = self._book.answered(kind, channel)
-            unused = kind == b"unsubscribe" and self._book.idle
-        for waiter in waiters:
-            waiter.settle(True)
+            if kind == b"error":
+                self._proto.error_reply(data, time.monotonic())
+            else:
+                unused = self._proto.answered(kind, channel, time.monotonic())
         self._progress.set()
         if unused:
-            # Nothing subscribed any more: give the connection back.
-            self._drop_link(link, release=False)
+            self._give_back(link)
 
-    def _error_reply(self, error: Any) -> None:
-        with self._lock:
-            kind, channel, _ = self._book.error_reply(error)
-            reason = self._book.refused.get(channel) if channel else None
-        self._healthy()  # the server answered
+    def _give_back(self, link: Link) -> None:
+        """Nothing subscribed any more: close the connection, unless a channel
+        was wanted since (its SUBSCRIBE may be on this connection already)."""
+        with self._io_lock, self._lock:
+            if self._link is not link or not self._proto.idle:
+                return
+            self._link = None
+            self._proto.closed()
         self._progress.set()
-        if kind == b"ping":
-            self._ping_sent = None  # refused, but answered: the server is alive
-        self._report_refusal(kind, channel, reason, error)
-
-    def _healthy(self) -> None:
-        if self._recovering:
-            # Healthy: the server answered a command on this connection.
-            self._recovering = False
-            self._mark_connected()
+        link.close()
 
     def _idle(self, link: Link) -> None:
-        # Nothing for idle_timeout seconds: a silent half-open connection looks
-        # the same as a quiet one, so PING now and then and expect the answer.
+        # Nothing for a while: the protocol's health rule says what to do.
         now = time.monotonic()
-        if self._quiet_since is None:
-            self._quiet_since = now
-        elif self._ping_sent is not None:
-            if now - self._ping_sent > max(self._health_check_interval, 1.0):
-                self._connection_lost(link, TimeoutError("no reply to PING"))
-        elif now - self._quiet_since >= self._health_check_interval:
-            self._ping_sent = now
+        with self._lock:
+            verdict = self._proto.tick(now)
+            wait = self._proto.wait_time(now)
+        self._read_timeout = min(self._idle_timeout, max(wait, 0.01))
+        if verdict == "ping":
             self._ping(link, wait=True)
+        elif verdict == "dead":
+            self._drop_link(link, TimeoutError("no reply to PING"))
 
     def _ping(self, link: Link, *, wait: bool = False) -> None:
         if not self._io_lock.acquire(blocking=wait):
@@ -211,7 +195,7 @@ class PubSubReader(ListenerCore):
         try:
             with self._lock:
                 current = self._link is link
-                ping = self._book.ping() if current else ("PING",)
+                ping = self._proto.ping() if current else ("PING",)
             if current or self._opening is link:
                 link.send([ping])
         except Exception as error:  # the reader finds out on its next read
@@ -219,25 +203,22 @@ class PubSubReader(ListenerCore):
         finally:
             self._io_lock.release()
 
-    def _drop_link(self, link: Link | None, *, release: bool = True) -> None:
-        """Close ``link`` (the current one if ``None``) and forget it if current."""
+    def _drop_link(self, link: Link | None, error: BaseException | None = None) -> None:
+        """Close ``link`` (the current one if ``None``); tell the protocol if current.
+
+        ``error`` is why the connection is lost (``None``: given back, or
+        stopping).
+        """
         with self._io_lock, self._lock:
             current = self._link
             if link is None:
                 link = current
-            if link is not None and link is current:
+            if link is current:
                 self._link = None
-                self._book.new_connection()
-                self._mark_disconnected()
-            if release:
-                # Nobody should wait for a confirmation that may take minutes.
-                self._book.release_waiters()
+                if error is None or self._stop.is_set():
+                    self._proto.closed()
+                else:
+                    self._proto.lost(error)
         self._progress.set()
         if link is not None:
             link.close()
-
-    def _connection_lost(self, link: Link, error: BaseException) -> None:
-        with self._lock:
-            count = len(self._book.wanted)
-        self._drop_link(link)
-        self._outage.lost(error, count)

@@ -13,9 +13,16 @@ it reconnects with backoff, to the node that owns its channels' slots by then
 (the promoted replica) and subscribes them all again. The other shards keep
 delivering meanwhile.
 
+Every listener is known by the node its link last opened on, so that after
+a failover new channels of the promoted replica go to the listener that
+reconnected there; if another listener serves that node already, the
+failed-over one hands it its channels and retires (never two connections to
+one node, however many failovers).
+
 Resharding: when slots move to another master, Redis ends their
 subscriptions; the listener reconnects to the node that owns most of its
-channels and hands the others to the listeners of their new nodes.
+channels and hands the others (with whoever waits for their confirmation:
+``subscribe()`` keeps waiting) to the listeners of their new nodes.
 
 Delivery: the shard listeners hand every message to one handler under one
 lock, so the broker decodes, counts and calls subscribers on one thread at a
@@ -31,13 +38,37 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+import redis
+
 from eventspype._internal.fork import register_for_fork
 from eventspype.broker.redis._wire.stats import ConnectionState, Counters
-from eventspype.broker.redis.pubsub.channel_book import Subscription
 from eventspype.broker.redis.pubsub.listener import Deliver, Listener
 from eventspype.broker.redis.pubsub.shard_link import ShardLinkFactory
+from eventspype.broker.redis.pubsub.subscribing import Subscription
 
-__all__ = ["ShardedListener"]
+__all__ = ["ShardedListener", "combine_states"]
+
+
+def combine_states(states: list[ConnectionState]) -> ConnectionState:
+    """The shards' states in one: connected when every shard in use is.
+
+    ``since`` is the latest change of any shard, ``last_error`` the one of
+    the shard that changed last among those with an error.
+    """
+    if not states:
+        return ConnectionState()
+    changed = sorted(states, key=lambda state: state.since or 0.0)
+    errors = [state.last_error for state in changed if state.last_error]
+    refused: dict[str, str] = {}
+    for state in states:
+        refused.update(state.refused)
+    return ConnectionState(
+        connected=all(state.connected for state in states),
+        since=changed[-1].since,
+        last_error=errors[-1] if errors else None,
+        subscribed=sum(state.subscribed for state in states),
+        refused=refused,
+    )
 
 
 class _OneAtATime:
@@ -101,6 +132,17 @@ class _Rerouter:
         if owner is not None and shard is not None:
             owner.reroute(shard, channels)
 
+    def settled(self, node_name: str) -> None:
+        owner, shard = self._owner(), self._shard()
+        if (
+            owner is not None
+            and shard is not None
+            and not owner.settled(shard, node_name)
+        ):
+            raise redis.ConnectionError(
+                f"another listener serves node {node_name}: this one retired"
+            )
+
 
 class ShardedListener:
     """One :class:`~pubsub.listener.Listener` per shard (see the module docs).
@@ -161,6 +203,7 @@ class ShardedListener:
         rerouter = _Rerouter(self, listener)
         factory.channels = rerouter.channels
         factory.reroute = rerouter.reroute
+        factory.settled = rerouter.settled
         return listener
 
     def _shard_for(
@@ -194,10 +237,37 @@ class ShardedListener:
                     self._routes = {**self._routes, channel: target}
                     moves.append((channel, target))
         for channel, target in moves:
-            source.remove(channel)
-            target.add(channel)
+            # Whoever waits for the channel waits for its new listener.
+            target.adopt(channel, source.hand_over(channel))
         for target in {id(t): t for _, t in moves}.values():
             target.sync()
+
+    def settled(self, shard: Listener, node_name: str) -> bool:
+        """``shard``'s link is opening on ``node_name``; whether it goes on.
+
+        Called on ``shard``'s thread. ``shard`` serves that node from now on;
+        if another listener serves it already (``shard``'s node failed over to
+        it), ``shard`` hands that one its channels and retires: ``False``.
+        """
+        with self._lock:
+            if shard not in self._all:
+                return False  # retired already
+            other = self._by_node.get(node_name)
+            by_node = {n: s for n, s in self._by_node.items() if s is not shard}
+            if other is None or other is shard:
+                self._by_node = {**by_node, node_name: shard}
+                return True
+            self._by_node = by_node
+            moved = [c for c, s in self._routes.items() if s is shard]
+            self._routes = {
+                c: other if s is shard else s for c, s in self._routes.items()
+            }
+            self._all = tuple(s for s in self._all if s is not shard)
+        for channel in moved:
+            other.adopt(channel, shard.hand_over(channel))
+        other.sync()
+        shard.request_stop()
+        return False
 
     def channels_of(self, shard: Listener) -> list[bytes]:
         """The channels routed to ``shard``."""
@@ -249,21 +319,7 @@ class ShardedListener:
         ``since`` is the latest change of any shard, ``last_error`` the one of
         the shard that changed last among those with an error.
         """
-        states = [s.state() for s in self._all if self.channels_of(s)]
-        if not states:
-            return ConnectionState()
-        changed = sorted(states, key=lambda state: state.since or 0.0)
-        errors = [state.last_error for state in changed if state.last_error]
-        refused: dict[str, str] = {}
-        for state in states:
-            refused.update(state.refused)
-        return ConnectionState(
-            connected=all(state.connected for state in states),
-            since=changed[-1].since,
-            last_error=errors[-1] if errors else None,
-            subscribed=sum(state.subscribed for state in states),
-            refused=refused,
-        )
+        return combine_states([s.state() for s in self._all if self.channels_of(s)])
 
     def wait_until_subscribed(self, timeout: float) -> None:
         """``Listener.wait_until_subscribed`` on every shard, in ``timeout`` in all."""
@@ -283,6 +339,10 @@ class ShardedListener:
         self._handlers.stopping = True
         for shard in self._all:
             shard.request_stop()
+
+    def threads(self) -> list[threading.Thread]:
+        """The shard listeners' threads that run."""
+        return [thread for shard in self._all for thread in shard.threads()]
 
     def join(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s in all for every shard's thread to end."""

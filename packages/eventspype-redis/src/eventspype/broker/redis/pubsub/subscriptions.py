@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from eventspype._internal.fork import register_for_fork
 from eventspype.broker.redis._wire.channels import ChannelNames
 from eventspype.broker.redis._wire.fanout import Fanout
-from eventspype.broker.redis.pubsub.channel_book import Subscription
+from eventspype.broker.redis.pubsub.subscribing import Subscription
 
 if TYPE_CHECKING:
     from eventspype.broker.redis._wire.stats import ConnectionState
@@ -69,6 +69,9 @@ class ThreadListener(ChannelListener, Protocol):
 
     def request_stop(self) -> None:
         """Ask the thread(s) to stop, without waiting (takes no lock)."""
+
+    def threads(self) -> list[threading.Thread]:
+        """The listener thread(s) that run."""
 
     def join(self, timeout: float) -> bool:
         """Wait for the thread(s) to end; ``False`` if one did not."""

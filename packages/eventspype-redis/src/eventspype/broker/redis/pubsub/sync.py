@@ -18,7 +18,11 @@ from eventspype.broker.redis._wire.broker_base import (
 )
 from eventspype.broker.redis._wire.stats import RedisBrokerStats
 from eventspype.broker.redis.pubsub.base import PubSubBrokerBase
-from eventspype.broker.redis.pubsub.drivers import pubsub_drivers, shutdown
+from eventspype.broker.redis.pubsub.drivers import (
+    pubsub_drivers,
+    shutdown,
+    watch_exit,
+)
 from eventspype.event import NormalizedTag
 from eventspype.serializers import EventSerializer
 from eventspype.sub.subscriber import EventSubscriber
@@ -177,8 +181,13 @@ class RedisBroker(PubSubBrokerBase):
         # A broker dropped without close() still stops its thread and
         # closes its connections.
         self._finalizer = weakref.finalize(
-            self, shutdown, self._listener, self._transport
+            self,
+            shutdown,
+            f"RedisBroker(channel_prefix={channel_prefix!r})",
+            self._listener,
+            self._transport,
         )
+        watch_exit()
 
     # -- MessageBroker ----------------------------------------------------
 

@@ -40,17 +40,21 @@ from redis.crc import key_slot
 
 from eventspype._internal.fork import register_for_fork
 from eventspype.broker.redis._io.connections import DEFAULT_TIMEOUT
+from eventspype.broker.redis.streams.held import Delivery
 from eventspype.broker.redis.streams.nodes import NodeClients
-from eventspype.broker.redis.streams.reader import Handled, StreamReader
+from eventspype.broker.redis.streams.reader import (
+    Handle,
+    Outcome,
+    ReaderOptions,
+    StreamReader,
+)
 from eventspype.broker.redis.streams.stats import StreamCounters
 
 __all__ = ["ClusterStreamReader", "stream_reader"]
 
 #: ``make_reader(connect, handle, created)``: a StreamReader with the broker's
 #: options for one master.
-MakeReader = Callable[
-    [Callable[[], Any], Callable[[str, bytes], Handled], set[bytes]], StreamReader
-]
+MakeReader = Callable[[Callable[[], Any], Handle, set[bytes]], StreamReader]
 
 
 class _Shard:
@@ -69,7 +73,7 @@ class ClusterStreamReader:
         self,
         nodes: NodeClients,
         make_reader: MakeReader,
-        handle: Callable[[str, bytes], Handled],
+        handle: Handle,
         *,
         group: bytes,
         consumer: bytes,
@@ -133,12 +137,16 @@ class ClusterStreamReader:
         for shard in list(self._shards.values()):
             self._wake(shard)
 
-    def request_stop(self) -> None:
+    def readers(self) -> list[StreamReader]:
+        """The readers of the masters, one each."""
+        return [s.reader for s in list(self._shards.values()) if s.reader is not None]
+
+    def request_stop(self, drain: float = 0.0) -> None:
         """Stop every reader after the entries in hand."""
         self._stopping = True
         for shard in list(self._shards.values()):
             if shard.reader is not None:
-                shard.reader.request_stop()
+                shard.reader.request_stop(drain)
 
     def join(self, timeout: float) -> bool:
         """Wait for every reader; ``False`` if one is still running."""
@@ -240,13 +248,15 @@ class ClusterStreamReader:
         recipe = self._nodes.recipe(name, shard.reader.block_seconds + DEFAULT_TIMEOUT)
         return redis.Redis(connection_pool=recipe.pool(), single_connection_client=True)
 
-    def _deliver(self, channel: str, data: bytes) -> Handled:
-        """``handle`` under the one lock; gives up (leaves it pending) on stop."""
+    def _deliver(
+        self, delivery: Delivery, report: Callable[[Outcome], None]
+    ) -> Outcome | None:
+        """``handle`` under the one lock; hands it back on stop."""
         while not self._deliver_lock.acquire(timeout=0.1):
             if self._stopping:
-                return "skip", None
+                return "skip", "", frozenset()
         try:
-            return self._handle(channel, data)
+            return self._handle(delivery, report)
         finally:
             self._deliver_lock.release()
 
@@ -254,47 +264,42 @@ class ClusterStreamReader:
 def stream_reader(
     nodes: NodeClients | None,
     connect: Callable[[], Any],
-    handle: Callable[[str, bytes], Handled],
+    handle: Handle,
     counters: StreamCounters,
+    options: ReaderOptions,
     *,
     rename: Callable[[], bytes] | None,
     group: bytes,
     consumer: bytes,
-    start: Literal["new", "all"],
-    **options: Any,
 ) -> StreamReader | ClusterStreamReader:
     """The broker's reader: one :class:`StreamReader` on one server
     (connecting with ``connect``), a :class:`ClusterStreamReader` on a cluster
-    (``nodes``). ``options`` are StreamReader's other keyword arguments.
+    (``nodes``).
     """
     if nodes is None:
         return StreamReader(
             connect,
             handle,
             counters,
+            options,
             rename=rename,
             group=group,
             consumer=consumer,
-            start=start,
-            **options,
         )
 
     def make_reader(
-        connect: Callable[[], Any],
-        handle: Callable[[str, bytes], Handled],
-        created: set[bytes],
+        connect: Callable[[], Any], handle: Handle, created: set[bytes]
     ) -> StreamReader:
         return StreamReader(
             connect,
             handle,
             counters,
+            options,
             rename=None,
             group=group,
             consumer=consumer,
-            start=start,
             slot_of=key_slot,
             created=created,
-            **options,
         )
 
     return ClusterStreamReader(
@@ -304,5 +309,5 @@ def stream_reader(
         group=group,
         consumer=consumer,
         rename=rename,
-        start=start,
+        start=options.start,
     )

@@ -2,29 +2,38 @@
 
 An entry of ``<stream>`` that failed ``max_deliveries`` times (or failed the
 receiver checks) is copied to ``<stream>:dead`` with why and how often, and
-acknowledged in its own stream, in one MULTI/EXEC: it is never both lost and
-acknowledged. The copy keeps the envelope byte for byte, so putting it back
-(:func:`republish`) sends exactly the event that failed.
+acknowledged in its own stream, in one Lua script (``streams.sending``): it
+is never both lost and acknowledged, and a dead-letter key of the wrong type
+leaves it pending. The copy keeps the envelope byte for byte, so putting it
+back (:func:`republish`) sends exactly the event that failed; an oversized
+or malformed entry is recorded without its body (id, size and reason). The
+dead-letter stream is trimmed like its stream (``MAXLEN ~ maxlen``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from eventspype.event import normalize_event_tag
+
+if TYPE_CHECKING:
+    from eventspype.pub.publication import EventPublication
 
 __all__ = [
     "DEAD_SUFFIX",
     "EVENT_FIELD",
     "DeadLetter",
     "DeadLetterAccess",
-    "move_to_dead",
     "read_dead_letters",
     "republish",
     "stream_key",
 ]
 
 _T = TypeVar("_T")
+_logger = logging.getLogger("eventspype.broker.redis")
 
 #: Appended to a stream's key to name its dead-letter stream.
 DEAD_SUFFIX = ":dead"
@@ -64,6 +73,11 @@ class DeadLetter:
         original_id: Its id in the channel's stream.
         group: The consumer group that gave up on it.
         consumer: The consumer that moved it.
+        reason: ``"max_deliveries"``, ``"refused"`` (the receive checks),
+            ``"malformed"`` (no ``event`` field) or ``"oversized"``; empty for
+            letters written by eventspype-redis before 1.2.
+        size: The entry's size in bytes (its body is not kept when
+            ``malformed`` or ``oversized``: ``event`` is then empty).
     """
 
     id: str
@@ -74,43 +88,21 @@ class DeadLetter:
     original_id: str
     group: str
     consumer: str
-
-
-def move_to_dead(
-    client: Any,
-    stream: bytes,
-    group: bytes,
-    consumer: bytes,
-    entries: list[tuple[bytes, bytes, str, int]],
-    maxlen: int | None,
-) -> None:
-    """Copy ``(entry_id, data, error, deliveries)`` to the dead stream and XACK.
-
-    One transaction for all of them. Raises what the client raises.
-    """
-    dead = stream + DEAD_SUFFIX.encode()
-    pipeline = client.pipeline(transaction=True)
-    for entry_id, data, error, deliveries in entries:
-        fields = {
-            EVENT_FIELD: data,
-            b"error": error[:_MAX_ERROR],
-            b"deliveries": deliveries,
-            b"id": entry_id,
-            b"group": group,
-            b"consumer": consumer,
-        }
-        if maxlen is None:
-            pipeline.xadd(dead, fields)
-        else:
-            pipeline.xadd(dead, fields, maxlen=maxlen, approximate=True)
-    pipeline.xack(stream, group, *[entry[0] for entry in entries])
-    pipeline.execute()
+    reason: str = ""
+    size: int = 0
 
 
 def _text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return "" if value is None else str(value)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
 
 
 def read_dead_letters(
@@ -121,10 +113,7 @@ def read_dead_letters(
     start = "-" if after in ("", "0", "0-0") else f"({after}"
     letters = []
     for entry_id, fields in client.xrange(dead, min=start, max="+", count=count):
-        try:
-            deliveries = int(fields.get(b"deliveries", 0))
-        except ValueError:
-            deliveries = 0
+        deliveries = _int(fields.get(b"deliveries"))
         letters.append(
             DeadLetter(
                 id=_text(entry_id),
@@ -135,6 +124,8 @@ def read_dead_letters(
                 original_id=_text(fields.get(b"id")),
                 group=_text(fields.get(b"group")),
                 consumer=_text(fields.get(b"consumer")),
+                reason=_text(fields.get(b"reason")),
+                size=_int(fields.get(b"size")),
             )
         )
     return letters
@@ -170,8 +161,9 @@ class DeadLetterAccess:
     """The dead-letter operations of :class:`RedisStreamBroker` (a mixin).
 
     Needs ``_on_owner(key, call)`` (runs ``call`` with a client of the node
-    holding ``key``, replying bytes), ``_maxlen`` and ``stream_key()`` from the
-    class it is mixed into.
+    holding ``key``, replying bytes), ``_maxlen``, ``stream_key()`` and
+    ``_refusal(channel, data)`` (why the receive checks would refuse an
+    envelope, or ``None``) from the class it is mixed into.
     """
 
     _maxlen: int | None
@@ -183,37 +175,83 @@ class DeadLetterAccess:
         """The Redis key of ``channel``'s stream (its dead letters: ``+ ":dead"``)."""
         raise NotImplementedError
 
+    def _refusal(self, channel: str, data: bytes) -> str | None:
+        raise NotImplementedError
+
+    def _channel(self, channel: str | EventPublication) -> str:
+        """The channel of a publication, or of a tag as written (``"invoice_due"``
+        names the channel ``INVOICE_DUE``) unless a channel of exactly that
+        name has dead letters."""
+        if not isinstance(channel, str):
+            return str(channel.event_tag)
+        try:
+            normal = str(normalize_event_tag(channel))
+        except (TypeError, ValueError):
+            return channel
+        if normal == channel:
+            return channel
+        exact = (self.stream_key(channel) + DEAD_SUFFIX).encode()
+        if self._on_owner(exact, lambda client: client.exists(exact)):
+            return channel
+        return normal
+
     def dead_letters(
-        self, channel: str, count: int = 100, after: str = "0"
+        self, channel: str | EventPublication, count: int = 100, after: str = "0"
     ) -> list[DeadLetter]:
         """The oldest ``count`` dead letters of ``channel`` with an id above ``after``.
 
-        Page with ``after=letters[-1].id``. Every group's letters are there;
+        ``channel`` is a channel name, a tag as written in the publication
+        (``"invoice_due"``), or the publication itself. Page with
+        ``after=letters[-1].id``. Every group's letters are there;
         :attr:`DeadLetter.group` says whose.
         """
-        stream = self.stream_key(channel).encode()
+        name = self._channel(channel)
+        stream = self.stream_key(name).encode()
         return self._on_owner(
             stream,
-            lambda client: read_dead_letters(client, stream, channel, count, after),
+            lambda client: read_dead_letters(client, stream, name, count, after),
         )
 
     def republish_dead_letters(
-        self, channel: str, letters: list[DeadLetter] | None = None
+        self,
+        channel: str | EventPublication,
+        letters: list[DeadLetter] | None = None,
     ) -> int:
         """Put dead letters back in the stream (all of them, or ``letters``).
 
         Each goes to the end of the stream as a new entry, so every group
         receives it again (idempotent handlers make that harmless), and is
-        removed from the dead-letter stream. Returns how many.
+        removed from the dead-letter stream. A letter the receive checks
+        would refuse again (no body, an unregistered class, a payload that
+        does not decode) stays where it is, with a warning saying why.
+        Returns how many were re-published.
         """
-        stream = self.stream_key(channel).encode()
+        name = self._channel(channel)
+        stream = self.stream_key(name).encode()
         if letters is None:
             letters = []
             after = "0"
-            while page := self.dead_letters(channel, 1000, after):
+            while page := self.dead_letters(name, 1000, after):
                 letters.extend(page)
                 after = page[-1].id
-        chosen = letters
+        chosen: list[DeadLetter] = []
+        refused: list[tuple[DeadLetter, str]] = []
+        for letter in letters:
+            why = "no body kept" if not letter.event else None
+            why = why or self._refusal(name, letter.event)
+            if why is None:
+                chosen.append(letter)
+            else:
+                refused.append((letter, why))
+        if refused:
+            _logger.warning(
+                "Not re-publishing %d dead letter(s) of %r that would be refused "
+                "again (first %s: %s)",
+                len(refused),
+                name,
+                refused[0][0].id,
+                refused[0][1],
+            )
         return self._on_owner(
             stream, lambda client: republish(client, stream, chosen, self._maxlen)
         )

@@ -21,6 +21,7 @@ __all__ = [
     "Held",
     "HeldState",
     "ProtocolCounters",
+    "ReaderOptions",
     "Verdict",
 ]
 
@@ -172,6 +173,9 @@ class ProtocolCounters:
     oversized: int = 0
     #: Pending entries Redis no longer had (trimmed or deleted while pending).
     trimmed: int = 0
+    #: Times a look (every ``forget_consumers_after / 2``, at most a minute)
+    #: found entries trimmed before the group read them.
+    trimmed_unread: int = 0
     #: Entries this consumer held that another consumer took (its lease ran out).
     leases_lost: int = 0
     leases_renewed: int = 0
@@ -201,3 +205,44 @@ class ConsumerHealth:
     oldest_running: float | None
     paused: bool
     broken_streams: tuple[bytes, ...]
+
+
+class ReaderOptions:
+    """The broker options a reader needs (plain attributes)."""
+
+    def __init__(
+        self,
+        *,
+        start: Literal["new", "all"],
+        prefetch: int,
+        claim_idle: float,
+        claim_interval: float,
+        max_deliveries: int,
+        max_entry_bytes: int,
+        retry_delay: tuple[float, float],
+        reconnect_delay: tuple[float, float],
+        maxlen: int | None,
+        forget_after: float,
+        block: float = 1.0,
+    ) -> None:
+        self.start, self.prefetch = start, prefetch
+        self.claim_idle, self.claim_interval = claim_idle, claim_interval
+        self.max_deliveries, self.max_entry_bytes = max_deliveries, max_entry_bytes
+        self.retry_delay, self.reconnect_delay = retry_delay, reconnect_delay
+        self.maxlen, self.forget_after, self.block = maxlen, forget_after, block
+
+    def consumer(self, group: bytes, consumer: bytes) -> ConsumerOptions:
+        """The core's options for ``consumer`` of ``group``."""
+        return ConsumerOptions(
+            group=group,
+            consumer=consumer,
+            start=self.start,
+            prefetch=self.prefetch,
+            claim_idle=self.claim_idle,
+            claim_interval=self.claim_interval,
+            max_deliveries=self.max_deliveries,
+            max_entry_bytes=self.max_entry_bytes,
+            retry=Backoff(*self.retry_delay),
+            reconnect=Backoff(*self.reconnect_delay),
+            block=self.block,
+        )

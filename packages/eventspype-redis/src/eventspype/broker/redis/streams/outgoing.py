@@ -40,7 +40,7 @@ def settle(p: StreamProtocol, now: float, out: list[c.Command]) -> None:
         if held.state == "ack":
             held.state = "acking"
             acks.setdefault(key, []).append(held.entry_id)
-        elif held.state == "dead":
+        elif held.state == "dead" and held.since <= now:
             held.state = "burying"
             dead.setdefault(key, []).append(_dead(held))
         elif held.state == "give_back":
@@ -85,15 +85,20 @@ def renew(p: StreamProtocol, now: float, out: list[c.Command]) -> None:
     """Renew the leases that are ``renew_age`` old (XCLAIM JUSTID to itself)."""
     due: dict[tuple[bytes, bool], list[bytes]] = {}
     renew, stale = p.options.renew_age, p.options.stale_age
+    next_due = float("inf")
     for held in p._held.values():
         if (
-            held.state in ("new", "running", "retry", "ack", "dead")
-            and not held.renewing
-            and held.stream not in p._broken
-            and now - held.leased_at >= renew
+            held.state not in ("new", "running", "retry", "ack", "dead")
+            or held.renewing
+            or held.stream in p._broken
         ):
+            continue
+        if now - held.leased_at < renew:
+            next_due = min(next_due, held.leased_at + renew)
+        else:
             held.renewing = True
             key = (held.stream, now - held.leased_at >= stale)
             due.setdefault(key, []).append(held.entry_id)
     for (stream, owned), ids in due.items():
         out.append(c.Claim(stream, tuple(ids), True, None, owned, now))
+    p.renew_due = next_due

@@ -116,6 +116,9 @@ class StreamProtocol:
         self._paused = False
         self._rotate = 0
         self._log = RateLimitedWarning(_logger, 10.0)
+        #: No lease needs renewing before this time (a cheap check for a
+        #: driver between two deliveries: ``now >= renew_due``).
+        self.renew_due = float("inf")
 
     # -- inputs ------------------------------------------------------------
 
@@ -142,6 +145,13 @@ class StreamProtocol:
         for held in self._held.values():
             if held.state == "running":
                 held.state = "give_back"
+
+    def release(self, delivery: Delivery) -> None:
+        """Hand back a delivery taken but never given to the subscribers (a
+        driver stopping between two deliveries of a batch)."""
+        held = self._held.get((delivery.stream, delivery.entry_id))
+        if held is not None and held.state == "running":
+            held.state = "give_back"
 
     @property
     def finished_all(self) -> bool:
@@ -211,15 +221,19 @@ class StreamProtocol:
 
     # -- polling ------------------------------------------------------------
 
-    def poll(self, now: float) -> list[c.Command]:
-        """The next batch of commands to send (see the module docs)."""
+    def poll(self, now: float, read: bool = True) -> list[c.Command]:
+        """The next batch of commands to send (see the module docs).
+
+        ``read=False`` leaves out reads and claims (a driver renewing leases
+        between two deliveries of a batch).
+        """
         assert not self._in_flight, "feed every reply of a batch before polling"
-        batch = self._batch(now)
+        batch = self._batch(now, read)
         self._in_flight = bool(batch)
         self._pending = len(batch)
         return batch
 
-    def _batch(self, now: float) -> list[c.Command]:
+    def _batch(self, now: float, read: bool) -> list[c.Command]:
         if not self._connected:
             return [c.Connect(now)] if now >= self._next_connect else []
         out: list[c.Command] = []
@@ -230,7 +244,7 @@ class StreamProtocol:
         settle(self, now, out)
         renew(self, now, out)
         free = self.options.prefetch - len(self._held)
-        if self._reading:
+        if self._reading and read:
             free = self._claims(now, out, free)
             self._read(now, out, free)
         return out
@@ -271,7 +285,14 @@ class StreamProtocol:
             self._rotate = (self._rotate + 1) % len(streams)
             streams = (streams[self._rotate :] + streams[: self._rotate])[:free]
             count = 1
-        busy = out or any(h.state == "new" for h in self._held.values())
+        # Block unless this batch brings entries to deliver (a claim, a sweep,
+        # own pending entries) or some wait: acknowledgements and lease
+        # renewals travel with the blocking read, ahead of it.
+        busy = any(
+            not isinstance(cmd, (c.Ack, c.DeadLetter))
+            and not (isinstance(cmd, c.Claim) and cmd.justid)
+            for cmd in out
+        ) or any(h.state == "new" for h in self._held.values())
         wait = 0.0 if busy else self.next_wakeup(now) - now
         block = int(min(wait, self.options.block) * 1000)
         out.append(c.Read(tuple(streams), count, block if block >= 1 else None, now))
@@ -280,27 +301,28 @@ class StreamProtocol:
         """When :meth:`poll` has something to send at the latest, without a reply."""
         if not self._connected:
             return max(now, self._next_connect)
-        if self._has_work():
+        if self._has_work(now):
             return now
         times = [now + self.options.block]
         if self._reading:
             times.append(self._next_sweep)
         renew = self.options.renew_age
         for held in self._held.values():
-            if held.state == "retry":
+            if held.state in ("retry", "dead"):
                 times.append(held.since)
             if not held.renewing and held.state in ("new", "running", "retry"):
                 times.append(held.leased_at + renew)
         times.extend(until for until, _ in self._broken.values())
         return max(now, min(times))
 
-    def _has_work(self) -> bool:
+    def _has_work(self, now: float) -> bool:
         """Whether :meth:`poll` would send something other than a read now."""
         if any(s not in self._ready and s not in self._broken for s in self.streams):
             return True
-        settle = ("new", "ack", "dead", "give_back")
-        if any(h.state in settle for h in self._held.values()):
-            return True
+        settle = ("new", "ack", "give_back")
+        for held in self._held.values():
+            if held.state in settle or (held.state == "dead" and held.since <= now):
+                return True
         if not self._reading or len(self._held) >= self.options.prefetch:
             return False
         return any(s in self._ready for s in (*self._resume, *self._sweep_at))
@@ -318,6 +340,9 @@ class StreamProtocol:
         """Feed the decoded reply of ``command`` (shapes: ``streams.commands``)."""
         self._answered()
         on_reply(self, command, value, now)
+        # Entries it brought in may need renewing from then on.
+        due = command.sent_at + self.options.renew_age
+        self.renew_due = min(self.renew_due, due)
 
     def failed(
         self, command: c.Command, kind: c.ErrorKind, message: str, now: float

@@ -1,89 +1,78 @@
-"""The reader thread of a RedisStreamBroker: read, hand over, acknowledge, claim.
+"""The reader thread of a RedisStreamBroker: the thread driver of the Streams core.
 
 One thread per broker (per master on a cluster: ``streams.cluster``), on a
-connection of its own:
+connection of its own. It moves bytes and time and decides nothing: every
+decision (what to read, acknowledge, retry, claim, dead-letter, hand back;
+when to reconnect) is the protocol core's (``streams.protocol``), every
+command goes out through ``streams.sending``. Its loop:
 
-* ``XREADGROUP GROUP g c COUNT n BLOCK t STREAMS s1 s2 ... > > ...`` over
-  every subscribed stream (by hash slot on a cluster: ``streams.slots``).
-  ``n`` keeps at most ``prefetch`` entries in hand; the wait blocks in Redis.
-* Each entry goes to the broker's ``handle(channel, data)``, which decodes it
-  and calls the local subscribers; the entries that were handled are
-  acknowledged together, one pipelined round trip per batch.
-* An entry a subscriber raised on stays pending. Every ``claim_idle / 2`` the
-  reader takes over (XAUTOCLAIM) what stayed pending longer than
-  ``claim_idle``, its own failures as well as the entries of consumers that
-  died, and delivers them again. Once an entry has been delivered
-  ``max_deliveries`` times without success it is dead-lettered (see
-  ``streams.dead_letters``), as is an entry ``handle`` refuses.
-* Redis down (or, on a cluster, the node no longer the owner): the reader
-  logs once, reconnects with doubling, jittered delays and goes on. A group
-  that vanished (NOGROUP: a restart without persistence) is made again.
-* Consumers of the group idle for longer than ``forget_after`` and with nothing
-  pending are removed, and so is this one when the broker closes cleanly.
+* poll the core; send the batch in one pipeline (a blocking XREADGROUP
+  last); feed the replies;
+* hand each delivery to ``handle``: synchronous subscribers are called here,
+  in order; coroutine subscribers run on their loop and report back through
+  a queue (the entry stays held, and counted in ``prefetch``, until their
+  coroutine returned); between two deliveries the leases that fell due are
+  renewed, so entries waiting behind a slow handler are not claimed;
+* with nothing to send, wait on that queue until the core's next timer.
+
+Consumers of the group idle for longer than ``forget_after`` with nothing
+pending are removed, and so is this one when it stops with nothing pending.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
-import random
+import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Literal
-
-import redis
-from redis.exceptions import AskError, ClusterDownError, TryAgainError
+from typing import Any
 
 from eventspype._internal.fork import register_for_fork
 from eventspype.broker.redis._io.process import join_thread, stop_at_exit
-from eventspype.broker.redis._wire.printable import Printable
-from eventspype.broker.redis.streams.dead_letters import EVENT_FIELD, move_to_dead
-from eventspype.broker.redis.streams.slots import Entry, SlotOf, read_group
+from eventspype.broker.redis.streams import commands as c
+from eventspype.broker.redis.streams.health import trimmed_unread
+from eventspype.broker.redis.streams.held import (
+    ConsumerHealth,
+    Delivery,
+    ReaderOptions,
+    Verdict,
+)
+from eventspype.broker.redis.streams.lease import ConsumerLease
+from eventspype.broker.redis.streams.protocol import StreamProtocol
+from eventspype.broker.redis.streams.sending import DOWN, Failure, Scripts, send
+from eventspype.broker.redis.streams.slots import POLL_INTERVAL, SlotOf
 from eventspype.broker.redis.streams.stats import StreamCounters
 
-__all__ = ["Handled", "StreamReader"]
+__all__ = ["Handle", "Outcome", "ReaderOptions", "StreamReader"]
 
 _logger = logging.getLogger("eventspype.broker.redis")
 
-#: ``handle()``'s verdict: ``("ok", None)`` acknowledge; ``("failed", why)``
-#: retry later; ``("refused", why)`` dead-letter now; ``("skip", None)`` leave
-#: it pending for the group (no local subscriber any more).
-Handled = tuple[Literal["ok", "failed", "refused", "skip"], "str | None"]
-
-#: Reconnect on these; on a cluster, MOVED (an AskError), ASK, CLUSTERDOWN
-#: and TRYAGAIN too: the next connection looks the node up again.
-_DOWN = (
-    redis.ConnectionError,
-    redis.TimeoutError,
-    OSError,
-    AskError,
-    ClusterDownError,
-    TryAgainError,
-)
+#: What the subscribers made of a delivery: verdict, error, succeeded ids.
+Outcome = tuple[Verdict, str, frozenset[object]]
+#: ``handle(delivery, report)``: the outcome now, or ``None`` and
+#: ``report(outcome)`` later, from any thread (coroutine subscribers).
+Handle = Callable[[Delivery, Callable[[Outcome], None]], "Outcome | None"]
 #: The longest time between two looks for consumers that are gone.
 _CLEANUP_INTERVAL = 60.0
+_WAKE = object()
 
 
 class StreamReader:
-    """The reader thread and its Redis state (see the module docs)."""
+    """The reader thread and its connection (see the module docs)."""
 
     def __init__(
         self,
         connect: Callable[[], Any],
-        handle: Callable[[str, bytes], Handled],
+        handle: Handle,
         counters: StreamCounters,
+        options: ReaderOptions,
         *,
         group: bytes,
         consumer: bytes,
         rename: Callable[[], bytes] | None,
-        start: Literal["new", "all"],
-        prefetch: int,
-        claim_idle: float,
-        max_deliveries: int,
-        maxlen: int | None,
-        forget_after: float,
-        reconnect_delay: tuple[float, float],
         slot_of: SlotOf | None = None,
         created: set[bytes] | None = None,
     ) -> None:
@@ -91,25 +80,11 @@ class StreamReader:
         self._slot_of = slot_of
         self._handle = handle
         self._counters = counters
-        self.group, self.consumer = group, consumer
-        self._start_id = "$" if start == "new" else "0"
-        self._prefetch = prefetch
-        self._claim_idle_ms = max(1, int(claim_idle * 1000))
-        self._claim_every = max(0.05, claim_idle / 2)
-        self._block_ms = max(10, int(min(1.0, self._claim_every) * 1000))
-        self._max_deliveries = max_deliveries
-        self._maxlen = maxlen
-        self._forget_after_ms = int(forget_after * 1000)
-        self._cleanup_every = min(
-            _CLEANUP_INTERVAL, max(self._claim_every, forget_after / 2)
-        )
-        self._delay_min, self._delay_max = reconnect_delay
+        self.options = options
+        self.group, self._consumer = group, consumer
+        self._start_id = "$" if options.start == "new" else "0"
         #: Stream key -> channel, replaced whole by the broker (copy-on-write).
         self.streams: dict[bytes, str] = {}
-        self._ready: set[bytes] = set()  # streams whose group is known to exist
-        self._client: Any = None
-        self._client_id: int | None = None
-        # Streams whose group we saw once (shared by the readers of a cluster).
         self._created: set[bytes] = set() if created is None else created
         self._rename = rename
         self._start_over()
@@ -118,20 +93,37 @@ class StreamReader:
     def _start_over(self) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._next_claim = 0.0
-        self._next_cleanup = 0.0
-        self._failures = 0
-        self._down_since: float | None = None
+        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._client: Any = None
+        self._client_id: int | None = None
+        self._scripts: Scripts | None = None
+        self._drain_until = 0.0
+        self._calling_since: float | None = None
+        self._new_protocol()
+
+    def _new_protocol(self) -> None:
+        self.proto = StreamProtocol(self.options.consumer(self.group, self._consumer))
+        self._lease = ConsumerLease(self.group, self._consumer)
+        self._next_forget = 0.0
+        self._counters.add_source(self.proto.counters)
+
+    @property
+    def consumer(self) -> bytes:
+        """This consumer's name (set before the thread starts)."""
+        return self._consumer
+
+    @consumer.setter
+    def consumer(self, name: bytes) -> None:
+        if name != self._consumer:
+            self._consumer = name
+            if self._thread is None:
+                self._new_protocol()
 
     def _after_fork_in_child(self) -> None:
         # The child has no reader thread; the connection is the parent's
-        # (forget it, do not close it). Subscriptions start afresh (see
-        # StreamReceiving), and a generated consumer name gets a new value:
-        # parent and child are two consumers.
+        # (forget it, do not close it). Subscriptions start afresh, and a
+        # generated consumer name gets a new value: two consumers.
         self.streams = {}
-        self._client = None
-        self._client_id = None
-        self._ready = set()
         if self._rename is not None:
             self.consumer = self._rename()
         self._start_over()
@@ -141,7 +133,7 @@ class StreamReader:
     @property
     def block_seconds(self) -> float:
         """The longest wait of one XREADGROUP."""
-        return self._block_ms / 1000
+        return self.options.block
 
     def set_streams(self, streams: dict[bytes, str], waker: Any) -> None:
         """Read these streams from now on; start the thread on first use."""
@@ -157,6 +149,7 @@ class StreamReader:
 
     def wake(self, waker: Any) -> None:
         """End the reader's current wait now (CLIENT UNBLOCK), if possible."""
+        self._inbox.put(_WAKE)
         client_id = self._client_id
         if client_id is None or waker is None:
             return
@@ -164,86 +157,22 @@ class StreamReader:
         with contextlib.suppress(Exception):
             waker.client_unblock(client_id)
 
-    def request_stop(self) -> None:
-        """Stop after the entries in hand are handled and acknowledged."""
+    def request_stop(self, drain: float = 0.0) -> None:
+        """Stop reading; finish what is in hand within ``drain`` seconds, then
+        hand the rest back to the group."""
+        self._drain_until = time.monotonic() + drain
         self._stop.set()
+        self._inbox.put(_WAKE)
 
     def join(self, timeout: float) -> bool:
         """Wait for the thread; ``False`` if it is still running."""
         return join_thread(self._thread, timeout)
 
-    # -- the thread -------------------------------------------------------------
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._step()
-            except _DOWN as error:
-                self._lost(error)
-            except redis.ResponseError as error:
-                if str(error).startswith("UNBLOCKED"):  # its key moved or went
-                    continue  # away: the next read finds where, or NOGROUP
-                if "NOGROUP" not in str(error):
-                    _logger.exception("Redis refused a stream command; going on")
-                    self._stop.wait(self._claim_every)
-                    continue
-                _logger.warning(
-                    "Consumer group %r vanished (%s); creating it again from "
-                    "the start of each stream",
-                    self.group.decode(errors="replace"),
-                    error,
-                )
-                self._ready.clear()
-            except Exception:  # a bug of ours: log, never die
-                _logger.exception("Redis stream reader failed; going on")
-                self._stop.wait(1.0)
-        self._finish()
-
-    def _step(self) -> None:
-        if self._client is None:
-            self._client = self._connect()
-            self._client_id = int(self._client.client_id())
-            self._ready.clear()  # the server may have restarted: check the groups
-        streams = self.streams
-        for stream in streams:
-            if stream not in self._ready:
-                self._ensure_group(stream)
-        if not streams:
-            self._recovered()
-            self._stop.wait(self._claim_every)
-            return
-        now = time.monotonic()
-        if now >= self._next_claim:
-            self._next_claim = now + self._claim_every
-            for stream in streams:
-                self._claim(stream, streams[stream])
-        if now >= self._next_cleanup:
-            self._next_cleanup = now + self._cleanup_every
-            for stream in streams:
-                self._forget_gone(stream)
-        count = max(1, self._prefetch // len(streams))
-        replies = read_group(
-            self._client,
-            self.group,
-            self.consumer,
-            streams,
-            count,
-            self._block_ms,
-            self._slot_of,
-            self._stop,
-        )
-        self._recovered()  # only now: a cluster node may refuse (CLUSTERDOWN)
-        for stream, entries in replies:
-            channel = streams.get(stream)
-            if channel is not None and entries:
-                self._process(stream, channel, entries, {})
-
     def ensure_group(self, client: Any, stream: bytes) -> None:
-        """XGROUP CREATE ... MKSTREAM; an existing group is fine.
+        """XGROUP CREATE ... MKSTREAM now (``subscribe()``); an existing
+        group is fine. Raises what Redis raises (WRONGTYPE: not a stream)."""
+        import redis
 
-        A group that existed once and is gone (a restart without persistence)
-        is made again from the stream's start, not from ``start``.
-        """
         start = "0" if stream in self._created else self._start_id
         try:
             client.xgroup_create(stream, self.group, id=start, mkstream=True)
@@ -251,154 +180,216 @@ class StreamReader:
             if "BUSYGROUP" not in str(error):
                 raise
         self._created.add(stream)
-        self._ready.add(stream)
 
-    def _ensure_group(self, stream: bytes) -> None:
-        self.ensure_group(self._client, stream)
+    def readers(self) -> list[StreamReader]:
+        """This reader (the cluster reader has one per master)."""
+        return [self]
 
-    def _claim(self, stream: bytes, channel: str) -> None:
-        start: bytes | str = "0-0"
-        while not self._stop.is_set():
-            reply = self._client.xautoclaim(
-                stream,
-                self.group,
-                self.consumer,
-                self._claim_idle_ms,
-                start_id=start,
-                count=self._prefetch,
+    @property
+    def running(self) -> bool:
+        """The thread runs, or is not needed yet (no stream subscribed)."""
+        if self._thread is None:
+            return not self._stop.is_set()
+        return self._thread.is_alive()
+
+    def health(self) -> ConsumerHealth:
+        """The core's health figures (read without a lock: a snapshot).
+
+        While a subscriber is being called, ``oldest_running`` is that call's
+        age (the entries waiting behind it in the batch are not "running");
+        otherwise the oldest coroutine delivery still awaited.
+        """
+        now = time.monotonic()
+        health = self.proto.health(now)
+        since = self._calling_since
+        if since is None:
+            return health
+        return dataclasses.replace(health, oldest_running=now - since)
+
+    # -- the thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        proto = self.proto
+        streams: dict[bytes, str] | None = None
+        stopping = handed_back = False
+        next_cleanup = 0.0
+        while True:
+            now = time.monotonic()
+            self._take_inbox(proto, now, wait=0.0)
+            if self.streams is not streams:
+                streams = self.streams
+                proto.set_streams(streams)
+            if self._stop.is_set():
+                if not stopping:
+                    stopping = True
+                    proto.stop()
+                if now >= self._drain_until and not handed_back:
+                    handed_back = True
+                    proto.hand_back_rest()
+                if proto.finished_all or now >= self._drain_until + 5.0:
+                    break
+            elif now >= next_cleanup and self._client is not None and streams:
+                next_cleanup = now + 5.0
+                self._housekeeping(streams, now)
+            batch = proto.poll(now)
+            if not batch:
+                wait = proto.next_wakeup(now) - now
+                if stopping:
+                    wait = min(wait, max(0.0, self._drain_until - now))
+                self._take_inbox(proto, now, wait=max(0.0, wait))
+                continue
+            self._send(proto, batch)
+            self._deliver(proto, proto.take(time.monotonic()))
+        self._finish()
+
+    def _take_inbox(self, proto: StreamProtocol, now: float, wait: float) -> None:
+        """Feed finished coroutine deliveries; wait up to ``wait`` for one."""
+        try:
+            item = (
+                self._inbox.get(timeout=wait) if wait > 0 else self._inbox.get_nowait()
             )
-            start, entries = reply[0], reply[1]
-            deleted = reply[2] if len(reply) > 2 else []
-            if deleted:  # trimmed away while pending: nothing left to deliver
-                self._client.xack(stream, self.group, *deleted)
-            if entries:
-                self._counters.add("claimed", len(entries))
-                times = self._deliveries(stream, entries)
-                self._process(stream, channel, entries, times)
-            if start in (b"0-0", "0-0"):
+        except queue.Empty:
+            return
+        while True:
+            if item is not _WAKE:
+                delivery, (verdict, error, succeeded) = item
+                proto.finished(delivery, verdict, error, succeeded, time.monotonic())
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
                 return
 
-    def _deliveries(self, stream: bytes, entries: list[Entry]) -> dict[bytes, int]:
-        """How many times each claimed entry has been delivered (XPENDING)."""
-        pending = self._client.xpending_range(
-            stream,
-            self.group,
-            min=entries[0][0],
-            max=entries[-1][0],
-            count=len(entries) * 2 + 10,
-            consumername=self.consumer,
-        )
-        return {item["message_id"]: int(item["times_delivered"]) for item in pending}
-
-    def _process(
-        self,
-        stream: bytes,
-        channel: str,
-        entries: list[Entry],
-        deliveries: dict[bytes, int],
-    ) -> None:
-        """Hand every entry over, then acknowledge and dead-letter in one go."""
-        counters = self._counters
-        acks: list[bytes] = []
-        dead: list[tuple[bytes, bytes, str, int]] = []
-        for entry_id, fields in entries:
-            data = fields.get(EVENT_FIELD) if fields else None
-            if data is None:  # deleted, or not ours: nothing to deliver
-                acks.append(entry_id)
+    def _deliver(self, proto: StreamProtocol, deliveries: list[Delivery]) -> None:
+        inbox = self._inbox
+        for index, delivery in enumerate(deliveries):
+            if self._stop.is_set() and time.monotonic() >= self._drain_until:
+                proto.release(delivery)  # drained long enough: hand it back
                 continue
-            times = deliveries.get(entry_id, 1)
-            if times > self._max_deliveries:  # its consumers kept dying on it
-                gave_up = f"delivered {times - 1} times, never acknowledged"
-                dead.append((entry_id, data, gave_up, times - 1))
-                continue
-            if times > 1:
-                counters.add("redelivered")
-            verdict, why = self._handle(channel, data)
-            if verdict == "ok":
-                acks.append(entry_id)
-            elif verdict == "refused" or (
-                verdict == "failed" and times >= self._max_deliveries
-            ):
-                dead.append((entry_id, data, why or "", times))
-        if dead:
-            move_to_dead(
-                self._client, stream, self.group, self.consumer, dead, self._maxlen
-            )
-            counters.add("dead_lettered", len(dead))
-            counters.add("acknowledged", len(dead))
-            for entry_id, _, error, times in dead:
-                _logger.warning(
-                    "Moved entry %s of %r to its dead-letter stream after %d "
-                    "deliveries: %s",
-                    entry_id.decode(errors="replace"),
-                    stream.decode(errors="replace"),
-                    times,
-                    Printable(error),  # quotes the sender's names
+            self._calling_since = time.monotonic()
+            try:
+                outcome = self._handle(
+                    delivery,
+                    lambda o, d=delivery: inbox.put((d, o)),  # type: ignore[misc]
                 )
-        if acks:
-            self._client.xack(stream, self.group, *acks)
-            counters.add("acknowledged", len(acks))
+            except Exception as error:  # a bug of ours: retry it later
+                _logger.exception("Handling a stream entry failed")
+                outcome = ("failed", f"{type(error).__name__}: {error}", frozenset())
+            self._calling_since = None
+            now = time.monotonic()
+            if outcome is not None:
+                proto.finished(delivery, *outcome, now)
+            if index + 1 < len(deliveries) and now >= proto.renew_due:
+                batch = proto.poll(now, read=False)  # leases fell due: renew
+                if batch:
+                    self._send(proto, batch)
 
-    def _forget_gone(self, stream: bytes) -> None:
-        """Remove consumers idle for ``forget_after`` with nothing pending."""
-        for info in self._client.xinfo_consumers(stream, self.group):
-            name = info["name"]
-            name = name.encode() if isinstance(name, str) else name
-            if (
-                name != self.consumer
-                and int(info["pending"]) == 0
-                and int(info["idle"]) > self._forget_after_ms
-            ):
-                self._client.xgroup_delconsumer(stream, self.group, name)
+    def _send(self, proto: StreamProtocol, batch: list[c.Command]) -> None:
+        if isinstance(batch[0], c.Connect):
+            self._open(proto, batch[0])
+            return
+        try:
+            if self._client is None or self._scripts is None:
+                raise ConnectionError("not connected")
+            results = send(
+                self._client,
+                self._scripts,
+                self.group,
+                self.consumer,
+                batch,
+                self.options.maxlen,
+                self._slot_of,
+            )
+        except DOWN as error:
+            self._lost(proto, batch, error)
+            return
+        except Exception as error:  # a bug of ours: start over
+            _logger.exception("Redis stream reader failed; reconnecting")
+            self._lost(proto, batch, error)
+            return
+        now = time.monotonic()
+        for cmd, (ok, value) in zip(batch, results, strict=True):
+            if ok and isinstance(cmd, c.Read) and not value and self._slot_of:
+                self._take_inbox(proto, now, POLL_INTERVAL)  # polled, unblocked
+            if ok:
+                proto.reply(cmd, value, now)
+            else:
+                failure: Failure = value  # type: ignore[assignment]
+                proto.failed(cmd, failure[0], failure[1], now)
 
-    # -- connection state ---------------------------------------------------------
-
-    def _lost(self, error: BaseException) -> None:
-        self._failures += 1
+    def _open(self, proto: StreamProtocol, cmd: c.Connect) -> None:
         self._drop_client()
-        if self._down_since is None:
-            self._down_since = time.monotonic()
-            _logger.warning(
-                "Redis stream reader lost its connection (%s: %s); reconnecting "
-                "with backoff (unacknowledged entries stay pending)",
-                type(error).__name__,
-                error,
+        try:
+            client = self._connect()
+            # Its one connection, which every batch uses (streams.sending).
+            self._client_id = int(client.client_id())
+            self._scripts = Scripts(client)
+            self._client = client
+        except Exception as error:
+            self._drop_client()
+            proto.failed(
+                cmd, "down", f"{type(error).__name__}: {error}", time.monotonic()
             )
-        exponent = min(self._failures - 1, 30)
-        delay = min(self._delay_max, self._delay_min * 2.0**exponent)
-        self._stop.wait(delay * random.uniform(0.5, 1.0))
+            return
+        proto.reply(cmd, None, time.monotonic())
 
-    def _recovered(self) -> None:
-        if self._down_since is not None:
-            self._counters.add("reconnects")
-            _logger.warning(
-                "Redis stream reader reconnected after %.1f s",
-                time.monotonic() - self._down_since,
+    def _lost(
+        self, proto: StreamProtocol, batch: list[c.Command], error: BaseException
+    ) -> None:
+        self._drop_client()
+        now = time.monotonic()
+        message = f"{type(error).__name__}: {error}"
+        for cmd in batch:
+            proto.failed(cmd, "down", message, now)
+
+    def _housekeeping(self, streams: dict[bytes, str], now: float) -> None:
+        """Every 5 s: the consumer-name lease; now and then, gone consumers."""
+        with contextlib.suppress(Exception):  # Redis down: next time
+            self._lease.refresh(self._client, min(streams))
+        if now >= self._next_forget:
+            self._next_forget = now + min(
+                _CLEANUP_INTERVAL, max(1.0, self.options.forget_after / 2)
             )
-        self._failures = 0
-        self._down_since = None
+            self._forget_gone(streams)
+            for stream in streams:  # trimmed before this group read them?
+                with contextlib.suppress(Exception):
+                    if trimmed_unread(self._client, stream, self.group):
+                        self.proto.counters.trimmed_unread += 1
+                        self.proto._log.warning(
+                            "Entries of %r were trimmed (MAXLEN) before group %r "
+                            "read them: they are lost to it; raise maxlen",
+                            stream.decode(errors="replace"),
+                            self.group.decode(errors="replace"),
+                        )
+
+    def _forget_gone(self, streams: dict[bytes, str], me: bool = False) -> None:
+        """Remove consumers idle for ``forget_after`` with nothing pending
+        (``me``: this one, if nothing is pending here)."""
+        limit = int(self.options.forget_after * 1000)
+        try:
+            for stream in streams:
+                for info in self._client.xinfo_consumers(stream, self.group):
+                    name = info["name"]
+                    name = name.encode() if isinstance(name, str) else name
+                    if int(info["pending"]) == 0 and (
+                        name == self.consumer
+                        if me
+                        else name != self.consumer and int(info["idle"]) > limit
+                    ):
+                        self._client.xgroup_delconsumer(stream, self.group, name)
+        except Exception:  # Redis down, or a stream not there: next time
+            pass
 
     def _drop_client(self) -> None:
         client, self._client, self._client_id = self._client, None, None
         if client is not None:
-            try:
+            with contextlib.suppress(Exception):
                 client.close()
                 client.connection_pool.disconnect()
-            except Exception:
-                pass
 
     def _finish(self) -> None:
         """On stop: leave the group if nothing is pending here; close."""
-        try:
-            if self._client is not None:
-                for stream in self.streams:
-                    for info in self._client.xinfo_consumers(stream, self.group):
-                        name = info["name"]
-                        name = name.encode() if isinstance(name, str) else name
-                        if name == self.consumer and int(info["pending"]) == 0:
-                            self._client.xgroup_delconsumer(
-                                stream, self.group, self.consumer
-                            )
-        except Exception:  # Redis down: the consumer is forgotten later
-            pass
+        if self._client is not None and self.streams:
+            self._forget_gone(self.streams, me=True)
+            with contextlib.suppress(Exception):
+                self._lease.release(self._client, min(self.streams))
         self._drop_client()

@@ -1,34 +1,53 @@
 """The receiving side of a RedisStreamBroker: subscriptions, decoding, fan-out.
 
-Ties the receive path every Redis broker shares (``_wire.receive.receive``: the
-``Inbound`` checks, the ``Fanout`` with its per-publication rules, drop
-counting) to the reader thread, and turns its ``Delivery`` into what the
-reader does with the entry: acknowledge it, leave it for redelivery, or
-dead-letter it.
+Turns one delivery of the Streams core into calls of the local subscribers
+and an outcome for the core: decode and check the entry (the ``Inbound``
+checks every Redis broker shares), call every subscriber of the channel that
+accepts the event and has not handled it yet (a retry), with the delivery
+context (``eventspype.delivery``) set; await coroutine subscribers on their
+loop and report when all of them returned. Verdicts: ``ok`` (acknowledge),
+``failed`` (retry after a backoff), ``refused`` (dead-letter: a consumer-side
+fix can cure it), ``skip`` (no local subscriber: hand it back).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
+import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import redis
 
+from eventspype._internal import observed as _observed
 from eventspype._internal.fork import register_for_fork
+from eventspype.broker.redis._wire.envelope import EnvelopeError
 from eventspype.broker.redis._wire.fanout import Fanout
 from eventspype.broker.redis._wire.inbound import Inbound
-from eventspype.broker.redis._wire.receive import receive
 from eventspype.broker.redis._wire.stats import DropReason
+from eventspype.broker.redis.pubsub.subscribing import SubscriptionRefused
 from eventspype.broker.redis.streams.cluster import ClusterStreamReader
 from eventspype.broker.redis.streams.dead_letters import stream_key
-from eventspype.broker.redis.streams.reader import Handled, StreamReader
+from eventspype.broker.redis.streams.held import Delivery
+from eventspype.broker.redis.streams.reader import Outcome, StreamReader
 from eventspype.broker.redis.streams.stats import StreamCounters
+from eventspype.delivery import Delivery as DeliveryContext
+from eventspype.delivery import delivering
+from eventspype.hooks import REGISTRY as _HOOKS
+from eventspype.hooks import DeliveryInfo
+from eventspype.sub.asynchronous import AsyncEventSubscriber
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from eventspype.pub.publication import EventPublication
     from eventspype.sub.subscriber import EventSubscriber
 
 __all__ = ["StreamReceiving"]
+
+_NO_HEADERS: dict[str, str] = {}
 
 _logger = logging.getLogger("eventspype.broker.redis")
 
@@ -61,14 +80,20 @@ class StreamReceiving:
         prefix: str,
         inbound: Inbound,
         counters: StreamCounters,
-        commands: Any,
+        commands: Callable[[], Any] | None,
         caller: object,
+        group: str = "",
     ) -> None:
         self._prefix = prefix
         self._inbound = inbound
         self._counters = counters
-        self._commands = commands  # for XGROUP CREATE and waking the reader
-        self._caller = caller
+        # For XGROUP CREATE, waking the reader, stats and dead letters (None
+        # on a cluster); made again in a forked child (see below).
+        self._make_commands = commands
+        self.commands: Any = None if commands is None else commands()
+        # Weakly: the reader thread must not keep a dropped broker alive.
+        self._caller_ref = weakref.ref(caller)
+        self._group = group
         self.fanout = Fanout()
         self.reader: StreamReader | ClusterStreamReader | None = None
         self.closed = False
@@ -78,6 +103,10 @@ class StreamReceiving:
         # The child starts with no subscription: the parent's subscribers
         # (copies in the child) would otherwise handle every event twice.
         self.fanout = Fanout()
+        # A pool of its own: a parent thread may have held the inherited
+        # pool's lock at the fork, and the child would wait on it forever.
+        if self._make_commands is not None:
+            self.commands = self._make_commands()
 
     def add(
         self,
@@ -89,15 +118,17 @@ class StreamReceiving:
 
         Raises:
             RuntimeError: the broker is closed.
+            SubscriptionRefused: Redis refused to make the group on the
+                channel's stream (its key holds another type, an ACL);
+                nothing is kept.
         """
         if self.closed:
             raise RuntimeError("RedisStreamBroker is closed")
         assert self.reader is not None
-        self.fanout.add(channel, subscriber, publication)
         stream = stream_key(self._prefix, channel).encode()
         if stream not in self.reader.streams:
             try:
-                self.reader.ensure_group(self._commands, stream)
+                self.reader.ensure_group(self.commands, stream)
             except redis.ConnectionError as error:
                 _logger.warning(
                     "Cannot create consumer group %r on %r now (%s); the reader "
@@ -106,6 +137,11 @@ class StreamReceiving:
                     stream.decode(),
                     error,
                 )
+            except redis.ResponseError as error:  # WRONGTYPE, an ACL refusal
+                raise SubscriptionRefused(
+                    stream.decode(), f"{type(error).__name__}: {error}"
+                ) from error
+        self.fanout.add(channel, subscriber, publication)
         self._sync()
 
     def discard(
@@ -134,31 +170,172 @@ class StreamReceiving:
         prefix = self._prefix
         wanted = {stream_key(prefix, c).encode(): c for c in self.fanout.channels()}
         if wanted != reader.streams and not self.closed:
-            reader.set_streams(wanted, self._commands)
+            reader.set_streams(wanted, self.commands)
 
-    def handle(self, channel: str, data: bytes) -> Handled:
-        """Decode one entry and deliver it locally (reader thread)."""
+    def handle(
+        self, delivery: Delivery, report: Callable[[Outcome], None]
+    ) -> Outcome | None:
+        """Deliver one entry locally (reader thread); see the module docs.
+
+        Returns the outcome, or ``None`` when coroutine subscribers are still
+        running: ``report(outcome)`` is then called once they all returned.
+        """
+        channel = delivery.channel
         fanout = self.fanout
-        if not fanout.subscriber_count(channel):
+        caller = self._caller_ref()
+        if caller is None or not fanout.subscriber_count(channel):
             # Its subscribers were garbage-collected: stop reading the stream
-            # (and claiming its entries); the group keeps what is pending.
+            # (and claiming its entries); the entry goes back to the group.
             self._sync()
-            return "skip", None
-        delivery = receive(
-            self._inbound,
-            fanout,
-            self._counters,
-            channel,
-            data,
-            self._caller,
-            stream_key(self._prefix, channel),
-        )
-        if delivery.failed:
-            return "failed", "; ".join(
-                f"{type(error).__name__}: {error}" for _, error in delivery.failed
+            return "skip", "", frozenset()
+        where = stream_key(self._prefix, channel)
+        try:
+            event, event_tag, headers, problem = self._inbound.decode(
+                channel, delivery.data
             )
-        if not delivery.handled and delivery.refused:
-            reason, detail = delivery.refused[0]
-            if reason in _DEAD_LETTER_REASONS:
-                return "refused", f"{reason}: {detail}"
-        return "ok", None
+        except EnvelopeError as error:
+            self._counters.drop(error.reason, where, error)
+            why = f"{error.reason}: {error}"
+            if error.reason in _DEAD_LETTER_REASONS:
+                return "refused", why, frozenset()
+            return "ok", why, frozenset()
+        if problem is not None:
+            self._counters.drop_headers(where, problem)
+        subscribers, refused = fanout.matching(channel, event, event_tag)
+        for reason, detail in refused:
+            self._counters.drop(reason, where, detail)
+        if not subscribers:
+            return "ok", "", frozenset()
+        self._counters.add_delivered()
+        context = DeliveryContext(
+            channel,
+            "redis",
+            message_id=delivery.entry_id.decode(),
+            delivery_count=delivery.delivery_count,
+            group=self._group,
+            consumer=self.reader.consumer.decode() if self.reader else None,
+            headers=headers or _NO_HEADERS,
+        )
+        hooks = _HOOKS.hooks  # installed observers (eventspype.hooks)
+        done = set(delivery.succeeded)
+        errors: list[str] = []
+        waiting: list[AsyncEventSubscriber] = []
+        with delivering(context):
+            for subscriber in subscribers:
+                if id(subscriber) in done:
+                    continue
+                if isinstance(subscriber, AsyncEventSubscriber):
+                    waiting.append(subscriber)
+                    continue
+                try:
+                    if hooks:
+                        _observed.call(
+                            hooks,
+                            subscriber,
+                            event,
+                            event_tag,
+                            caller,
+                            channel,
+                            context,
+                        )
+                    else:
+                        subscriber.call(event, event_tag, caller)
+                except BaseException as error:  # as the fan-out: SystemExit too
+                    errors.append(self._failed(subscriber, error, event_tag, where))
+                else:
+                    done.add(id(subscriber))
+        if not waiting:
+            return _outcome(done, errors)
+        _Awaiting(
+            self, waiting, (event, event_tag, caller), context, done, errors, report
+        )
+        return None
+
+    def _failed(
+        self, subscriber: EventSubscriber, error: BaseException, tag: Any, where: str
+    ) -> str:
+        self.fanout.subscriber_errors += 1
+        _logger.error(
+            "Subscriber %r raised while handling an event with tag %r on %r; "
+            "it is retried after a backoff",
+            subscriber,
+            tag,
+            where,
+            exc_info=error,
+        )
+        return f"{type(error).__name__}: {error}"
+
+
+def _outcome(done: set[object], errors: list[str]) -> Outcome:
+    if errors:
+        return "failed", "; ".join(errors), frozenset(done)
+    return "ok", "", frozenset(done)
+
+
+class _Awaiting:
+    """Coroutine subscribers of one delivery, each awaited on its own loop."""
+
+    def __init__(
+        self,
+        receiving: StreamReceiving,
+        subscribers: list[AsyncEventSubscriber],
+        call: tuple[Any, Any, Any],
+        context: DeliveryContext,
+        done: set[object],
+        errors: list[str],
+        report: Callable[[Outcome], None],
+    ) -> None:
+        self._lock = threading.Lock()
+        self._left = len(subscribers)
+        self._done, self._errors, self._report = done, errors, report
+        self._receiving = receiving
+        where = context.channel
+        event_tag = call[1]
+        for subscriber in subscribers:
+            coroutine = _call(subscriber, *call, context)
+            try:
+                future = asyncio.run_coroutine_threadsafe(coroutine, subscriber.loop)
+            except RuntimeError as error:  # its loop is closed
+                coroutine.close()
+                self._one(subscriber, error, event_tag, where)
+                continue
+            future.add_done_callback(
+                lambda f, s=subscriber: self._one(  # type: ignore[misc]
+                    s,
+                    f.exception() if not f.cancelled() else RuntimeError("cancelled"),
+                    event_tag,
+                    where,
+                )
+            )
+
+    def _one(
+        self, subscriber: Any, error: BaseException | None, tag: Any, where: str
+    ) -> None:
+        with self._lock:
+            if error is None:
+                self._done.add(id(subscriber))
+            else:
+                self._errors.append(
+                    self._receiving._failed(subscriber, error, tag, where)
+                )
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self._report(_outcome(self._done, self._errors))
+
+
+async def _call(
+    subscriber: AsyncEventSubscriber,
+    event: Any,
+    event_tag: Any,
+    caller: Any,
+    context: DeliveryContext,
+) -> None:
+    with delivering(context):
+        info = None
+        if _HOOKS.hooks:  # the hooks run around the handler, on its loop
+            info = DeliveryInfo(
+                context.channel, event, event_tag, subscriber, caller, context
+            )
+            info.context = contextvars.copy_context()
+        await subscriber._call_async(event, event_tag, caller, info)

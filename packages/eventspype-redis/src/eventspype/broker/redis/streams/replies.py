@@ -275,6 +275,20 @@ def on_failure(
             ", ".join(_text(s) for s in streams),
             message,
         )
+    elif isinstance(cmd, c.DeadLetter):  # the dead-letter key, not the stream
+        for dead in cmd.entries:
+            waiting = p._held.get((cmd.stream, dead.entry_id))
+            if waiting is not None:
+                waiting.failures += 1
+                delay = p.options.retry.delay(waiting.failures, p._rand())
+                waiting.since = now + delay
+        p.counters.key_errors += 1
+        p._log.warning(
+            "Redis refused the dead-letter move on %s (%s); the entries stay "
+            "pending and the move is tried again later",
+            _text(cmd.stream),
+            message,
+        )
     elif kind in ("key", "other"):
         if isinstance(cmd, c.Read) and len(streams) > 1:
             for stream in streams:  # which one? each is probed by XGROUP CREATE

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
 import redis
 
 from eventspype._internal.fork import register_for_fork
-from eventspype.broker.redis._wire.stats import DROP_REASONS, CounterName, Counters
+from eventspype.broker.redis._wire.stats import DROP_REASONS, Counters
+from eventspype.broker.redis.streams.held import ProtocolCounters
 
 __all__ = ["ChannelBacklog", "RedisStreamStats", "StreamCounters", "read_backlog"]
 
@@ -58,6 +59,28 @@ class RedisStreamStats:
             dead-lettered.
         subscriber_errors: Subscriber calls that raised.
         reconnects: Times the reader re-established its connection.
+        retried: Retries of a failed entry after its backoff (each an XCLAIM
+            to itself: Redis counts the delivery).
+        resumed: Own pending entries taken up again after a start or a
+            reconnection (a restart under the same consumer name).
+        malformed: Entries without an ``event`` field (dead-lettered).
+        oversized: Entries above ``max_message_bytes`` (dead-lettered with
+            their id, size and reason, not their body).
+        trimmed: Pending entries that Redis no longer had when claimed or
+            retried (trimmed by ``MAXLEN`` or deleted before anyone
+            acknowledged them): lost, counted and logged.
+        trimmed_unread: Times this consumer found entries of a stream trimmed
+            (``MAXLEN``) before its group read them: lost to the group,
+            logged; raise ``maxlen`` above the worst backlog.
+        leases_lost: Entries this consumer held that another consumer claimed
+            (its lease ran out: an outage, or one handler call longer than
+            ``claim_idle``).
+        handed_back: Entries handed back to the group unhandled (on
+            ``close()``, or when their channel lost its last subscriber).
+        reads_paused: Times reading paused because ``prefetch`` entries were
+            held (failing entries waiting for their retry included).
+        key_errors: Errors Redis gave about one stream's key (WRONGTYPE, an
+            ACL refusal): that stream is retried later, the others go on.
         channels: Per subscribed channel, the group's backlog; a channel whose
             backlog could not be read (Redis down) is missing.
     """
@@ -69,6 +92,16 @@ class RedisStreamStats:
     redelivered: int = 0
     claimed: int = 0
     dead_lettered: int = 0
+    retried: int = 0
+    resumed: int = 0
+    malformed: int = 0
+    oversized: int = 0
+    trimmed: int = 0
+    trimmed_unread: int = 0
+    leases_lost: int = 0
+    handed_back: int = 0
+    reads_paused: int = 0
+    key_errors: int = 0
     dropped: Mapping[str, int] = field(
         default_factory=lambda: MappingProxyType(dict.fromkeys(DROP_REASONS, 0))
     )
@@ -89,18 +122,14 @@ class RedisStreamStats:
         return sum(backlog.pending for backlog in self.channels.values())
 
 
-#: The stream-only counts :meth:`StreamCounters.add` also bumps.
-StreamCounterName = Literal["acknowledged", "claimed", "dead_lettered", "redelivered"]
-
-
 class StreamCounters(Counters):
     """:class:`~_wire.stats.Counters` plus the stream-only counts.
 
-    Changed only through the methods, under the counters' lock, like the
-    others: one reader thread per cluster node writes them.
+    The reader thread is the only writer of the counts added here (and of
+    ``delivered``, ``dropped``, ``reconnects``), so they need no lock.
     """
 
-    __slots__ = ("acknowledged", "claimed", "dead_lettered", "redelivered")
+    __slots__ = ("_sources",)
 
     def __init__(self) -> None:
         super().__init__()
@@ -108,34 +137,44 @@ class StreamCounters(Counters):
 
     def _reset(self) -> None:
         super()._reset()
-        self.acknowledged = 0
-        self.redelivered = 0
-        self.claimed = 0
-        self.dead_lettered = 0
+        self._sources: list[ProtocolCounters] = []
 
-    def add(self, name: CounterName | StreamCounterName, count: int = 1) -> None:
-        """Add ``count`` to the counter ``name``."""
-        with self._lock:
-            setattr(self, name, getattr(self, name) + count)
+    def add_source(self, counters: ProtocolCounters) -> None:
+        """Add a protocol core's counters (one per reader) to the sums."""
+        self._sources.append(counters)
+
+    def _sum(self, name: str) -> int:
+        return sum(getattr(source, name) for source in list(self._sources))
 
     def stream_snapshot(
         self, subscriber_errors: int, channels: Mapping[str, ChannelBacklog]
     ) -> RedisStreamStats:
         """Copy the counters into an immutable :class:`RedisStreamStats`."""
         with self._lock:
-            return RedisStreamStats(
-                published=self.published,
-                publish_errors=self.publish_errors,
-                delivered=self.delivered,
-                acknowledged=self.acknowledged,
-                redelivered=self.redelivered,
-                claimed=self.claimed,
-                dead_lettered=self.dead_lettered,
-                dropped=MappingProxyType(dict(self.dropped)),
-                subscriber_errors=subscriber_errors,
-                reconnects=self.reconnects,
-                channels=MappingProxyType(dict(channels)),
-            )
+            published, publish_errors = self.published, self.publish_errors
+        return RedisStreamStats(
+            published=published,
+            publish_errors=publish_errors,
+            delivered=self.delivered,
+            acknowledged=self._sum("acknowledged"),
+            redelivered=self._sum("redelivered"),
+            claimed=self._sum("claimed"),
+            dead_lettered=self._sum("dead_lettered"),
+            retried=self._sum("retried"),
+            resumed=self._sum("resumed"),
+            malformed=self._sum("malformed"),
+            oversized=self._sum("oversized"),
+            trimmed=self._sum("trimmed"),
+            trimmed_unread=self._sum("trimmed_unread"),
+            leases_lost=self._sum("leases_lost"),
+            handed_back=self._sum("handed_back"),
+            reads_paused=self._sum("reads_paused"),
+            key_errors=self._sum("key_errors"),
+            dropped=MappingProxyType(dict(self.dropped)),
+            subscriber_errors=subscriber_errors,
+            reconnects=self._sum("reconnects"),
+            channels=MappingProxyType(dict(channels)),
+        )
 
 
 def read_backlog(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Iterable
 from functools import partial
 from types import MappingProxyType, TracebackType
@@ -15,12 +16,19 @@ from redis.retry import Retry
 from eventspype.broker.redis._io.batch import Batch, BatchBuffer
 from eventspype.broker.redis._io.connections import DEFAULT_TIMEOUT
 from eventspype.broker.redis._wire.broker_base import RedisBrokerBase
+from eventspype.broker.redis._wire.envelope import EnvelopeError
 from eventspype.broker.redis._wire.inbound import Inbound
 from eventspype.broker.redis.streams.cluster import stream_reader
 from eventspype.broker.redis.streams.dead_letters import DeadLetterAccess, stream_key
+from eventspype.broker.redis.streams.health import (
+    StreamHealth,
+    read_backlogs,
+    stream_health,
+)
 from eventspype.broker.redis.streams.nodes import NodeClients
-from eventspype.broker.redis.streams.reader import StreamReader
+from eventspype.broker.redis.streams.reader import ReaderOptions
 from eventspype.broker.redis.streams.receiving import StreamReceiving
+from eventspype.broker.redis.streams.serving import serve_until_signal
 from eventspype.broker.redis.streams.stats import (
     ChannelBacklog,
     RedisStreamStats,
@@ -30,6 +38,7 @@ from eventspype.broker.redis.streams.stats import (
 from eventspype.broker.redis.streams.writer import (
     StreamWriter,
     check_options,
+    check_stream_options,
     default_consumer_name,
     own_pool,
 )
@@ -132,10 +141,13 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
         allowed_modules: Iterable[str] = (),
         max_message_bytes: int = 1 << 20,
         reconnect_delay: tuple[float, float] = (0.05, 5.0),
+        claim_interval: float = 5.0,
+        retry_delay: tuple[float, float] = (1.0, 60.0),
     ) -> None:
         check_options(
             start, claim_idle, max_deliveries, prefetch, maxlen, reconnect_delay
         )
+        check_stream_options(group, consumer, claim_interval, retry_delay)
         self._configure(
             serializer, channel_prefix, allow_unregistered_classes, allowed_modules
         )
@@ -150,30 +162,44 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
         # node (see streams.nodes).
         cluster = isinstance(redis_client, RedisCluster)
         self._nodes = NodeClients(redis_client) if cluster else None
-        self._commands: Any = (
-            None if cluster else redis.Redis(connection_pool=own_pool(redis_client))
-        )
+        commands = None if cluster else partial(_commands_client, redis_client)
         inbound = Inbound(self._serializer, self._classes, max_bytes=max_message_bytes)
+        self._inbound = inbound
         self._receiving = self._tables = StreamReceiving(
-            channel_prefix, inbound, self._counters, self._commands, self
-        )
-        self._reader = self._receiving.reader = stream_reader(
-            self._nodes,
-            self._reader_client,
-            self._receiving.handle,
+            channel_prefix,
+            inbound,
             self._counters,
-            rename=None if consumer else lambda: default_consumer_name().encode(),
-            group=group.encode(),
-            consumer=self._consumer.encode(),
+            commands,
+            self,
+            group,
+        )
+        options = ReaderOptions(
             start=start,
             prefetch=prefetch,
             claim_idle=claim_idle,
+            claim_interval=claim_interval,
             max_deliveries=max_deliveries,
+            max_entry_bytes=max_message_bytes,
+            retry_delay=retry_delay,
+            reconnect_delay=reconnect_delay,
             maxlen=maxlen,
             forget_after=forget_consumers_after,
-            reconnect_delay=reconnect_delay,
+        )
+        self._reader = self._receiving.reader = stream_reader(
+            self._nodes,
+            partial(_reader_client, redis_client, options.block),
+            self._receiving.handle,
+            self._counters,
+            options,
+            rename=None if consumer else lambda: default_consumer_name().encode(),
+            group=group.encode(),
+            consumer=self._consumer.encode(),
         )
         self._writer = StreamWriter(redis_client, maxlen)
+        self._claim_idle = claim_idle
+        self._reader_block = options.block
+        # Dropped without close(): the reader stops (hands back what it holds).
+        weakref.finalize(self, self._reader.request_stop)
 
     # -- configuration -----------------------------------------------------
 
@@ -261,26 +287,61 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
             self._receiving.subscriber_errors, MappingProxyType(channels)
         )
 
-    def close(self) -> None:
-        """Stop reading, finish and acknowledge the events in hand, join.
+    def close(self, drain: float = _CLOSE_TIMEOUT) -> None:
+        """Stop reading; finish and acknowledge what is in hand, join.
 
-        What was not finished stays pending for the group. Idempotent; the
-        client passed in stays open, one made by :meth:`from_url` is closed.
+        The subscribers get ``drain`` seconds to finish the deliveries in
+        hand; what is not finished then (and what was read but not started)
+        is handed back to the group, so that another consumer takes it at
+        its next claim sweep, not after ``claim_idle``. Idempotent; the client
+        passed in stays open, one made by :meth:`from_url` is closed.
         """
         if self._closed:
             return
         self._closed = self._receiving.closed = True
-        self._reader.request_stop()
-        self._reader.wake(self._commands)
-        if not self._reader.join(_CLOSE_TIMEOUT):
+        self._reader.request_stop(drain)
+        self._reader.wake(self._receiving.commands)
+        if not self._reader.join(drain + 5.0 + self._reader_block):
             _logger.warning("Redis stream reader still running after close()")
-        if self._commands is not None:
-            self._commands.connection_pool.disconnect()
+        if self._receiving.commands is not None:
+            self._receiving.commands.connection_pool.disconnect()
         if self._nodes is not None:
             self._nodes.close()
         self._writer.close()
         if self._owns_client:
             self._redis.close()
+
+    def serve(self, drain: float = 30.0) -> None:
+        """Run this consumer until SIGTERM or SIGINT, then drain and close.
+
+        The main of a consumer process: subscribe, then ``broker.serve()``.
+        On the first signal it stops reading and gives the subscribers
+        ``drain`` seconds to finish what is in hand (see :meth:`close`); a
+        second signal hands the rest back at once. Returns normally, so the
+        process exits 0. Call it from the main thread.
+
+        Raises:
+            ValueError: called from another thread.
+        """
+        serve_until_signal(self.close, lambda: self._reader.request_stop(0.0), drain)
+
+    def health(
+        self, backlog: bool = False, stuck_after: float | None = None
+    ) -> StreamHealth:
+        """What liveness and readiness probes need (see :class:`StreamHealth`).
+
+        Liveness: the reader runs and no delivery has been with the
+        subscribers longer than ``stuck_after`` (default ``claim_idle``).
+        Readiness: connected, every stream readable. With ``backlog`` the
+        group's pending, lag and dead letters per channel are read from Redis
+        too (a round trip per channel; left out while Redis is down).
+        """
+        readers = self._reader.readers()
+        keys = {c: self.stream_key(c).encode() for c in self._receiving.channels()}
+        channels = read_backlogs(self._on_owner, keys, self._group) if backlog else {}
+        running = not self._closed and all(r.running for r in readers)
+        limit = self._claim_idle if stuck_after is None else stuck_after
+        return stream_health([r.health() for r in readers], running, limit, channels)
 
     def __enter__(self: _B) -> _B:
         return self
@@ -302,23 +363,37 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
 
     # -- internals -----------------------------------------------------------------
 
+    def _refusal(self, channel: str, data: bytes) -> str | None:
+        """Why the receive checks would refuse ``data`` on ``channel``."""
+        try:
+            self._inbound.decode(channel, data)
+        except EnvelopeError as error:
+            return f"{error.reason}: {error}"
+        return None
+
     def _on_owner(self, key: bytes, call: Callable[[Any], _T]) -> _T:
         """``call(client)`` with a client of the node holding ``key``."""
         if self._nodes is None:
-            return call(self._commands)
+            return call(self._receiving.commands)
         return self._nodes.on_owner(key, call)
-
-    def _reader_client(self) -> Any:
-        """A client on one connection of the reader's own (bytes, no retries).
-
-        One connection, held: a pool would silently reconnect a connection
-        the server closed between two commands, and the reader would not know
-        that Redis restarted (nor count it).
-        """
-        assert isinstance(self._reader, StreamReader)
-        pool = own_pool(self._redis, self._reader.block_seconds + DEFAULT_TIMEOUT)
-        return redis.Redis(connection_pool=pool, single_connection_client=True)
 
     def _send_batch(self, messages: list[tuple[bytes, bytes]]) -> None:
         self._check_open()
         self._counted(self._writer.add_many, messages, len(messages))
+
+
+def _reader_client(client: Any, block: float) -> Any:
+    """A client on one connection of the reader's own (bytes, no retries).
+
+    One connection, held, that every batch uses (its id is what CLIENT
+    UNBLOCK names); nothing is retried, so a restart of Redis shows as an
+    error and a reconnection. Not a method: the reader thread must not hold
+    the broker.
+    """
+    pool = own_pool(client, block + DEFAULT_TIMEOUT)
+    return redis.Redis(connection_pool=pool, single_connection_client=True)
+
+
+def _commands_client(client: Any) -> Any:
+    """The broker's client for its own commands: a pool like ``client``'s."""
+    return redis.Redis(connection_pool=own_pool(client))

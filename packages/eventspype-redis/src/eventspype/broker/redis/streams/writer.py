@@ -21,6 +21,7 @@ from eventspype.broker.redis.streams.dead_letters import EVENT_FIELD
 __all__ = [
     "StreamWriter",
     "check_options",
+    "check_stream_options",
     "default_consumer_name",
     "own_pool",
 ]
@@ -107,6 +108,24 @@ def check_options(
         raise ValueError(
             f"reconnect_delay must be 0 < first <= longest, got {reconnect_delay}"
         )
+
+
+def check_stream_options(
+    group: str,
+    consumer: str | None,
+    claim_interval: float,
+    retry_delay: tuple[float, float],
+) -> None:
+    """Raise ``ValueError`` for a consumer option out of range."""
+    if not group:
+        raise ValueError("group must be a non-empty name")
+    if consumer is not None and not consumer:
+        raise ValueError("consumer must be a non-empty name or None")
+    if not claim_interval > 0:
+        raise ValueError(f"claim_interval must be > 0, got {claim_interval}")
+    first, longest = retry_delay
+    if not 0 < first <= longest:
+        raise ValueError(f"retry_delay must be 0 < first <= longest, got {retry_delay}")
 
 
 def own_pool(client: Any, timeout: float | None = None) -> redis.ConnectionPool:

@@ -1,0 +1,1 @@
+"""The subcommands of ``eventspype``, one module each."""

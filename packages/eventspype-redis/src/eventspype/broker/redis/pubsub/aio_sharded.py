@@ -1,0 +1,262 @@
+"""AsyncRedisBroker on Redis Cluster: one sharded listener task per shard.
+
+The asyncio twin of :mod:`~pubsub.sharded`: a shard channel is received only
+on a connection to the master that owns its slot, so the broker runs one
+:class:`~pubsub.aio_listener.AsyncListener` per master it has channels on,
+each on a connection of its own that speaks sharded Pub/Sub (SSUBSCRIBE; see
+``pubsub.shard_dialect``). redis-py's asyncio cluster client has no sharded
+Pub/Sub before 8.0, so the connections are opened here, like the client's
+connections to that node, from its slot map.
+
+Failover: only the dead master's listener loses its connection; it
+reconnects with backoff, refreshing the client's slot map before each
+attempt, to the node that owns its channels by then (the promoted replica),
+and subscribes them all again. Every listener is known by the node it last
+connected to: new channels of that node go to it, and a listener that finds
+another already serving its new node hands it its channels and stops.
+Resharding: a listener that opens on the node owning most of its channels
+hands the others to the listeners of their nodes.
+
+Everything runs on the broker's loop, so the shards deliver one message at a
+time, in order per channel (a channel has one shard).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import redis.exceptions
+
+from eventspype.broker.redis._io.aio_connections import node_connection
+from eventspype.broker.redis._wire.stats import ConnectionState, Counters
+from eventspype.broker.redis.pubsub.aio_listener import AsyncListener
+from eventspype.broker.redis.pubsub.aio_reader import Deliver
+from eventspype.broker.redis.pubsub.sharded import combine_states
+
+__all__ = ["AsyncShardedListener"]
+
+
+class _ShardTarget:
+    """Where one shard's listener connects (awaited by the listener)."""
+
+    def __init__(self, owner: AsyncShardedListener, client: Any) -> None:
+        self._owner = weakref.ref(owner)
+        self._client = client
+        self._made = 0
+        self.shard: weakref.ref[AsyncListener] | None = None
+
+    async def __call__(self) -> Any:
+        self._made += 1
+        owner = self._owner()
+        shard = self.shard() if self.shard is not None else None
+        if owner is None or shard is None:
+            raise redis.exceptions.ConnectionError("the broker is gone")
+        client = self._client
+        if self._made > 1:  # replaces a connection that failed: the node may be gone
+            try:
+                await client.nodes_manager.initialize()
+            except Exception as error:
+                raise redis.exceptions.ConnectionError(
+                    f"cannot refresh the cluster's slot map: {error}"
+                ) from error
+        try:
+            owners = {c: client.get_node_from_key(c) for c in owner.channels_of(shard)}
+        except Exception as error:  # a slot not covered (yet): back off
+            raise redis.exceptions.ConnectionError(
+                f"no node of the cluster serves these channels now: {error}"
+            ) from error
+        counts = Counter(n.name for n in owners.values() if n is not None)
+        if counts:
+            name = counts.most_common(1)[0][0]
+            node = next(n for n in owners.values() if n is not None and n.name == name)
+            elsewhere = [c for c, n in owners.items() if n is None or n.name != name]
+            if elsewhere:
+                owner.reroute(shard, elsewhere)
+        else:
+            primaries = client.get_primaries()
+            if not primaries:
+                raise redis.exceptions.ConnectionError("the cluster has no master")
+            node = primaries[0]
+        if not owner.settled(shard, str(node.name)):
+            raise redis.exceptions.ConnectionError(
+                f"another listener serves node {node.name}: this one retired"
+            )
+        return node_connection(node)
+
+
+class AsyncShardedListener:
+    """One :class:`AsyncListener` per shard (see the module docs).
+
+    Channels are names on the wire, as bytes. ``client`` is the user's
+    ``redis.asyncio.cluster.RedisCluster``; the other arguments are those of
+    :class:`AsyncListener`, for each shard.
+
+    Raises:
+        ValueError: an option is out of range.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        client: Any,
+        deliver: Deliver,
+        tidy: Callable[[], None],
+        counters: Counters,
+        *,
+        health_check_interval: float,
+        reconnect_delay: tuple[float, float],
+        encoding: str,
+    ) -> None:
+        self._loop = loop
+        self._client = client
+        self._deliver = deliver
+        self._tidy = tidy
+        self._counters = counters
+        self._options: dict[str, Any] = {
+            "health_check_interval": health_check_interval,
+            "reconnect_delay": reconnect_delay,
+            "encoding": encoding,
+        }
+        self._new_shard()  # bad options fail here, not on the first subscription
+        self._lock = threading.Lock()
+        # Copy-on-write under _lock, so that readers need no lock.
+        self._all: tuple[AsyncListener, ...] = ()
+        self._by_node: dict[str, AsyncListener] = {}  # node -> its listener
+        self._routes: dict[bytes, AsyncListener] = {}  # channel -> its listener
+
+    def _new_shard(self) -> AsyncListener:
+        target = _ShardTarget(self, self._client)
+        shard = AsyncListener(
+            self._loop,
+            target,
+            self._deliver,
+            self._tidy,
+            self._counters,
+            sharded=True,
+            **self._options,
+        )
+        target.shard = weakref.ref(shard)
+        return shard
+
+    def _shard_for(
+        self, channel: bytes, *, not_this: AsyncListener | None = None
+    ) -> AsyncListener:
+        # Caller holds _lock. The client's slot map: no I/O.
+        try:
+            name = str(self._client.get_node_from_key(channel).name)
+        except Exception:  # slot not covered now: the target looks again later
+            name = "(unknown)"
+        shard = self._by_node.get(name)
+        if shard is None or shard is not_this:
+            shard = self._new_shard()
+            self._all = (*self._all, shard)
+            self._by_node = {**self._by_node, name: shard}
+        return shard
+
+    def channels_of(self, shard: AsyncListener) -> list[bytes]:
+        """The channels routed to ``shard``."""
+        return [c for c, s in self._routes.items() if s is shard]
+
+    @property
+    def shards(self) -> tuple[AsyncListener, ...]:
+        """The listener of each shard (a snapshot)."""
+        return self._all
+
+    def reroute(self, source: AsyncListener, channels: list[bytes]) -> None:
+        """Move ``channels`` from ``source`` to the listeners of their nodes."""
+        moves: list[tuple[bytes, AsyncListener]] = []
+        with self._lock:
+            for channel in channels:
+                if self._routes.get(channel) is source:
+                    target = self._shard_for(channel, not_this=source)
+                    self._routes = {**self._routes, channel: target}
+                    moves.append((channel, target))
+        for channel, target in moves:
+            source.remove(channel)
+            target.add(channel)
+        for target in {id(t): t for _, t in moves}.values():
+            target.sync()
+
+    def settled(self, shard: AsyncListener, node_name: str) -> bool:
+        """``shard`` connects to ``node_name``; whether it goes on (see
+        ``ShardedListener.settled``: a listener that finds another serving
+        that node hands it its channels and retires)."""
+        with self._lock:
+            if shard not in self._all:
+                return False
+            other = self._by_node.get(node_name)
+            by_node = {n: s for n, s in self._by_node.items() if s is not shard}
+            if other is None or other is shard:
+                self._by_node = {**by_node, node_name: shard}
+                return True
+            self._by_node = by_node
+            moved = self.channels_of(shard)
+            self._routes = {
+                c: other if s is shard else s for c, s in self._routes.items()
+            }
+            self._all = tuple(s for s in self._all if s is not shard)
+        for channel in moved:
+            shard.remove(channel)
+            other.add(channel)
+        other.sync()
+        shard.abandon()
+        return False
+
+    # -- the ChannelListener contract (any thread) -----------------------------
+
+    def add(self, channel: bytes) -> None:
+        """Want ``channel`` on its shard's listener; call :meth:`sync` next."""
+        with self._lock:
+            shard = self._routes.get(channel)
+            if shard is None:
+                shard = self._shard_for(channel)
+                self._routes = {**self._routes, channel: shard}
+        shard.add(channel)
+
+    def remove(self, channel: bytes) -> None:
+        """Stop wanting ``channel``; call :meth:`sync` next."""
+        with self._lock:
+            shard = self._routes.get(channel)
+            if shard is None:
+                return
+            self._routes = {c: s for c, s in self._routes.items() if c != channel}
+        shard.remove(channel)
+
+    def sync(self) -> None:
+        """Have every shard send what changed (and replace ended tasks)."""
+        for shard in self._all:
+            shard.sync()
+
+    def request_tidy(self) -> None:
+        """Have the loop call ``tidy`` soon (safe from a weakref callback)."""
+        shards = self._all
+        if shards:
+            shards[0].request_tidy()
+
+    # -- what is true now --------------------------------------------------------
+
+    def state(self) -> ConnectionState:
+        """The shards' states in one (see ``sharded.combine_states``)."""
+        return combine_states([s.state() for s in self._all if self.channels_of(s)])
+
+    async def wait_until_subscribed(self, timeout: float) -> None:
+        """``AsyncListener.wait_until_subscribed`` on every shard, in ``timeout``."""
+        deadline = self._loop.time() + timeout
+        for shard in self._all:
+            await shard.wait_until_subscribed(max(0.0, deadline - self._loop.time()))
+
+    # -- stopping ------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """End every shard's task and close its connection (idempotent)."""
+        for shard in self._all:
+            await shard.stop()
+
+    def abandon(self) -> list[str]:
+        """Stop without waiting (the broker was collected); what was stopped."""
+        return [name for shard in self._all for name in shard.abandon()]
