@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from eventspype import Delivery, current_delivery
+from eventspype import AsyncFunctionalEventSubscriber, Delivery, current_delivery
 from eventspype.delivery import delivering
 
 
@@ -64,3 +64,32 @@ def test_headers_default_to_an_empty_read_only_mapping() -> None:
     assert d.delivery_count == 1
     assert d.message_id is None
     assert d.group is None
+
+
+def test_a_coroutine_subscriber_sees_the_delivery_each_event_was_scheduled_under() -> (
+    None
+):
+    # One worker task handles the backlog (max_concurrency=1): it was started
+    # under the first delivery, yet each handler call sees its own, through
+    # call() (what brokers use) and call_async() alike; none leaks outside.
+    async def main() -> tuple[list[str | None], Delivery | None]:
+        seen: list[str | None] = []
+
+        async def handler(event: int) -> None:
+            await asyncio.sleep(0)
+            d = current_delivery()
+            seen.append(d.message_id if d else None)
+
+        subscriber = AsyncFunctionalEventSubscriber(handler, with_event_info=False)
+        for i in range(3):
+            with delivering(Delivery(channel="c", system="redis", message_id=str(i))):
+                subscriber.call(i, "TAG", None)
+        subscriber.call(3, "TAG", None)  # no delivery: none seen
+        with delivering(Delivery(channel="c", system="redis", message_id="4")):
+            await subscriber.call_async(4, "TAG", None)
+        await subscriber.drain()
+        return seen, current_delivery()
+
+    seen, after = asyncio.run(main())
+    assert seen == ["0", "1", "2", None, "4"]
+    assert after is None

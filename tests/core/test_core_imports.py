@@ -61,7 +61,12 @@ def test_attribute_access_to_serializer_names_says_what_to_install(name: str) ->
         getattr(eventspype, name)
 
 
-REDIS_BROKER_NAMES = ["RedisBroker", "AsyncRedisBroker", "RedisStreamBroker"]
+REDIS_BROKER_NAMES = [
+    "RedisBroker",
+    "AsyncRedisBroker",
+    "RedisStreamBroker",
+    "AsyncRedisStreamBroker",
+]
 
 
 @needs_no_redis

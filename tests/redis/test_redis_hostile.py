@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +16,22 @@ from _redis_support import Inbox, OrderPlaced, publisher_for, wait_until
 from eventspype.broker.redis import DROP_REASONS, RedisBroker
 
 SIDE_EFFECT_MODULE = "_redis_side_effect_module"
+
+
+@pytest.fixture(autouse=True)
+def _forget_planted() -> Iterator[None]:
+    """Forget the planted module if a test of this module imported it.
+
+    monkeypatch restores only what existed before a test: the control test's
+    import would otherwise leave the module and its mark behind for the next
+    test of this worker, and the "never imported" tests elsewhere would fail
+    for a reason that is not theirs.
+    """
+    before = SIDE_EFFECT_MODULE in sys.modules
+    yield
+    if not before:
+        sys.modules.pop(SIDE_EFFECT_MODULE, None)
+        os.environ.pop("EVENTSPYPE_REDIS_SIDE_EFFECT", None)
 
 
 def envelope(**overrides: Any) -> bytes:

@@ -1,7 +1,8 @@
 """Brokers: the transports between publishers and subscribers.
 
 ``MessageBroker`` and ``LocalBroker`` come with eventspype-core; the Redis
-brokers (``RedisBroker``, ``AsyncRedisBroker``, ``RedisStreamBroker``) and the
+brokers (``RedisBroker``, ``AsyncRedisBroker``, ``RedisStreamBroker``,
+``AsyncRedisStreamBroker``) and the
 serializers are loaded on first access from their distributions.
 """
 
@@ -17,6 +18,9 @@ from eventspype.broker.local import LocalBroker
 
 if TYPE_CHECKING:
     from eventspype.broker.redis import AsyncRedisBroker as AsyncRedisBroker
+    from eventspype.broker.redis import (
+        AsyncRedisStreamBroker as AsyncRedisStreamBroker,
+    )
     from eventspype.broker.redis import RedisBroker as RedisBroker
     from eventspype.broker.redis import RedisStreamBroker as RedisStreamBroker
     from eventspype.serializers import EventSerializer as EventSerializer
@@ -28,6 +32,7 @@ _LAZY = {
     "RedisBroker": ("eventspype.broker.redis", "eventspype-redis"),
     "AsyncRedisBroker": ("eventspype.broker.redis", "eventspype-redis"),
     "RedisStreamBroker": ("eventspype.broker.redis", "eventspype-redis"),
+    "AsyncRedisStreamBroker": ("eventspype.broker.redis", "eventspype-redis"),
     "EventSerializer": ("eventspype.serializers", "eventspype-serializers"),
     "JsonEventSerializer": ("eventspype.serializers", "eventspype-serializers"),
 }

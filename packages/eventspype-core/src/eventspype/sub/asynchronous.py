@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from eventspype._internal.fork import ForkSafeLock
 from eventspype._internal.ratelimit import RateLimitedWarning
 from eventspype._subscribers import log_subscriber_error
+from eventspype.delivery import Delivery, current_delivery
+from eventspype.delivery import _current as _current_delivery
 from eventspype.event import NormalizedTag
 from eventspype.hooks import _observe_run
 from eventspype.sub.subscriber import EventSubscriber
@@ -36,9 +38,15 @@ __all__ = ["AsyncEventSubscriber", "AsyncFunctionalEventSubscriber"]
 
 _logger = logging.getLogger(__name__)
 
-# (event, tag, caller, future of call_async or None, what hooks see or None)
+# (event, tag, caller, future of call_async or None, what hooks see or None,
+# the delivery being handled where the event was scheduled: eventspype.delivery)
 _Item = tuple[
-    Any, NormalizedTag, Any, "asyncio.Future[None] | None", "DeliveryInfo | None"
+    Any,
+    NormalizedTag,
+    Any,
+    "asyncio.Future[None] | None",
+    "DeliveryInfo | None",
+    "Delivery | None",
 ]
 
 
@@ -199,7 +207,14 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
                 dropped = 0
                 self._pending += 1
                 self._backlog.append(
-                    (arg, current_event_tag, current_event_caller, None, info)
+                    (
+                        arg,
+                        current_event_tag,
+                        current_event_caller,
+                        None,
+                        info,
+                        current_delivery(),
+                    )
                 )
                 kick = not self._kick_scheduled and (
                     self._workers < self._max_concurrency
@@ -259,7 +274,14 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
         with self._lock:
             self._pending += 1
             self._backlog.append(
-                (arg, current_event_tag, current_event_caller, done, info)
+                (
+                    arg,
+                    current_event_tag,
+                    current_event_caller,
+                    done,
+                    info,
+                    current_delivery(),
+                )
             )
         self._spawn()
         await done
@@ -320,7 +342,12 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
         caller: Any,
         done: asyncio.Future[None] | None,
         info: DeliveryInfo | None,
+        delivery: Delivery | None,
     ) -> None:
+        # The worker task outlives one event (and was started under whatever
+        # delivery was current then): the one current when this event was
+        # scheduled, or none, is made current for its handler.
+        token = _current_delivery.set(delivery)
         try:
             run = self._call_coroutine(event, tag, caller)
             # Hooks installed when the event was handed over see the run.
@@ -337,6 +364,8 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
             self.handled += 1
             if done is not None and not done.done():
                 done.set_result(None)
+        finally:
+            _current_delivery.reset(token)
         self._finished(1)
 
     def _finished(self, count: int) -> None:
@@ -369,7 +398,7 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
         count = len(items) + extra
         if not count:
             return
-        for _event, _tag, _caller, done, _info in items:
+        for _event, _tag, _caller, done, _info, _delivery in items:
             if done is not None and not done.done() and not done.get_loop().is_closed():
                 done.cancel()
         self.abandoned += count

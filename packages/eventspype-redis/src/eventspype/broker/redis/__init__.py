@@ -1,9 +1,9 @@
 """Redis brokers: cross-process event delivery over Pub/Sub or Streams.
 
 ``RedisBroker`` (Pub/Sub, a listener thread), ``AsyncRedisBroker`` (Pub/Sub,
-an asyncio task) and ``RedisStreamBroker`` (Streams, at-least-once per
-consumer group); ``StreamAdmin``, a read-only view of the streams for
-operators.
+an asyncio task), ``RedisStreamBroker`` (Streams, at-least-once per consumer
+group, a reader thread) and ``AsyncRedisStreamBroker`` (the same, an asyncio
+task); ``StreamAdmin``, a read-only view of the streams for operators.
 
 Provided by the eventspype-redis distribution::
 
@@ -37,6 +37,7 @@ from eventspype.broker.redis.streams.admin_model import (
     UnknownChannel,
     UnknownGroup,
 )
+from eventspype.broker.redis.streams.aio import AsyncRedisStreamBroker
 from eventspype.broker.redis.streams.dead_letters import DeadLetter
 from eventspype.broker.redis.streams.health import GroupBacklog, StreamHealth
 from eventspype.broker.redis.streams.stats import ChannelBacklog, RedisStreamStats
@@ -45,6 +46,7 @@ from eventspype.broker.redis.streams.sync import RedisStreamBroker
 __all__ = [
     "DROP_REASONS",
     "AsyncRedisBroker",
+    "AsyncRedisStreamBroker",
     "Batch",
     "ChannelBacklog",
     "ConsumerInfo",

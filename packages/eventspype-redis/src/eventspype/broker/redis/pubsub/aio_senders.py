@@ -106,13 +106,18 @@ class ConnectionSender:
     and the next :meth:`write` opens a new one.
     """
 
+    #: Encodes one ``(channel, message)`` for the socket (the Streams broker's
+    #: sender packs an XADD instead).
+    pack: Any = staticmethod(pack_publish)
+
     def __init__(self, connection: Any) -> None:
         self._connection = connection
         self.generation = 0
 
     async def write(self, messages: Messages) -> None:
         connection = self._connection
-        packed = b"".join([pack_publish(c, m) for c, m in messages])
+        pack = self.pack
+        packed = b"".join([pack(c, m) for c, m in messages])
         try:
             await connection.send_packed_command(packed, check_health=False)
         except BaseException:
@@ -160,7 +165,7 @@ class ConnectionSender:
         ):
             return False
         try:
-            stream.write(pack_publish(channel, message))
+            stream.write(self.pack(channel, message))
         except Exception:  # e.g. RuntimeError after write_eof: the slow way
             return False
         return True
@@ -209,8 +214,13 @@ class ClientSender:
     async def write(self, messages: Messages) -> None:
         pipeline = self._client.pipeline(transaction=False)
         for channel, message in messages:
-            pipeline.publish(channel, message)
+            self.queue(pipeline, channel, message)
         await pipeline.execute()
+
+    def queue(self, pipeline: Any, channel: bytes, message: bytes) -> None:
+        """Put the command for one message in ``pipeline`` (the Streams
+        broker's sender puts an XADD)."""
+        pipeline.publish(channel, message)
 
     async def read_replies(self, count: int) -> None:
         return None

@@ -27,9 +27,14 @@ __all__ = [
     "EVENT_FIELD",
     "DeadLetter",
     "DeadLetterAccess",
+    "dead_letter_range",
+    "parse_dead_letters",
     "read_dead_letters",
     "republish",
+    "republishable",
+    "republishing",
     "stream_key",
+    "tag_channel",
 ]
 
 _T = TypeVar("_T")
@@ -109,18 +114,30 @@ def read_dead_letters(
     client: Any, stream: bytes, channel: str, count: int, after: str
 ) -> list[DeadLetter]:
     """The first ``count`` dead letters of ``stream`` with an id above ``after``."""
-    dead = stream + DEAD_SUFFIX.encode()
+    dead, start = dead_letter_range(stream, after)
+    return parse_dead_letters(
+        client.xrange(dead, min=start, max="+", count=count), channel
+    )
+
+
+def dead_letter_range(stream: bytes, after: str) -> tuple[bytes, str]:
+    """The dead-letter key of ``stream`` and the XRANGE start after ``after``."""
     start = "-" if after in ("", "0", "0-0") else f"({after}"
+    return stream + DEAD_SUFFIX.encode(), start
+
+
+def parse_dead_letters(entries: Any, channel: str) -> list[DeadLetter]:
+    """XRANGE entries of a dead-letter stream as :class:`DeadLetter` objects
+    (for the asyncio broker too, which awaits the XRANGE)."""
     letters = []
-    for entry_id, fields in client.xrange(dead, min=start, max="+", count=count):
-        deliveries = _int(fields.get(b"deliveries"))
+    for entry_id, fields in entries:
         letters.append(
             DeadLetter(
                 id=_text(entry_id),
                 channel=channel,
                 event=bytes(fields.get(EVENT_FIELD, b"")),
                 error=_text(fields.get(b"error")),
-                deliveries=deliveries,
+                deliveries=_int(fields.get(b"deliveries")),
                 original_id=_text(fields.get(b"id")),
                 group=_text(fields.get(b"group")),
                 consumer=_text(fields.get(b"consumer")),
@@ -144,6 +161,14 @@ def republish(
     """
     if not letters:
         return 0
+    republishing(client, stream, letters, maxlen).execute()
+    return len(letters)
+
+
+def republishing(
+    client: Any, stream: bytes, letters: list[DeadLetter], maxlen: int | None
+) -> Any:
+    """The transaction :func:`republish` executes (sync or asyncio pipeline)."""
     dead = stream + DEAD_SUFFIX.encode()
     pipeline = client.pipeline(transaction=True)
     for letter in letters:
@@ -153,8 +178,44 @@ def republish(
         else:
             pipeline.xadd(stream, fields, maxlen=maxlen, approximate=True)
     pipeline.xdel(dead, *[letter.id for letter in letters])
-    pipeline.execute()
-    return len(letters)
+    return pipeline
+
+
+def tag_channel(channel: str) -> str | None:
+    """The channel a tag as written names (``"invoice_due"``: ``INVOICE_DUE``),
+    or ``None`` when ``channel`` is already one (or not a tag)."""
+    try:
+        normal = str(normalize_event_tag(channel))
+    except (TypeError, ValueError):
+        return None
+    return None if normal == channel else normal
+
+
+def republishable(
+    name: str,
+    letters: list[DeadLetter],
+    refusal: Callable[[str, bytes], str | None],
+) -> list[DeadLetter]:
+    """The letters the receive checks would accept; warns about the others."""
+    chosen: list[DeadLetter] = []
+    refused: list[tuple[DeadLetter, str]] = []
+    for letter in letters:
+        why = "no body kept" if not letter.event else None
+        why = why or refusal(name, letter.event)
+        if why is None:
+            chosen.append(letter)
+        else:
+            refused.append((letter, why))
+    if refused:
+        _logger.warning(
+            "Not re-publishing %d dead letter(s) of %r that would be refused "
+            "again (first %s: %s)",
+            len(refused),
+            name,
+            refused[0][0].id,
+            refused[0][1],
+        )
+    return chosen
 
 
 class DeadLetterAccess:
@@ -184,11 +245,8 @@ class DeadLetterAccess:
         name has dead letters."""
         if not isinstance(channel, str):
             return str(channel.event_tag)
-        try:
-            normal = str(normalize_event_tag(channel))
-        except (TypeError, ValueError):
-            return channel
-        if normal == channel:
+        normal = tag_channel(channel)
+        if normal is None:
             return channel
         exact = (self.stream_key(channel) + DEAD_SUFFIX).encode()
         if self._on_owner(exact, lambda client: client.exists(exact)):
@@ -234,24 +292,7 @@ class DeadLetterAccess:
             while page := self.dead_letters(name, 1000, after):
                 letters.extend(page)
                 after = page[-1].id
-        chosen: list[DeadLetter] = []
-        refused: list[tuple[DeadLetter, str]] = []
-        for letter in letters:
-            why = "no body kept" if not letter.event else None
-            why = why or self._refusal(name, letter.event)
-            if why is None:
-                chosen.append(letter)
-            else:
-                refused.append((letter, why))
-        if refused:
-            _logger.warning(
-                "Not re-publishing %d dead letter(s) of %r that would be refused "
-                "again (first %s: %s)",
-                len(refused),
-                name,
-                refused[0][0].id,
-                refused[0][1],
-            )
+        chosen = republishable(name, letters, self._refusal)
         return self._on_owner(
             stream, lambda client: republish(client, stream, chosen, self._maxlen)
         )

@@ -24,6 +24,7 @@ from eventspype.broker.redis.streams.held import ConsumerHealth
 __all__ = [
     "GroupBacklog",
     "StreamHealth",
+    "backlog_of",
     "group_backlog",
     "read_backlogs",
     "stream_health",
@@ -128,6 +129,12 @@ def group_backlog(client: Any, stream: bytes, group: str) -> GroupBacklog:
         if "no such key" in str(error).lower():
             return GroupBacklog(False, dead_letters=dead)
         raise
+    return backlog_of(groups, group, dead)
+
+
+def backlog_of(groups: Any, group: str, dead: int) -> GroupBacklog:
+    """``group``'s backlog from an XINFO GROUPS reply (for the asyncio broker
+    too, which awaits the round trips of :func:`group_backlog`)."""
     for info in groups:
         name = info.get("name")
         if name in (group, group.encode()):

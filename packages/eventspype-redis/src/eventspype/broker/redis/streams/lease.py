@@ -45,10 +45,32 @@ class ConsumerLease:
         key = self.key(stream)
         if client.set(key, self._token, px=self._ttl_ms, nx=True):
             return
-        holder = client.get(key)
-        if holder == self._token:
+        if client.get(key) == self._token:
             client.pexpire(key, self._ttl_ms)
             return
+        self._conflict()
+
+    async def refresh_async(self, client: Any, stream: bytes) -> None:
+        """:meth:`refresh` with a ``redis.asyncio`` client."""
+        key = self.key(stream)
+        if await client.set(key, self._token, px=self._ttl_ms, nx=True):
+            return
+        if await client.get(key) == self._token:
+            await client.pexpire(key, self._ttl_ms)
+            return
+        self._conflict()
+
+    def release(self, client: Any, stream: bytes) -> None:
+        """Delete the lease if it is still this process's."""
+        if client.get(self.key(stream)) == self._token:
+            client.delete(self.key(stream))
+
+    async def release_async(self, client: Any, stream: bytes) -> None:
+        """:meth:`release` with a ``redis.asyncio`` client."""
+        if await client.get(self.key(stream)) == self._token:
+            await client.delete(self.key(stream))
+
+    def _conflict(self) -> None:
         self.conflicts += 1
         self._warn.warning(
             "Another live process seems to use consumer name %r of group %r "
@@ -58,8 +80,3 @@ class ConsumerLease:
             self._group.decode("utf-8", "replace"),
             self._ttl_ms // 1000,
         )
-
-    def release(self, client: Any, stream: bytes) -> None:
-        """Delete the lease if it is still this process's."""
-        if client.get(self.key(stream)) == self._token:
-            client.delete(self.key(stream))

@@ -291,8 +291,22 @@ class _Awaiting:
         self._receiving = receiving
         where = context.channel
         event_tag = call[1]
+        running = asyncio._get_running_loop()
         for subscriber in subscribers:
             coroutine = _call(subscriber, *call, context)
+            if subscriber.loop is running:  # the asyncio driver's own loop
+                task = running.create_task(coroutine)
+                task.add_done_callback(
+                    lambda t, s=subscriber: self._one(  # type: ignore[misc]
+                        s,
+                        t.exception()
+                        if not t.cancelled()
+                        else RuntimeError("cancelled"),
+                        event_tag,
+                        where,
+                    )
+                )
+                continue
             try:
                 future = asyncio.run_coroutine_threadsafe(coroutine, subscriber.loop)
             except RuntimeError as error:  # its loop is closed

@@ -20,7 +20,7 @@ from redis.exceptions import AskError, ClusterDownError, TryAgainError
 from eventspype.broker.redis.streams import commands as c
 from eventspype.broker.redis.streams.slots import SlotOf, by_stream
 
-__all__ = ["DOWN", "Failure", "classify", "send"]
+__all__ = ["DOWN", "Failure", "classify", "collect", "prepare", "send"]
 
 #: Errors that mean the connection (or, on a cluster, the node) is gone.
 DOWN = (
@@ -149,7 +149,7 @@ def _entries(raw: Any) -> list[c.EntryReply]:
 
 def _queue(
     pipe: Any,
-    scripts: Scripts,
+    scripts: Any,
     group: bytes,
     me: bytes,
     cmd: c.Command,
@@ -255,13 +255,30 @@ def send(
     Raises what means the connection is gone (``DOWN``): every command of
     the batch is then lost. On a cluster (``slot_of``) a read of streams of
     several slots is one XREADGROUP per slot, without BLOCK (a command may
-    only name keys of one slot); the replies are merged.
+    only name keys of one slot); the replies are merged. (The asyncio driver
+    does the same with :func:`prepare`, an awaited ``execute`` and
+    :func:`collect`.)
     """
     if not scripts.lua:
         from eventspype.broker.redis.streams.plain import run_one
 
         return [run_one(client, group, me, cmd, maxlen, slot_of) for cmd in batch]
     pipe = client.pipeline(transaction=False)
+    parts = prepare(pipe, scripts, group, me, batch, maxlen, slot_of)
+    return collect(batch, parts, _execute(client, pipe))
+
+
+def prepare(
+    pipe: Any,
+    scripts: Any,
+    group: bytes,
+    me: bytes,
+    batch: list[c.Command],
+    maxlen: int | None,
+    slot_of: SlotOf | None = None,
+) -> list[int]:
+    """Queue ``batch`` in ``pipe`` (sync or asyncio); how many replies each
+    command has (see :func:`send`)."""
     parts: list[int] = []
     for cmd in batch:
         if isinstance(cmd, c.Read):
@@ -274,7 +291,14 @@ def send(
         else:
             _queue(pipe, scripts, group, me, cmd, maxlen)
             parts.append(1)
-    flat = _execute(client, pipe)
+    return parts
+
+
+def collect(
+    batch: list[c.Command], parts: list[int], flat: list[Any]
+) -> list[tuple[bool, object]]:
+    """Per command of a batch :func:`prepare` queued, the pipeline's replies
+    (``raise_on_error=False``) as :func:`send` returns them."""
     results: list[Any] = []
     at = 0
     for cmd, n in zip(batch, parts, strict=True):

@@ -1,0 +1,126 @@
+"""AsyncRedisStreamBroker under faults, each test on a private redis-server.
+
+A server that stops answering (SIGSTOP) must not stall the event loop:
+``publish()`` returns at once and the loop keeps running other tasks. A server
+killed and restarted with an append-only file: the consumer task reconnects
+and every event reaches the group. Waits are generous; nothing asserts on time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.exceptions
+from redis_helpers import PrivateRedis, private_redis
+
+from eventspype import AsyncFunctionalEventSubscriber, EventPublication, EventPublisher
+from eventspype.broker.redis import AsyncRedisStreamBroker
+
+pytestmark = pytest.mark.slow
+
+
+@dataclasses.dataclass
+class Tick:
+    n: int
+
+
+TICKS = EventPublication("tick", Tick)
+
+
+class Collector:
+    """A consumer with a coroutine subscriber that records every ``n``."""
+
+    def __init__(self, url: str) -> None:
+        self.seen: set[int] = set()
+        self.broker = AsyncRedisStreamBroker.from_url(
+            url,
+            channel_prefix="afaults:",
+            group="g",
+            claim_idle=1.0,
+            reconnect_delay=(0.05, 0.5),
+        )
+        self.broker.register_event_class(Tick)
+        self.subscriber = AsyncFunctionalEventSubscriber(
+            self._record, with_event_info=False
+        )
+        EventPublisher(TICKS, broker=self.broker).add_subscriber(self.subscriber)
+
+    async def _record(self, event: Tick) -> None:
+        self.seen.add(event.n)
+
+
+async def eventually(condition: Any, timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.02)
+
+
+def test_a_stalled_redis_never_stalls_the_loop(server: PrivateRedis) -> None:
+    async def scenario() -> None:
+        collector = Collector(server.url)
+        publisher = AsyncRedisStreamBroker.from_url(
+            server.url, channel_prefix="afaults:", publish_timeout=30.0
+        )
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticking = asyncio.create_task(ticker())
+        try:
+            await collector.broker.wait_until_subscribed()
+            server.pause()
+            events = EventPublisher(TICKS, broker=publisher)
+            for n in range(100):
+                events.publish(Tick(n))  # queued: returns at once
+            before = ticks
+            await eventually(lambda: ticks >= before + 20)  # the loop runs on
+            server.resume()
+            await eventually(lambda: collector.seen == set(range(100)))
+        finally:
+            ticking.cancel()
+            await publisher.aclose()
+            await collector.broker.aclose()
+
+    asyncio.run(asyncio.wait_for(scenario(), 120))
+
+
+def test_redis_restarted_with_aof_mid_stream_loses_nothing(tmp_path: Path) -> None:
+    aof = ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path)]
+
+    async def scenario(server: PrivateRedis) -> None:
+        collector = Collector(server.url)
+        publisher = AsyncRedisStreamBroker.from_url(
+            server.url, channel_prefix="afaults:"
+        )
+        events = EventPublisher(TICKS, broker=publisher)
+        try:
+            await collector.broker.wait_until_subscribed()
+            for n in range(1000):
+                await events.publish_async(Tick(n))
+            server.kill()
+            server.start()
+            for n in range(1000, 2000):
+                while True:  # at least once: retry while Redis is away
+                    try:
+                        await events.publish_async(Tick(n))
+                        break
+                    except (redis.exceptions.ConnectionError, OSError):
+                        await asyncio.sleep(0.05)
+            await eventually(lambda: collector.seen == set(range(2000)), 120)
+            assert collector.broker.stats().reconnects >= 1
+        finally:
+            await publisher.aclose()
+            await collector.broker.aclose()
+
+    with private_redis(*aof) as server:
+        asyncio.run(asyncio.wait_for(scenario(server), 180))
