@@ -112,6 +112,7 @@ _ELSEWHERE = {
     "RedisBroker": ("eventspype.broker.redis", "eventspype-redis"),
     "AsyncRedisBroker": ("eventspype.broker.redis", "eventspype-redis"),
     "RedisStreamBroker": ("eventspype.broker.redis", "eventspype-redis"),
+    "AsyncRedisStreamBroker": ("eventspype.broker.redis", "eventspype-redis"),
 }
 
 # Last in sys.meta_path: consulted only by imports that already failed.
