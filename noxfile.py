@@ -7,6 +7,8 @@
     nox -s demo              the demo (in-process; through Redis when one is up)
     nox -s tests-3.12        the test sessions of one interpreter
     nox -s bench | docs      benchmarks (JSON in benchmarks/results) | the site
+    nox -s flakes -- 10      the Redis and fault suites 10 times, every test
+                             that failed at least once (not in the default run)
 
 The test sessions run on each of Python 3.10-3.13 that is installed (pyenv's
 are found too); absent ones are skipped, except on CI (``CI`` set), where every
@@ -43,7 +45,24 @@ PACKAGES = {
 META = "eventspype"
 DISTRIBUTIONS = [*PACKAGES.values(), META]
 
-TEST_TOOLS = ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"]
+TEST_TOOLS = [
+    "pytest>=8",
+    "pytest-timeout>=2.3",
+    "hypothesis>=6.100",
+    "pytest-xdist>=3.5",
+]
+# Test modules run on every core (pytest-xdist). Tests that must not share
+# the machine with another worker carry @pytest.mark.xdist_group: loadgroup
+# runs a group's tests one after the other on one worker. ``-- -n 0`` runs
+# everything in the session's own process.
+XDIST = ["-n", "auto", "--dist", "loadgroup"]
+# The Redis suite and the fault-injection suites: what `flakes` repeats.
+FLAKES_SUITES = [
+    "tests/redis",
+    "tests/integration/test_redis_faults.py",
+    "tests/integration/test_async_redis_faults.py",
+    "tests/integration/test_streams_faults.py",
+]
 TEST_EXTRAS = {
     "core": [],
     "serializers": ["attrs>=23", "pydantic>=2.7"],
@@ -181,7 +200,7 @@ def _install_wheels(session: nox.Session, dists: list[str], *extra: str) -> None
 
 def _pytest(session: nox.Session, *paths: str) -> None:
     session.run(
-        "python", "-m", "pytest", *paths, *session.posargs,
+        "python", "-m", "pytest", *XDIST, *paths, *session.posargs,
         env={"PYTHONDONTWRITEBYTECODE": "1"},
     )  # fmt: skip
 
@@ -202,13 +221,19 @@ def tests(session: nox.Session, package: str) -> None:
     _pytest(session, f"tests/{package}")
 
 
+#: Tiers whose tests only the per-package session runs: tests/redis takes a
+#: third of the suite, and nothing in it depends on the other distributions.
+ONLY_ALONE = ["redis"]
+
+
 @nox.session(python=PYTHONS)
 def tests_all(session: nox.Session) -> None:
-    """Every distribution plus the meta-package: the whole suite."""
+    """Every distribution plus the meta-package: the whole suite (tests/redis
+    runs in ``tests(package='redis')`` only)."""
     extras = [e for t in TEST_EXTRAS.values() for e in t] + INTEGRATION_EXTRAS
     # uv: the packaging guard builds wheels and makes throwaway venvs.
     _install_wheels(session, DISTRIBUTIONS, *TEST_TOOLS, *extras, "uv")
-    _pytest(session, "tests")
+    _pytest(session, "tests", *(f"--ignore=tests/{tier}" for tier in ONLY_ALONE))
 
 
 #: The distributions whose declared third-party floors tests_bounds checks,
@@ -238,6 +263,54 @@ def tests_bounds(session: nox.Session, resolution: str) -> None:
         "print('redis', redis.__version__, '| msgspec', msgspec.__version__)",
     )  # fmt: skip
     _pytest(session, "tests/redis")
+
+
+@nox.session
+def flakes(session: nox.Session) -> None:
+    """Repeat the Redis and fault suites and report every test that failed.
+
+    ``nox -s flakes -- N [PATH ...]``: N runs (default 10) of the given test
+    paths (default: the Redis and fault-injection suites). Every run goes to
+    the end; the session fails if any test failed at least once, listing each
+    with how many of the N runs it failed.
+    """
+    runs, paths = 10, list(FLAKES_SUITES)
+    if session.posargs:
+        runs, paths = int(session.posargs[0]), list(session.posargs[1:]) or paths
+    extras = [e for t in TEST_EXTRAS.values() for e in t] + INTEGRATION_EXTRAS
+    _install_wheels(session, DISTRIBUTIONS, *TEST_TOOLS, *extras)
+    reports = Path(session.create_tmp()) / "flakes"
+    shutil.rmtree(reports, ignore_errors=True)
+    reports.mkdir(parents=True)
+    for run in range(1, runs + 1):
+        session.log(f"run {run} of {runs}")
+        session.run(
+            "python", "-m", "pytest", *XDIST, "-q", "-p", "no:cacheprovider",
+            f"--junitxml={reports / f'run-{run}.xml'}", *paths,
+            env={"PYTHONDONTWRITEBYTECODE": "1"}, success_codes=[0, 1],
+        )  # fmt: skip
+    failed = _failures(sorted(reports.glob("run-*.xml")))
+    for test, count in sorted(failed.items()):
+        session.log(f"FLAKY {test}: failed {count} of {runs} runs")
+    if failed:
+        session.error(f"{len(failed)} test(s) failed at least once in {runs} runs")
+    session.log(f"no test failed in {runs} runs of {' '.join(paths)}")
+
+
+def _failures(reports: list[Path]) -> dict[str, int]:
+    """Test id -> in how many JUnit reports it failed or errored."""
+    import xml.etree.ElementTree as ElementTree
+
+    counts: dict[str, int] = {}
+    for report in reports:
+        seen = set()
+        for case in ElementTree.parse(report).iter("testcase"):
+            if case.find("failure") is None and case.find("error") is None:
+                continue
+            seen.add(f"{case.get('classname', '')}::{case.get('name', '')}")
+        for test in seen:
+            counts[test] = counts.get(test, 0) + 1
+    return counts
 
 
 # --- quality ----------------------------------------------------------------

@@ -263,3 +263,14 @@ def test_importing_eventspype_loads_only_the_standard_library() -> None:
     stdlib = set(sys.stdlib_module_names)
     third_party = {m for m in top_level - stdlib - {"eventspype"} if m.isidentifier()}
     assert third_party == set()
+
+
+@pytest.mark.parametrize("name", REDIS_BROKER_NAMES)
+def test_from_eventspype_import_a_redis_broker_says_where_it_is(name: str) -> None:
+    # Issue 16 item 6: the bare "cannot import name" sent newcomers searching.
+    with pytest.raises(ImportError) as info:
+        exec(f"from eventspype import {name}", {})
+    message = str(info.value)
+    assert f"from eventspype.broker.redis import {name}" in message
+    assert "eventspype-redis" in message
+    assert not hasattr(eventspype, "NoSuchName")  # the others stay attributes

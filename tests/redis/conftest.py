@@ -139,3 +139,16 @@ def redis_cluster_with_replicas() -> Iterator[LocalCluster]:
     """Three masters with one replica each, of this test alone (kill at will)."""
     with local_cluster(masters=3, replicas=1) as cluster:
         yield cluster
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Failover tests run one after the other on one pytest-xdist worker.
+
+    Each kills a master of a cluster of its own whose nodes fail each other
+    over after 1 s of silence: two of them at once (twelve servers on a
+    small machine) could starve a node that long and fail over a master the
+    test did not kill.
+    """
+    for item in items:
+        if "redis_cluster_with_replicas" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("redis-cluster-failover"))

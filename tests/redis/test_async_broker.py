@@ -333,6 +333,7 @@ def test_bad_messages_are_dropped_by_reason_and_the_listener_goes_on(
 # -- subscriptions ------------
 
 
+@pytest.mark.filterwarnings("ignore::eventspype.SubscriberLostWarning")
 def test_unsubscribe_and_collection_end_the_redis_subscription(
     make_client: ClientFactory,
 ) -> None:

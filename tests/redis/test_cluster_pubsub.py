@@ -255,6 +255,7 @@ def shard_threads(before: set[threading.Thread]) -> list[threading.Thread]:
     ]
 
 
+@pytest.mark.filterwarnings("ignore::eventspype.SubscriberLostWarning")
 def test_close_from_a_subscriber_stops_every_shard_thread(
     redis_cluster: LocalCluster,
     clients: list[RedisCluster],

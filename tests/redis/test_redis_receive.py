@@ -119,6 +119,7 @@ def test_per_subscriber_refusals_are_reported(
     assert counters.delivered == 0
 
 
+@pytest.mark.filterwarnings("ignore::eventspype.SubscriberLostWarning")
 def test_the_fanout_reports_channels_left_empty_by_the_collector() -> None:
     seen: list[str] = []
     fanout = Fanout(seen.append)
@@ -163,6 +164,7 @@ def test_delivered_is_counted_before_the_first_subscriber_runs(
     assert counters.delivered == 2
 
 
+@pytest.mark.filterwarnings("ignore::eventspype.SubscriberLostWarning")
 def test_a_message_no_subscriber_accepts_is_not_counted_delivered(
     parts: tuple[Inbound, Fanout, Counters],
 ) -> None:

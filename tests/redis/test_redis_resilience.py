@@ -172,6 +172,10 @@ def test_allowed_modules_import_only_from_those_modules(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delitem(sys.modules, "_redis_side_effect_module", raising=False)
+    # Importing it sets this variable: undone after the test, so that later
+    # tests of this worker (test_stream_admin checks it) find it unset.
+    monkeypatch.setenv("EVENTSPYPE_REDIS_SIDE_EFFECT", "")
+    monkeypatch.delenv("EVENTSPYPE_REDIS_SIDE_EFFECT")
     broker = broker_factory(allowed_modules=["_redis_side_effect_module"])
     inbox = Inbox()
     broker.subscribe("PLANTED", inbox.subscriber)

@@ -87,6 +87,7 @@ def test_a_class_that_is_not_the_publication_s_is_not_delivered_to_it(
     assert "UserDeleted" in broker_log.text
 
 
+@pytest.mark.filterwarnings("ignore::eventspype.SubscriberLostWarning")
 def test_subclasses_of_the_publication_s_class_are_delivered(
     trusting: RedisBroker, client: redis.Redis, prefix: str
 ) -> None:

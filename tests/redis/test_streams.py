@@ -114,6 +114,7 @@ def test_events_published_while_nobody_reads_wait_for_the_group(
     assert inbox.events == []
 
 
+@pytest.mark.filterwarnings("ignore::eventspype.SubscriberLostWarning")
 @pytest.mark.parametrize(("start", "expected"), [("new", [2]), ("all", [1, 2])])
 def test_start_decides_where_a_new_group_begins(
     streams: StreamFactory, start: str, expected: list[int]
@@ -472,6 +473,7 @@ def test_close_lets_the_events_in_hand_finish_and_be_acknowledged(
     assert client.xpending(f"{prefix}{{ORDERS}}", "g")["pending"] == 0
 
 
+@pytest.mark.filterwarnings("ignore::eventspype.SubscriberLostWarning")
 def test_a_collected_subscriber_leaves_its_events_to_the_group(
     streams: StreamFactory, client: redis.Redis, prefix: str
 ) -> None:

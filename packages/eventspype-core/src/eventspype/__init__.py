@@ -107,12 +107,20 @@ _LAZY = {
     "EventVisualizer": ("eventspype.viz.visualizer", "eventspype-viz"),
 }
 
+# Names looked for here that live elsewhere: the error says where.
+_ELSEWHERE = {
+    "RedisBroker": ("eventspype.broker.redis", "eventspype-redis"),
+    "AsyncRedisBroker": ("eventspype.broker.redis", "eventspype-redis"),
+    "RedisStreamBroker": ("eventspype.broker.redis", "eventspype-redis"),
+    "AsyncRedisStreamBroker": ("eventspype.broker.redis", "eventspype-redis"),
+}
+
 # Last in sys.meta_path: consulted only by imports that already failed.
 _missing.install()
 
 
 def __getattr__(name: str) -> Any:
-    return load_lazy(_LAZY, __name__, name, globals())
+    return load_lazy(_LAZY, __name__, name, globals(), _ELSEWHERE)
 
 
 def __dir__() -> list[str]:

@@ -14,13 +14,27 @@ def load_lazy(
     package: str,
     name: str,
     namespace: dict[str, Any],
+    elsewhere: dict[str, tuple[str, str]] | None = None,
 ) -> Any:
     """Import ``name`` from the module ``table`` names and cache it in ``namespace``.
 
     ``table`` maps an attribute name to ``(module, distribution)``. A missing
     distribution raises an ``ImportError`` that says what to install; any other
     import failure propagates unchanged (it is a real bug, not a missing part).
+    ``elsewhere`` maps names people look for in ``package`` but that live in
+    another module, as ``table`` does (``RedisBroker`` is in
+    ``eventspype.broker.redis``): they raise an ``ImportError`` naming that
+    module and its distribution (an ``AttributeError`` would reach ``from
+    package import name`` as a bare "cannot import name").
     """
+    if elsewhere is not None and name in elsewhere:
+        module_name, distribution = elsewhere[name]
+        raise ImportError(
+            f"cannot import name {name!r} from {package!r}: it is in "
+            f"{module_name} (from {module_name} import {name}), provided by "
+            f"{distribution}",
+            name=package,
+        )
     try:
         module_name, distribution = table[name]
     except KeyError:

@@ -9,16 +9,14 @@ publishing never takes a lock and never sees a half-updated list.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
-import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from eventspype._internal.fork import register_for_fork
-from eventspype.sub.subscriber import SubscriberLostWarning
+from eventspype._internal.lost import lost_subscriber_message, warn_lost_subscriber
 
 if TYPE_CHECKING:
     from eventspype.sub.subscriber import EventSubscriber
@@ -90,7 +88,8 @@ class WeakSubscriberList:
             self._refs[key] = ref
             if self.watch is not None:
                 # Entry, class, then snapshot: see _Unconfirmed.snapshot.
-                self._unconfirmed[key] = (ref, _lost_message(subscriber, self.watch))
+                message = lost_subscriber_message(subscriber, self.watch)
+                self._unconfirmed[key] = (ref, message)
                 self.__class__ = _Unconfirmed
             self.snapshot = tuple(self._refs.values())
             return True
@@ -156,10 +155,8 @@ class WeakSubscriberList:
         def collected(ref: _Ref) -> None:
             pending.append((key, ref))
             entry = unconfirmed.get(key)
-            # At interpreter shutdown everything is collected: not a mistake.
-            if entry is not None and entry[0] is ref and not sys.is_finalizing():
-                # stacklevel 2: the line whose statement dropped the last reference.
-                warnings.warn(entry[1], SubscriberLostWarning, stacklevel=2)
+            if entry is not None and entry[0] is ref:
+                warn_lost_subscriber(entry[1])
 
         return collected
 
@@ -196,16 +193,6 @@ class _Unconfirmed(WeakSubscriberList):
     @snapshot.setter
     def snapshot(self, value: tuple[_Ref, ...]) -> None:
         _SNAPSHOT.__set__(self, value)
-
-
-def _lost_message(subscriber: object, watch: str) -> str:
-    return (
-        f"A {type(subscriber).__name__} subscribed to {watch} was "
-        "garbage-collected before it received any event. Publishers and brokers "
-        "hold subscribers weakly: keep a reference to it (for example as an "
-        "attribute of the object that uses it) for as long as it should "
-        "receive events."
-    )
 
 
 def log_subscriber_error(

@@ -40,16 +40,26 @@ class RateLimitedWarning:
         of 100 events is one call with ``count=100``): the next line logged
         says how many were not.
         """
+        self._log(logging.WARNING, message, args, count)
+
+    def error(self, message: str, *args: object, count: int = 1) -> None:
+        """As :meth:`warning`, at level ERROR (same interval and count)."""
+        self._log(logging.ERROR, message, args, count)
+
+    def _log(
+        self, level: int, message: str, args: tuple[object, ...], count: int
+    ) -> None:
         now = time.monotonic()
         if now - self._last < self._interval:
             self._suppressed += count
             return
         suppressed, self._suppressed, self._last = self._suppressed, 0, now
         if suppressed:
-            self._logger.warning(
+            self._logger.log(
+                level,
                 message + " (%d more since the last such message)",
                 *args,
                 suppressed,
             )
         else:
-            self._logger.warning(message, *args)
+            self._logger.log(level, message, *args)

@@ -85,8 +85,9 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
     **Shutdown**: :meth:`drain` waits until the backlog is empty. If the loop
     shuts down with events pending (``asyncio.run`` cancels the workers), they
     are logged as an error and counted in :attr:`abandoned`; an event delivered
-    after the loop is closed is counted and logged the same way. Nothing waits
-    on a closed loop.
+    after the loop is closed is counted the same way and logged at most every
+    10 seconds, with the number not logged in between. Nothing waits on a
+    closed loop.
 
     Held by weak reference like every subscriber: keep it alive for as long
     as it should receive events.
@@ -145,6 +146,8 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._drop_log = RateLimitedWarning(_logger)
+        # A closed loop stays closed: every later event would log a line.
+        self._closed_log = RateLimitedWarning(_logger)
         #: Events whose handler returned.
         self.handled = 0
         #: Events whose handler raised (delivered with ``call``).
@@ -193,7 +196,7 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
         installed), the hooks run around the handler (see eventspype.hooks).
         """
         if self._loop.is_closed():
-            self._abandon("its event loop is closed", extra=1)
+            self._abandon("its event loop is closed", extra=1, rate_limited=True)
             return
         with self._lock:
             if self._pending >= self._max_pending:
@@ -238,7 +241,7 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
             try:
                 self._loop.call_soon_threadsafe(self._spawn)
             except RuntimeError:  # closed between the check and now
-                self._abandon("its event loop is closed")
+                self._abandon("its event loop is closed", rate_limited=True)
 
     async def call_async(
         self, arg: Any, current_event_tag: NormalizedTag, current_event_caller: Any
@@ -377,10 +380,16 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
                 waiter.set_result(None)
 
     def _abandon(
-        self, reason: str, current: _Item | None = None, extra: int = 0
+        self,
+        reason: str,
+        current: _Item | None = None,
+        extra: int = 0,
+        *,
+        rate_limited: bool = False,
     ) -> None:
         """Give up the backlog (plus ``current``, being handled, and ``extra``
-        events refused now), and say so."""
+        events refused now), and say so (at most every 10 s when
+        ``rate_limited``: the loop is closed and every event would log)."""
         with self._lock:
             items = list(self._backlog)
             self._backlog.clear()
@@ -394,13 +403,13 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
                 done.cancel()
         self.abandoned += count
         self._finished(len(items))
-        _logger.error(
-            "%r: %d event(s) not handled because %s (%d abandoned in all)",
-            self,
-            count,
-            reason,
-            self.abandoned,
-        )
+        message = "%r: %d event(s) not handled because %s (%d abandoned in all)"
+        if rate_limited:
+            self._closed_log.error(
+                message, self, count, reason, self.abandoned, count=count
+            )
+        else:
+            _logger.error(message, self, count, reason, self.abandoned)
 
     def __repr__(self) -> str:
         return f"<{type(self).__qualname__} at {id(self):#x}>"

@@ -18,11 +18,24 @@ An event a subscriber does not accept is not given to it; the
 :class:`Delivery` lists the refusal (reason ``tag_mismatch`` or
 ``class_mismatch``) for the broker to count and log.
 
+A subscriber that raises is logged with its traceback and counted, and the
+others still get the event. What counts as "raises" depends on the thread
+(DESIGN section 10): on a broker's own thread (a listener or reader thread),
+anything, ``SystemExit`` and ``KeyboardInterrupt`` included, since nothing a
+subscriber does may end delivery; on the event loop's thread
+(``on_event_loop=True``: AsyncRedisBroker), ``Exception`` only, as
+``LocalBroker`` does: ``SystemExit`` and ``KeyboardInterrupt`` propagate and
+end the loop, as they would from any other code on it.
+
 Subscribers are held by weak reference. When one is garbage-collected, the
 ``on_collected`` callback gets its channel (from the garbage collector, on any
 thread, holding who knows what lock: it must only record it); :meth:`reap`
 then removes the dead entries and returns the channels left without a
-subscriber.
+subscriber. One collected while subscribed and before it was given any event
+raises a ``SubscriberLostWarning``, as with ``LocalBroker``: nothing else
+would tell that ``add_subscriber(FunctionalEventSubscriber(handler))`` kept
+no reference. Checking costs one test per delivery while such a subscriber
+is waiting for its first event, nothing otherwise.
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from eventspype._internal import observed as _observed
+from eventspype._internal.lost import lost_subscriber_message, warn_lost_subscriber
 from eventspype.broker.redis._wire.stats import DropReason
 from eventspype.delivery import current_delivery
 from eventspype.event import NormalizedTag
@@ -90,13 +104,27 @@ class Fanout:
     Args:
         on_collected: Called with the channel of a subscriber that was
             garbage-collected (see the module docs); ``None`` to ignore.
+        on_event_loop: Whether :meth:`deliver` runs on an event loop's thread
+            (what a subscriber's exception may then do: see the module docs).
     """
 
-    def __init__(self, on_collected: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_collected: Callable[[str], None] | None = None,
+        *,
+        on_event_loop: bool = False,
+    ) -> None:
+        #: What deliver() contains; anything else propagates.
+        self._contained: type[BaseException] = (
+            Exception if on_event_loop else BaseException
+        )
         self._lock = threading.Lock()
         self._channels: dict[str, tuple[_Entry, ...]] = {}
         self._on_collected = on_collected
         self._dead: deque[str] = deque()
+        # id(entry.ref) -> the SubscriberLostWarning text, for subscribers
+        # not given any event yet; the weakref callbacks only read and pop.
+        self._unconfirmed: dict[int, str] = {}
         #: Subscriber calls that raised (each logged with its traceback).
         self.subscriber_errors = 0
 
@@ -120,6 +148,9 @@ class Fanout:
             entry = _find(entries, subscriber)
             if entry is None:
                 entry = _Entry(weakref.ref(subscriber, self._collected_cb(channel)))
+                self._unconfirmed[id(entry.ref)] = lost_subscriber_message(
+                    subscriber, f"channel {channel!r}"
+                )
                 self._channels[channel] = (*entries, entry)
             if rule not in entry.rules:
                 entry.rules = (*entry.rules, rule)
@@ -146,6 +177,7 @@ class Fanout:
                     entry.rules = tuple(r for r in entry.rules if r != rule)
                 if publication is None or not entry.rules:
                     entry.rules = ()
+                    self._unconfirmed.pop(id(entry.ref), None)
                     self._set(channel, tuple(e for e in entries if e is not entry))
             return not self._live(channel)
 
@@ -181,16 +213,19 @@ class Fanout:
     ) -> Delivery:
         """Call every subscriber of ``channel`` that accepts the event, in order.
 
-        A subscriber that raises (anything, ``SystemExit`` included) is
-        logged with its traceback and counted, and the others still get the
-        event. ``on_first`` is called once, just before the first subscriber
-        that accepts the event (so a counter it bumps is already up when that
-        subscriber runs). Never raises (unless ``on_first`` does).
+        A subscriber that raises is logged with its traceback and counted,
+        and the others still get the event. ``on_first`` is called once, just
+        before the first subscriber that accepts the event (so a counter it
+        bumps is already up when that subscriber runs). Never raises, unless
+        ``on_first`` does or, on an event loop's thread, a subscriber raises
+        ``SystemExit``, ``KeyboardInterrupt`` or another exception that is not
+        an ``Exception`` (see the module docs).
         """
         entries = self._channels.get(channel)
         if not entries:
             return _NOBODY
         first = on_first
+        unconfirmed = self._unconfirmed
         # Installed hooks (eventspype.hooks) see each call, with the transport.
         hooks = _HOOKS.hooks
         transport = current_delivery() if hooks else None
@@ -207,6 +242,8 @@ class Fanout:
             if first is not None:
                 first()
                 first = None
+            if unconfirmed:
+                unconfirmed.pop(id(entry.ref), None)
             try:
                 if hooks:
                     _observed.call(
@@ -214,8 +251,9 @@ class Fanout:
                     )
                 else:
                     subscriber.call(event, event_tag, caller)
-            except BaseException as error:
-                self.subscriber_errors += 1
+            except self._contained as error:
+                with self._lock:  # one listener thread per cluster node
+                    self.subscriber_errors += 1
                 failed += ((subscriber, error),)
                 _logger.exception(
                     "Subscriber %r raised while handling %s event with tag %r on "
@@ -264,12 +302,15 @@ class Fanout:
     def _collected_cb(
         self, channel: str
     ) -> Callable[[weakref.ref[EventSubscriber]], None]:
-        dead, notify = self._dead, self._on_collected
+        dead, notify, unconfirmed = self._dead, self._on_collected, self._unconfirmed
 
         def collected(ref: weakref.ref[EventSubscriber]) -> None:
             dead.append(channel)  # atomic; no lock (see the module docs)
+            lost = unconfirmed.pop(id(ref), None)  # atomic too
             if notify is not None:
                 notify(channel)
+            if lost is not None:
+                warn_lost_subscriber(lost)
 
         return collected
 

@@ -5,8 +5,11 @@ whoever could publish on the server, so it is resolved only against what the
 user allowed, in this order:
 
 1. classes registered with :meth:`ClassRegistry.register` (nothing imported);
-2. with ``allowed_modules=("myapp.events",)``: a class of one of those modules
-   or their submodules, imported on first use;
+2. with ``allowed_modules=("myapp.events",)``: a class defined in one of those
+   modules or their submodules, imported on first use. Defined there: the
+   class's own ``__module__`` is allowed and its ``__qualname__`` is the name
+   the message gave, so a class merely imported into an allowed module (or
+   an alias) is refused;
 3. with ``allow_unregistered=True`` (as in eventspype 1.4.2): any class of any
    module, imported. Whoever can publish can then make this process import any
    module it has (running its top-level code): a :class:`UnsafeClassImportWarning`
@@ -114,9 +117,28 @@ class ClassRegistry:
         event_class = self._classes.get(f"{module}.{qualname}")
         if event_class is not None:
             return event_class
-        if self._allow_unregistered or self._module_allowed(module):
+        if self._allow_unregistered:
             return _import_class(module, qualname)
+        if self._module_allowed(module):
+            return self._check_defined_there(_import_class(module, qualname), qualname)
         raise EnvelopeError("unregistered_class", self._refusal(module, qualname))
+
+    def _check_defined_there(self, event_class: type, qualname: str) -> type:
+        """``event_class`` if it is defined in an allowed module as ``qualname``."""
+        own_module = getattr(event_class, "__module__", None)
+        own_qualname = getattr(event_class, "__qualname__", None)
+        if (
+            isinstance(own_module, str)
+            and self._module_allowed(own_module)
+            and own_qualname == qualname
+        ):
+            return event_class
+        raise EnvelopeError(
+            "unregistered_class",
+            f"{qualname!r} names {own_module}.{own_qualname}, which is not "
+            "defined in an allowed module under that name (allowed_modules "
+            "admits classes defined there, not ones imported into them)",
+        )
 
     def _module_allowed(self, module: str) -> bool:
         return any(

@@ -150,7 +150,7 @@ class AsyncRedisBroker(PubSubBrokerBase):
                 reconnect_delay=reconnect_delay,
                 encoding=encoding,
             )
-        self._subscribe_through(self._listener)
+        self._subscribe_through(self._listener, on_event_loop=True)
         self._sender = make_sender(
             redis_client, fast=fast_publish, timeout=publish_timeout
         )

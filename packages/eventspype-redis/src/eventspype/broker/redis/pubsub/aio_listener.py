@@ -173,7 +173,10 @@ class AsyncListener(AsyncReader):
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # SystemExit, KeyboardInterrupt: ended the loop once already.
+            with contextlib.suppress(
+                asyncio.CancelledError, SystemExit, KeyboardInterrupt
+            ):
                 await task
         await self._drop_connection()
 
@@ -243,8 +246,8 @@ class AsyncListener(AsyncReader):
                 if delay:
                     await asyncio.sleep(delay)
                 await self._connect_and_read()
-            except asyncio.CancelledError:
-                raise
+            except (asyncio.CancelledError, SystemExit, KeyboardInterrupt):
+                raise  # SystemExit: a subscriber's, on the loop (see _wire.fanout)
             except BaseException as error:  # a bug of ours: never end delivery
                 await self._drop_connection(internal=error)
 

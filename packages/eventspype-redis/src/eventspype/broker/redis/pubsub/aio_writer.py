@@ -350,6 +350,7 @@ class AsyncWriter:
         self._in_flight.clear()
         self._queue.clear()
         self._carried = 0
+        self._idle.set()  # nothing left: a flush() waiting must not wait forever
         if lost:
             self._failed(lost, RuntimeError("the writer task was cancelled"))
 

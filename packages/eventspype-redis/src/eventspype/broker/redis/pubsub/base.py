@@ -61,9 +61,17 @@ class PubSubBrokerBase(RedisBrokerBase):
         self._counters = Counters()
         return encoding
 
-    def _subscribe_through(self, listener: ChannelListener) -> None:
-        """Keep the channel tables, which tell ``listener`` what to subscribe."""
-        self._subscriptions = self._tables = Subscriptions(self._names, listener)
+    def _subscribe_through(
+        self, listener: ChannelListener, *, on_event_loop: bool = False
+    ) -> None:
+        """Keep the channel tables, which tell ``listener`` what to subscribe.
+
+        ``on_event_loop``: the listener delivers on an event loop's thread
+        (what a subscriber's ``SystemExit`` does then: see ``_wire.fanout``).
+        """
+        self._subscriptions = self._tables = Subscriptions(
+            self._names, listener, on_event_loop=on_event_loop
+        )
 
     def __repr__(self) -> str:
         count = self._subscriptions.count

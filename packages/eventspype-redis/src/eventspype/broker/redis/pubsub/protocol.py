@@ -153,15 +153,15 @@ class PubSubProtocol(ChannelTable):
 
     def failed_internally(self, error: BaseException) -> None:
         """The driver's loop raised (a bug of ours): counted, started over."""
-        self.counters.listener_errors += 1
-        self.counters.listener_restarts += 1
+        self.counters.add("listener_errors")
+        self.counters.add("listener_restarts")
         _logger.error("Redis listener failed; starting over", exc_info=error)
         self.closed()
         self._failed(error, "Redis listener failed (%s); starting over")
 
     def replaced(self, what: str) -> None:
         """The driver's thread or task had ended by itself and is replaced."""
-        self.counters.listener_restarts += 1
+        self.counters.add("listener_restarts")
         _logger.error("Redis listener %s had ended; starting a new one", what)
         self.closed()
 
@@ -218,7 +218,7 @@ class PubSubProtocol(ChannelTable):
         reason = describe(error)
         kind, channel = self._refused(reason)
         if kind == b"subscribe" and channel is not None:
-            self.counters.subscribe_refusals += 1
+            self.counters.add("subscribe_refusals")
             _logger.error(
                 "Redis refused to subscribe to %r: %s; the other channels are "
                 "not affected",
@@ -239,7 +239,7 @@ class PubSubProtocol(ChannelTable):
 
     def delivery_failed(self, channel: bytes | None) -> None:
         """Handing a message to the broker raised (its handler never should)."""
-        self.counters.listener_errors += 1
+        self.counters.add("listener_errors")
         _logger.exception("Handling a Redis message on %r failed; going on", channel)
 
     def _alive(self, now: float) -> None:
@@ -258,7 +258,7 @@ class PubSubProtocol(ChannelTable):
         if down_since is not None:
             away = max(0.0, self._wall_clock() - down_since)
             if self._ever_connected:
-                self.counters.reconnects += 1
+                self.counters.add("reconnects")
                 _logger.warning(
                     "Redis Pub/Sub connection back after %.1f s; re-subscribed "
                     "%d channel(s). Events published in between were lost.",

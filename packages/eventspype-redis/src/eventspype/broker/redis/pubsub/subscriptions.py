@@ -80,9 +80,16 @@ class ThreadListener(ChannelListener, Protocol):
 class Subscriptions:
     """The channel tables of one broker (thread-safe; see the module docs)."""
 
-    def __init__(self, names: ChannelNames, listener: ChannelListener) -> None:
+    def __init__(
+        self,
+        names: ChannelNames,
+        listener: ChannelListener,
+        *,
+        on_event_loop: bool = False,
+    ) -> None:
         self._names = names
         self._listener = listener
+        self._on_event_loop = on_event_loop  # see _wire.fanout
         self.closed = False
         self._start_over()
         register_for_fork(self)
@@ -91,7 +98,9 @@ class Subscriptions:
         self._lock = threading.Lock()
         listener = self._listener
         #: The local fan-out (its subscriber_errors count the isolated failures).
-        self.local = Fanout(lambda channel: listener.request_tidy())
+        self.local = Fanout(
+            lambda channel: listener.request_tidy(), on_event_loop=self._on_event_loop
+        )
         # Copy-on-write, so that the listener thread reads it without the lock.
         self._by_wire: dict[bytes, str] = {}  # subscribed: wire name -> channel
 
