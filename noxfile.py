@@ -1,9 +1,10 @@
 """The one orchestrator of the eventspype monorepo.
 
-    nox                      the test run: every package alone, all together,
-                             lint, types and wheel contents, on Python 3.10-3.13,
-                             and tests/redis on the oldest and newest redis-py
-                             and msgspec declared (tests_bounds)
+    nox                      the test run: every package alone and the
+                             integration tier with all of them, on Python
+                             3.10-3.13; lint, types and wheel contents; and the
+                             tiers with third-party dependencies on the oldest
+                             versions they declare (tests_bounds)
     nox -s demo              the demo (in-process; through Redis when one is up)
     nox -s tests-3.12        the test sessions of one interpreter
     nox -s bench | docs      benchmarks (JSON in benchmarks/results) | the site
@@ -72,7 +73,7 @@ TEST_EXTRAS = {
     "testing": ["pytest-asyncio>=0.23", "anyio>=4"],
     # The SDK (in-memory exporters) and the Prometheus exporter: test-only, the
     # distribution itself needs the API alone.
-    "otel": ["opentelemetry-sdk>=1.27", "opentelemetry-exporter-prometheus>=0.48b0"],
+    "otel": ["opentelemetry-sdk>=1.28", "opentelemetry-exporter-prometheus>=0.49b0"],
     "cli": [],
 }
 # Test-only: the SSE example's web framework and its ASGI test client
@@ -221,48 +222,63 @@ def tests(session: nox.Session, package: str) -> None:
     _pytest(session, f"tests/{package}")
 
 
-#: Tiers whose tests only the per-package session runs: tests/redis takes a
-#: third of the suite, and nothing in it depends on the other distributions.
-ONLY_ALONE = ["redis"]
-
-
 @nox.session(python=PYTHONS)
 def tests_all(session: nox.Session) -> None:
-    """Every distribution plus the meta-package: the whole suite (tests/redis
-    runs in ``tests(package='redis')`` only)."""
+    """Every distribution plus the meta-package: tests/integration.
+
+    Each tier's own tests run in its ``tests(package=...)`` session, with only
+    the wheels it declares; here the tests that need everything installed
+    (import contract, packaging, docs, cross-process, fault injection).
+    """
     extras = [e for t in TEST_EXTRAS.values() for e in t] + INTEGRATION_EXTRAS
     # uv: the packaging guard builds wheels and makes throwaway venvs.
     _install_wheels(session, DISTRIBUTIONS, *TEST_TOOLS, *extras, "uv")
-    _pytest(session, "tests", *(f"--ignore=tests/{tier}" for tier in ONLY_ALONE))
+    _pytest(session, "tests/integration")
 
 
-#: The distributions whose declared third-party floors tests_bounds checks,
-#: and the third-party packages they declare.
-BOUNDS_DISTS = ["eventspype-core", "eventspype-serializers", "eventspype-redis"]
-BOUNDS_DEPS = ["redis", "msgspec"]
+#: Tiers whose third-party floors tests_bounds checks (a declared floor is a
+#: promise), and test extras that must be resolved with those floors (the
+#: OpenTelemetry SDK pins the API it goes with).
+BOUNDS = ["redis", "testing", "otel", "cli"]
+BOUNDS_WITH_FLOORS = {"otel": TEST_EXTRAS["otel"]}
+
+
+def _third_party(dist: str) -> list[str]:
+    """The names of the non-eventspype packages ``dist`` depends on."""
+    text = (PACKAGES_DIR / dist / "pyproject.toml").read_text()
+    block = text.split("dependencies = [", 1)[1].split("]", 1)[0]
+    names = re.findall(r'^\s*"([A-Za-z0-9_.-]+)', block, re.M)
+    return [n for n in names if not n.startswith("eventspype")]
 
 
 @nox.session(python=PYTHONS[0], venv_backend="uv")
-@nox.parametrize("resolution", ["lowest-direct", "highest"])
-def tests_bounds(session: nox.Session, resolution: str) -> None:
-    """tests/redis against the oldest and the newest redis-py and msgspec
-    that the distributions declare (a declared floor is a promise)."""
-    extras = [e for t in ("core", "serializers", "redis") for e in TEST_EXTRAS[t]]
-    session.install(*TEST_TOOLS, *extras)
-    wheels = [str(_wheel(session, d)) for d in BOUNDS_DISTS]
+@nox.parametrize("package", BOUNDS)
+def tests_bounds(session: nox.Session, package: str) -> None:
+    """tests/<package> against the oldest third-party versions that it and
+    its siblings declare (uv's lowest-direct resolution); the newest are what
+    every ``tests`` session installs."""
+    dist = PACKAGES[package]
+    dists = [*_declared_siblings(dist), dist]
+    floors = sorted({name for d in dists for name in _third_party(d)})
+    tier_of = {d: tier for tier, d in PACKAGES.items()}
+    extras = [e for d in dists for e in TEST_EXTRAS[tier_of[d]]]
+    with_floors = BOUNDS_WITH_FLOORS.get(package, [])
+    session.install(*TEST_TOOLS, *(e for e in extras if e not in with_floors))
+    wheels = [str(_wheel(session, d)) for d in dists]
     # Named as direct requirements: uv's lowest-direct resolution picks the
     # floor of what the wheels declare for them (transitive ones get the
     # newest), while the test tools above keep their newest versions.
     session.install(
-        f"--resolution={resolution}", *wheels, *BOUNDS_DEPS,
-        *(f"--reinstall-package={d}" for d in [*BOUNDS_DISTS, *BOUNDS_DEPS]),
+        "--resolution=lowest-direct", *wheels, *floors, *with_floors,
+        *(f"--reinstall-package={d}" for d in [*dists, *floors]),
     )  # fmt: skip
     session.run(
         "python", "-c",
-        "import redis, msgspec; "
-        "print('redis', redis.__version__, '| msgspec', msgspec.__version__)",
+        "import sys; from importlib.metadata import version; "
+        "print(' | '.join(f'{n} {version(n)}' for n in sys.argv[1:]))",
+        *floors,
     )  # fmt: skip
-    _pytest(session, "tests/redis")
+    _pytest(session, f"tests/{package}")
 
 
 @nox.session

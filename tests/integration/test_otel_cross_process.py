@@ -3,12 +3,17 @@
 This process publishes under a span of its own; a peer process
 (``redis_support/otel_peer.py``) subscribes with a synchronous and a coroutine
 subscriber. The peer's ``process`` spans must be in this process's trace, each
-the child of the ``send`` span of its event, for Pub/Sub and Streams alike.
+the child of the ``send`` span of its event, for Pub/Sub and Streams alike
+(the peer reading Streams through ``RedisStreamBroker`` or
+``AsyncRedisStreamBroker``). Over Streams, each ``process`` span also names the
+stream entry (``messaging.message.id``), the consumer group and the delivery
+count, the entry ids being those the publisher's XADDs returned.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -38,6 +43,9 @@ from eventspype.broker.redis import RedisBroker, RedisStreamBroker
 from eventspype.otel import EventspypeInstrumentor
 
 COUNT = 3
+#: The consumer group of the peer (``otel_peer.GROUP``).
+GROUP = "billing"
+STREAM_ENTRY_ID = re.compile(r"[0-9]+-[0-9]+")
 
 
 @pytest.fixture
@@ -62,7 +70,7 @@ def start_peer(mode: str, url: str, prefix: str) -> subprocess.Popen[str]:
     )
 
 
-@pytest.mark.parametrize("mode", ["pubsub", "streams"])
+@pytest.mark.parametrize("mode", ["pubsub", "streams", "astreams"])
 def test_the_consumer_span_is_the_child_of_the_producer_span_in_another_process(
     traced: tuple[InMemorySpanExporter, TracerProvider], mode: str
 ) -> None:
@@ -80,7 +88,7 @@ def test_the_consumer_span_is_the_child_of_the_producer_span_in_another_process(
         client = redis.Redis.from_url(url)
         broker: Any = (
             RedisStreamBroker(client, channel_prefix=prefix)
-            if mode == "streams"
+            if mode != "pubsub"
             else RedisBroker(client, channel_prefix=prefix)
         )
         with broker:
@@ -91,6 +99,14 @@ def test_the_consumer_span_is_the_child_of_the_producer_span_in_another_process(
             with tracer.start_as_current_span("POST /shipments"):
                 for index in range(COUNT):
                     publisher.publish(make_event(index))
+        entry_ids = (
+            set()
+            if mode == "pubsub"
+            else {
+                entry_id.decode()
+                for entry_id, _ in client.xrange(broker.stream_key("SHIPPED"))
+            }
+        )
         client.close()
         out = finish(process)
     finally:
@@ -122,7 +138,22 @@ def test_the_consumer_span_is_the_child_of_the_producer_span_in_another_process(
         assert attributes["messaging.system"] == "redis"
         assert attributes["messaging.destination.name"] == "SHIPPED"
         assert attributes["messaging.operation.type"] == "process"
-        assert attributes["eventspype.delivery_count"] >= 1
+        if mode == "pubsub":
+            assert attributes["eventspype.delivery_count"] == 1
+            assert "messaging.message.id" not in attributes
+            assert "messaging.consumer.group.name" not in attributes
+        else:
+            # Each event is delivered once: the peer's retry delay outlasts it.
+            assert attributes["eventspype.delivery_count"] == 1
+            assert STREAM_ENTRY_ID.fullmatch(attributes["messaging.message.id"])
+            assert attributes["messaging.message.id"] in entry_ids
+            assert attributes["messaging.consumer.group.name"] == GROUP
+    if mode != "pubsub":
+        # Both subscribers of one event name the same entry; one entry per event.
+        assert len(entry_ids) == COUNT
+        assert {s["attributes"]["messaging.message.id"] for s in processes} == (
+            entry_ids
+        )
     # Each event's two process spans hang under that event's own send span.
     by_parent: dict[str, int] = {}
     for span in processes:

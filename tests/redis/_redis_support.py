@@ -226,3 +226,9 @@ def next_message(pubsub: Any, timeout: float = 10.0) -> dict[str, Any]:
         if message is not None:
             return dict(message)
     raise AssertionError(f"no message within {timeout} s")
+
+
+async def close_client(client: Any) -> None:
+    """Close a ``redis.asyncio`` client: ``aclose()`` where redis-py has it
+    (5.0.1 on), ``close()`` on 5.0.0, the floor eventspype-redis declares."""
+    await (getattr(client, "aclose", None) or client.close)()

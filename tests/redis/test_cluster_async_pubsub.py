@@ -16,7 +16,13 @@ import pytest
 import redis
 import redis.asyncio.cluster
 from _cluster import LocalCluster
-from _redis_support import OrderPlaced, publisher_for, run_bounded, unique_prefix
+from _redis_support import (
+    OrderPlaced,
+    close_client,
+    publisher_for,
+    run_bounded,
+    unique_prefix,
+)
 from test_async_broker import Inbox
 from test_cluster_pubsub import shard_subscribers, tags_on_every_master
 
@@ -75,8 +81,8 @@ def test_events_of_every_shard_arrive_one_task_per_master(
         await receiver.aclose()
         for port, tag in tags.items():
             assert shard_subscribers(redis_cluster, port, prefix + tag) == 0
-        await rx_client.aclose()
-        await tx_client.aclose()
+        await close_client(rx_client)
+        await close_client(tx_client)
 
     run_bounded(scenario, 60)
 
@@ -106,7 +112,7 @@ def test_async_and_threaded_cluster_brokers_hear_each_other(
         await eventually(lambda: len(heard_threaded.events) >= 2)
         assert [e.order_id for e in heard_threaded.events] == [1, 2]
         await broker.aclose()
-        await client.aclose()
+        await close_client(client)
 
     try:
         run_bounded(scenario, 60)
@@ -166,7 +172,7 @@ def test_delivery_resumes_after_a_failover_without_a_second_listener(
         assert receiver.stats().reconnects >= 1
         await sender.aclose()
         await receiver.aclose()
-        await rx_client.aclose()
-        await tx_client.aclose()
+        await close_client(rx_client)
+        await close_client(tx_client)
 
     run_bounded(scenario, 150)

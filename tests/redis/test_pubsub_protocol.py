@@ -58,6 +58,12 @@ class Connection(RuleBasedStateMachine):
         self.server: set[bytes] = set()  # subscribed on the server
         self.replies: deque[tuple[str, bytes | None]] = deque()  # in transit
         self.refused_since_wanted: set[bytes] = set()
+        # What the user asked for last: want() adds, unwant() removes. Not
+        # the protocol's own `wanted`, which a refusal also empties: after
+        # want, unwant, want, the refusal of the first SUBSCRIBE answers the
+        # given-up request, and the second one's refusal concerns a channel
+        # the user still wants.
+        self.intent: set[bytes] = set()
         self.waiters: list[tuple[bytes, Waiter]] = []
         self.checked: set[int] = set()  # waiters whose settlement was checked
         self.heard_pending = False
@@ -102,10 +108,12 @@ class Connection(RuleBasedStateMachine):
         if self.proto.want(channel, waiter):
             self.waiters.append((channel, waiter))
         self.refused_since_wanted.discard(channel)
+        self.intent.add(channel)
         self.send(self.proto.commands())
 
     @rule(channel=st.sampled_from(CHANNELS))
     def unwant(self, channel: bytes) -> None:
+        self.intent.discard(channel)
         self.proto.unwant(channel)
         self.send(self.proto.commands())
 
@@ -143,7 +151,7 @@ class Connection(RuleBasedStateMachine):
         self.heard()
         if kind == "error":
             assert channel is not None
-            was_wanted = channel in self.proto.wanted
+            was_wanted = channel in self.intent
             self.proto.error_reply(PermissionError("NOPERM"), self.now)
             self.refused_since_wanted.add(channel)
             # Only a refusal of a channel still wanted fails the checks.

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
-from _redis_support import REDIS_URL, require_real_redis, unique_prefix
+from _redis_support import REDIS_URL, close_client, require_real_redis, unique_prefix
 
 from eventspype.broker.redis.streams import commands as c
 from eventspype.broker.redis.streams.aio_upkeep import SCRIPTS
@@ -71,7 +71,7 @@ def setup(request: pytest.FixtureRequest) -> Iterator[tuple[redis.Redis, bytes, 
                 flat = await pipe.execute(raise_on_error=False)
                 return collect([cmd], parts, flat)[0]
             finally:
-                await aclient.aclose()
+                await close_client(aclient)
 
         return outcome(asyncio.run(once()))
 

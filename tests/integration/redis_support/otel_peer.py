@@ -1,8 +1,9 @@
 """A peer process for the cross-process tracing tests (eventspype-otel).
 
-    python otel_peer.py pubsub|streams URL PREFIX COUNT
+    python otel_peer.py pubsub|streams|astreams URL PREFIX COUNT
 
-Instruments eventspype onto an SDK with an in-memory exporter, subscribes to
+Instruments eventspype onto an SDK with an in-memory exporter, subscribes
+(``astreams``: through ``AsyncRedisStreamBroker``) to
 ``ShipmentEvent`` on tag ``shipped`` with a synchronous subscriber and a
 coroutine one (which raises for ``order_id == 1``), prints ``READY``, waits
 for COUNT events in both, then prints every finished span as one JSON line
@@ -18,6 +19,7 @@ import threading
 from typing import Any
 
 import redis
+import redis.asyncio
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
@@ -31,10 +33,17 @@ from eventspype import (
     EventPublisher,
     FunctionalEventSubscriber,
 )
-from eventspype.broker.redis import RedisBroker, RedisStreamBroker
+from eventspype.broker.redis import (
+    AsyncRedisStreamBroker,
+    RedisBroker,
+    RedisStreamBroker,
+)
 from eventspype.otel import EventspypeInstrumentor
 
 GROUP = "billing"
+#: The failed entry (order 1) is not retried before the peer exits, so each
+#: event has exactly one span per subscriber, with a delivery count of 1.
+RETRY_DELAY = (120.0, 120.0)
 
 
 def as_json(span: ReadableSpan) -> str:
@@ -59,11 +68,22 @@ async def main(mode: str, url: str, prefix: str, count: int) -> int:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     EventspypeInstrumentor().instrument(tracer_provider=provider)
-    client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+    client: Any
     broker: Any
-    if mode == "streams":
-        broker = RedisStreamBroker(client, channel_prefix=prefix, group=GROUP)
+    if mode == "astreams":
+        client = redis.asyncio.Redis.from_url(
+            url, socket_timeout=10, socket_connect_timeout=5
+        )
+        broker = AsyncRedisStreamBroker(
+            client, channel_prefix=prefix, group=GROUP, retry_delay=RETRY_DELAY
+        )
     else:
+        client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+    if mode == "streams":
+        broker = RedisStreamBroker(
+            client, channel_prefix=prefix, group=GROUP, retry_delay=RETRY_DELAY
+        )
+    elif mode == "pubsub":
         broker = RedisBroker(client, channel_prefix=prefix)
     broker.register_event_class(ShipmentEvent)
     publisher = EventPublisher(
@@ -77,7 +97,12 @@ async def main(mode: str, url: str, prefix: str, count: int) -> int:
         if len(seen) >= count:
             synced.set()
 
+    # Counted here: over Streams, the broker awaits the handler and takes its
+    # error (the subscriber's own ``errors`` counts only errors nobody awaited).
+    attempts: list[int] = []
+
     async def handle(event: ShipmentEvent) -> None:
+        attempts.append(event.order_id)
         await asyncio.sleep(0)
         if event.order_id == 1:
             raise ValueError("cannot ship order 1")
@@ -86,6 +111,8 @@ async def main(mode: str, url: str, prefix: str, count: int) -> int:
     async_subscriber = AsyncFunctionalEventSubscriber(handle, with_event_info=False)
     publisher.add_subscriber(sync_subscriber)
     publisher.add_subscriber(async_subscriber)
+    if mode == "astreams":
+        await broker.wait_until_subscribed()
     print("READY", flush=True)
     status = 0
     loop = asyncio.get_running_loop()
@@ -93,17 +120,21 @@ async def main(mode: str, url: str, prefix: str, count: int) -> int:
         status = 3
 
     async def all_handled() -> None:
-        while async_subscriber.handled + async_subscriber.errors < count:
-            await async_subscriber.drain()
+        while len(attempts) < count:
             await asyncio.sleep(0.01)
+        await async_subscriber.drain()
 
     if status == 0:
         try:
             await asyncio.wait_for(all_handled(), 30)
         except asyncio.TimeoutError:
             status = 3
-    broker.close()
-    client.close()
+    if mode == "astreams":
+        await broker.aclose()
+        await client.aclose()
+    else:
+        broker.close()
+        client.close()
     for span in exporter.get_finished_spans():
         print(as_json(span), flush=True)
     return status

@@ -112,7 +112,7 @@ def deliver(
 
 def publish_info(publisher: EventPublisher, event: Any) -> PublishInfo:
     """What hooks see of one publish by ``publisher``."""
-    broker = None if publisher._direct is not None else publisher._broker
+    broker = publisher._broker
     system = (
         IN_PROCESS
         if broker is None

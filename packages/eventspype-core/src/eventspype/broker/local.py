@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from eventspype._deliver_async import deliver_async
@@ -39,6 +40,12 @@ class LocalBroker(ForkSafeLock, MessageBroker):
     def __init__(self) -> None:
         self._init_lock()
         self._channels: dict[str, WeakSubscriberList] = {}
+        # Every channel's list still referenced by someone (an EventPublisher
+        # dispatching to it, see _dispatch_list): a channel keeps one list for
+        # as long as it is held, even while it has no subscriber.
+        self._lists: weakref.WeakValueDictionary[str, WeakSubscriberList] = (
+            weakref.WeakValueDictionary()
+        )
         #: How many subscriber calls raised since the broker was created.
         self.subscriber_errors = 0
 
@@ -55,15 +62,15 @@ class LocalBroker(ForkSafeLock, MessageBroker):
             return
         collected = False
         # Hot path, kept inline (no helper call per event); mirrors
-        # EventPublisher.publish.
+        # EventPublisher.publish, which runs this loop itself for a publisher
+        # on this broker (see _dispatch_list).
         for ref in subscribers.snapshot:
             subscriber = ref()
             if subscriber is not None:
                 try:
                     subscriber.call(event, event_tag, caller)
                 except Exception:
-                    self.subscriber_errors += 1
-                    log_subscriber_error(_logger, subscriber, event, event_tag, channel)
+                    self._subscriber_failed(subscriber, event, event_tag, channel)
             else:
                 collected = True
         if collected:
@@ -119,9 +126,41 @@ class LocalBroker(ForkSafeLock, MessageBroker):
         with self._lock:
             subscribers = self._channels.get(channel)
             if subscribers is None:
-                subscribers = WeakSubscriberList(f"channel {channel!r}")
+                subscribers = self._list(channel)
                 self._channels[channel] = subscribers
             subscribers.add(subscriber)
+
+    def _dispatch_list(self, channel: str) -> WeakSubscriberList:
+        """The list ``publish(channel, ...)`` delivers to, for a publisher to
+        deliver to it itself (the same loop, one call less per event).
+
+        The same list for as long as the caller holds it: subscribers added
+        to ``channel`` later go to it, even after it was left empty. Errors
+        of its subscribers belong to this broker (see ``_subscriber_failed``).
+        """
+        with self._lock:
+            subscribers = self._channels.get(channel)
+            return subscribers if subscribers is not None else self._list(channel)
+
+    def _subscriber_failed(
+        self,
+        subscriber: EventSubscriber,
+        event: Any,
+        event_tag: NormalizedTag,
+        channel: str,
+    ) -> None:
+        """Count and log a subscriber error, as :meth:`publish` does (call it
+        from an ``except`` block, for the traceback)."""
+        self.subscriber_errors += 1
+        log_subscriber_error(_logger, subscriber, event, event_tag, channel)
+
+    def _list(self, channel: str) -> WeakSubscriberList:
+        # The held list of channel, or a new one (caller holds the lock).
+        subscribers = self._lists.get(channel)
+        if subscribers is None:
+            subscribers = WeakSubscriberList(f"channel {channel!r}")
+            self._lists[channel] = subscribers
+        return subscribers
 
     def unsubscribe(self, channel: str, subscriber: EventSubscriber) -> None:
         with self._lock:

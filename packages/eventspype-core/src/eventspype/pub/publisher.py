@@ -11,6 +11,7 @@ from eventspype._internal import observed as _observed
 from eventspype._internal.fork import register_for_fork
 from eventspype._subscribers import WeakSubscriberList, log_subscriber_error
 from eventspype.broker.broker import _subscribe_through, _unsubscribe_through
+from eventspype.broker.local import LocalBroker
 from eventspype.hooks import REGISTRY as _HOOKS
 from eventspype.pub.publication import EventPublication
 from eventspype.sub.subscriber import require_subscriber
@@ -74,8 +75,10 @@ class EventPublisher:
         )
         # The list publish() dispatches to directly, or None when a broker
         # delivers: one attribute read decides the route on the hot path.
-        self._direct: WeakSubscriberList | None = (
-            self._subscribers if broker is None else None
+        # With a LocalBroker (exactly), its list of this channel: publish()
+        # runs LocalBroker.publish's loop itself, one call less per event.
+        self._direct: WeakSubscriberList | None = _direct_list(
+            self._subscribers, broker, self._channel
         )
         self.subscriber_errors = 0
         # Ids of subscribers the broker may have forgotten at a fork (see
@@ -153,7 +156,7 @@ class EventPublisher:
                 self._broker = None
             else:
                 self._broker = broker
-                self._direct = None
+                self._direct = _direct_list(self._subscribers, broker, self._channel)
             self._stale = set()
             self._subscribers.set_watch(
                 repr(self._publication) if broker is None else None
@@ -235,21 +238,33 @@ class EventPublisher:
         event_tag = self._event_tag
         collected = False
         # Hot path, kept inline (no helper call per event); mirrors
-        # LocalBroker.publish.
+        # LocalBroker.publish. With a LocalBroker, this is its loop over its
+        # list (see _direct_list): errors are the broker's.
         for ref in subscribers.snapshot:
             subscriber = ref()
             if subscriber is not None:
                 try:
                     subscriber.call(event, event_tag, caller)
                 except Exception:
-                    self.subscriber_errors += 1
-                    log_subscriber_error(_logger, subscriber, event, event_tag)
+                    self._subscriber_failed(subscriber, event, event_tag)
             else:
                 collected = True
         if collected:
             # Drop collected subscribers now (once, however many there were),
             # so a publish-only publisher does not keep dead entries around.
             subscribers.reconcile()
+
+    def _subscriber_failed(
+        self, subscriber: EventSubscriber, event: Any, event_tag: Any
+    ) -> None:
+        # The error path of publish() (called in its except block).
+        broker = self._broker
+        if isinstance(broker, LocalBroker) and self._direct is not self._subscribers:
+            # Delivered for the LocalBroker, on its list: as it would count.
+            broker._subscriber_failed(subscriber, event, event_tag, self._channel)
+            return
+        self.subscriber_errors += 1
+        log_subscriber_error(_logger, subscriber, event, event_tag)
 
     def _publish_observed(self, event: Any, caller: Any | None = None) -> None:
         # publish() while hooks are installed (see _use_hooks below).
@@ -280,12 +295,14 @@ class EventPublisher:
         if _HOOKS.hooks:
             await _observed.publish_async(_HOOKS.hooks, self, event, caller)
             return
-        subscribers = self._direct
-        if subscribers is None:
+        broker = self._broker
+        if broker is not None:
             await broker_publish_async(
-                self._broker, self._channel, event, self._event_tag, caller
+                broker, self._channel, event, self._event_tag, caller
             )
             return
+        # _broker is cleared only after _direct is back to our own list.
+        subscribers = self._subscribers
         errors, collected = await deliver_async(
             subscribers.snapshot, event, self._event_tag, caller, _logger
         )
@@ -310,6 +327,19 @@ def _use_hooks(installed: bool) -> None:
 
 
 _HOOKS.switch(_use_hooks)
+
+
+def _direct_list(
+    own: WeakSubscriberList, broker: MessageBroker | None, channel: str
+) -> WeakSubscriberList | None:
+    """What ``publish()`` dispatches to itself: its own list without a broker,
+    the broker's list of ``channel`` for a ``LocalBroker`` (exactly: a
+    subclass may deliver otherwise), else ``None`` (the broker delivers)."""
+    if broker is None:
+        return own
+    if type(broker) is LocalBroker:
+        return broker._dispatch_list(channel)
+    return None
 
 
 def _subscribe_all(

@@ -5,18 +5,27 @@ the consumer-group emulation waiting for them."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from typing import TYPE_CHECKING, Any, Literal
 
 from eventspype.delivery import delivering
 from eventspype.event import NormalizedTag
 from eventspype.sub.asynchronous import AsyncEventSubscriber
+from eventspype.testing import _observing
 
 if TYPE_CHECKING:
     from eventspype.sub.subscriber import EventSubscriber
     from eventspype.testing.consumer_group import EmulatedGroup, _Running
 
-__all__ = ["CoroutineDelivery"]
+__all__ = ["CoroutineDelivery", "Queued"]
+
+#: A coroutine subscriber's event published synchronously, waiting for
+#: ``drain()``: channel, subscriber, event, tag, and the context it was
+#: published in when hooks were installed (see ``_observing``).
+Queued = tuple[
+    str, AsyncEventSubscriber, Any, NormalizedTag, contextvars.Context | None
+]
 
 
 class CoroutineDelivery:
@@ -24,7 +33,7 @@ class CoroutineDelivery:
 
     _lock: threading.Lock
     _group: EmulatedGroup | None
-    _queued: list[tuple[str, AsyncEventSubscriber, Any, NormalizedTag]]
+    _queued: list[Queued]
 
     def _failed(
         self,
@@ -61,8 +70,8 @@ class CoroutineDelivery:
                     "TestBroker.drain() inside a running event loop: "
                     "await broker.drain_async() instead"
                 )
-        for channel, subscriber, event, tag in self._take_queued():
-            self._outcome(channel, subscriber, event, tag, None)
+        for channel, subscriber, event, tag, context in self._take_queued():
+            self._outcome(channel, subscriber, event, tag, None, context=context)
         while self._group is not None and self._group.running:
             for running in self._group.take_running():
                 with delivering(running.context):
@@ -76,18 +85,18 @@ class CoroutineDelivery:
 
     async def drain_async(self) -> None:
         """:meth:`drain` for code that runs in an event loop."""
-        for channel, subscriber, event, tag in self._take_queued():
-            error = await _awaited(subscriber, event, tag, self)
+        for channel, subscriber, event, tag, context in self._take_queued():
+            error = await _awaited(subscriber, event, tag, self, channel, context)
             self._outcome(channel, subscriber, event, tag, None, error)
         while self._group is not None and self._group.running:
             for running in self._group.take_running():
                 for subscriber in running.waiting:
                     # The handler sees the entry's delivery, as from the broker.
+                    channel = running.entry.channel
                     with delivering(running.context):
                         error = await _awaited(
-                            subscriber, running.event, running.tag, self
+                            subscriber, running.event, running.tag, self, channel
                         )
-                    channel = running.entry.channel
                     self._outcome(
                         channel, subscriber, running.event, running.tag, running, error
                     )
@@ -102,12 +111,13 @@ class CoroutineDelivery:
         tag: NormalizedTag,
         running: _Running | None,
         error: Exception | Literal["run"] | None = "run",
+        context: contextvars.Context | None = None,
     ) -> None:
         """Record how a coroutine subscriber handled ``event``; with the
         default ``error="run"``, run it first on its own (idle) loop."""
         if error == "run":
             error = subscriber.loop.run_until_complete(
-                _awaited(subscriber, event, tag, self)
+                _awaited(subscriber, event, tag, self, channel, context)
             )
         if error is not None and not isinstance(error, str):
             self._failed(channel, event, tag, subscriber, error)
@@ -116,20 +126,24 @@ class CoroutineDelivery:
         elif running is not None:
             running.succeeded.add(id(subscriber))
 
-    def _take_queued(
-        self,
-    ) -> list[tuple[str, AsyncEventSubscriber, Any, NormalizedTag]]:
+    def _take_queued(self) -> list[Queued]:
         with self._lock:
             queued, self._queued = self._queued, []
         return queued
 
 
 async def _awaited(
-    subscriber: AsyncEventSubscriber, event: Any, tag: NormalizedTag, caller: Any
+    subscriber: AsyncEventSubscriber,
+    event: Any,
+    tag: NormalizedTag,
+    caller: Any,
+    channel: str,
+    context: contextvars.Context | None = None,
 ) -> Exception | None:
-    """Await ``subscriber`` on ``event``; what it raised, or ``None``."""
+    """Await ``subscriber`` on ``event`` (between the hooks, if any); what it
+    raised, or ``None``."""
     try:
-        await subscriber.call_async(event, tag, caller)
+        await _observing.call_async(subscriber, event, tag, caller, channel, context)
     except Exception as error:
         return error
     return None

@@ -13,7 +13,8 @@ from eventspype.broker.broker import MessageBroker
 from eventspype.event import NormalizedTag
 from eventspype.sub.asynchronous import AsyncEventSubscriber
 from eventspype.sub.subscriber import require_subscriber
-from eventspype.testing._coroutines import CoroutineDelivery
+from eventspype.testing import _observing
+from eventspype.testing._coroutines import CoroutineDelivery, Queued
 from eventspype.testing._groups import GroupMethods
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ class TestBroker(CoroutineDelivery, GroupMethods, MessageBroker):
         self._errors: _Errors = errors
         self._lock = threading.Lock()
         self._channels: dict[str, dict[int, _Entry]] = {}
-        self._queued: list[tuple[str, AsyncEventSubscriber, Any, NormalizedTag]] = []
+        self._queued: list[Queued] = []
         self._unraised: list[SubscriberFailure] = []
         self._closed = False
         #: Every subscriber call that raised, oldest first.
@@ -216,10 +217,18 @@ class TestBroker(CoroutineDelivery, GroupMethods, MessageBroker):
         for subscriber in self._receivers(channel, copy):
             if isinstance(subscriber, AsyncEventSubscriber):
                 with self._lock:
-                    self._queued.append((channel, subscriber, copy, event_tag))
+                    self._queued.append(
+                        (
+                            channel,
+                            subscriber,
+                            copy,
+                            event_tag,
+                            _observing.handing_context(),
+                        )
+                    )
                 continue
             try:
-                subscriber.call(copy, event_tag, self)
+                _observing.call(subscriber, copy, event_tag, self, channel)
             except Exception as error:
                 self._failed(channel, copy, event_tag, subscriber, error)
         self._raise_now()
@@ -236,9 +245,11 @@ class TestBroker(CoroutineDelivery, GroupMethods, MessageBroker):
         for subscriber in self._receivers(channel, copy):
             try:
                 if isinstance(subscriber, AsyncEventSubscriber):
-                    await subscriber.call_async(copy, event_tag, self)
+                    await _observing.call_async(
+                        subscriber, copy, event_tag, self, channel
+                    )
                 else:
-                    subscriber.call(copy, event_tag, self)
+                    _observing.call(subscriber, copy, event_tag, self, channel)
             except Exception as error:
                 self._failed(channel, copy, event_tag, subscriber, error)
         self._raise_now()

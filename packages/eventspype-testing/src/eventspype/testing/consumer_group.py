@@ -42,6 +42,7 @@ from eventspype.delivery import delivering
 from eventspype.event import NormalizedTag
 from eventspype.sub.asynchronous import AsyncEventSubscriber
 from eventspype.sub.subscriber import EventSubscriber
+from eventspype.testing import _observing
 
 __all__ = ["DeadLetter", "EmulatedGroup", "FanOut"]
 
@@ -143,7 +144,9 @@ class EmulatedGroup:
                     waiting.append(subscriber)
                     continue
                 try:
-                    subscriber.call(event, decoded.event_tag, broker)
+                    _observing.call(
+                        subscriber, event, decoded.event_tag, broker, channel
+                    )
                 except Exception as failure:
                     broker._failed(
                         channel, event, decoded.event_tag, subscriber, failure
