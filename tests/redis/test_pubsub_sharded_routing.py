@@ -22,7 +22,7 @@ from _redis_support import wait_until
 
 from eventspype.broker.redis._wire.stats import Counters
 from eventspype.broker.redis.pubsub.listener import Listener
-from eventspype.broker.redis.pubsub.sharded import ShardedListener
+from eventspype.broker.redis.pubsub.sharded import ShardedListener, moves_finished
 
 
 class FakeCluster:
@@ -139,3 +139,50 @@ def test_a_channel_moved_by_a_resharding_keeps_its_subscriber_waiting(
     fake.release_all()  # the connection to B fails: now the waiter is released
     wait_until(lambda: waiting._done.is_set())
     assert waiting.ok is False
+
+
+class _Shard:
+    """A shard listener reduced to what the sharded wait asks of it."""
+
+    def __init__(self, *wanted: bytes) -> None:
+        self.wanted = set(wanted)
+        self.waited = 0
+
+    def wants(self, channel: bytes) -> bool:
+        return channel in self.wanted
+
+    def wait_until_subscribed(self, timeout: float) -> None:
+        self.waited += 1
+
+
+def test_a_move_in_flight_is_not_finished() -> None:
+    # A move changes the route first, the shards' wanted channels after.
+    old, new = _Shard(b"a"), _Shard()
+    assert moves_finished({b"a": old})
+    assert not moves_finished({b"a": new})
+    new.wanted.add(b"a")
+    assert moves_finished({b"a": new})
+
+
+def test_the_wait_waits_again_for_a_shard_that_appeared_during_the_pass() -> None:
+    # Regression: wait_until_subscribed() waited for the shards it saw when it
+    # started; a channel moved meanwhile (MOVED, a failover) went to a shard it
+    # never waited for, and the wait returned before the channel was subscribed.
+    first, second = _Shard(b"a"), _Shard()
+    listener = ShardedListener.__new__(ShardedListener)
+    listener._lock = threading.Lock()
+    listener._all = (first,)  # type: ignore[assignment]
+    listener._routes = {b"a": first}  # type: ignore[dict-item]
+
+    def moved(timeout: float) -> None:
+        # While the first shard is waited for, "a" moves to a new shard.
+        first.waited += 1
+        if first.waited == 1:
+            listener._all = (first, second)  # type: ignore[assignment]
+            listener._routes = {b"a": second}  # type: ignore[dict-item]
+            second.wanted.add(b"a")
+
+    first.wait_until_subscribed = moved  # type: ignore[method-assign]
+    listener.wait_until_subscribed(5)
+    assert second.waited >= 1
+    assert first.waited == 2

@@ -99,6 +99,11 @@ class AsyncListener(AsyncReader):
         with self._lock:
             self._proto.unwant(channel)
 
+    def wants(self, channel: bytes) -> bool:
+        """Whether ``channel`` is wanted here (a sharded wait checks moves)."""
+        with self._lock:
+            return channel in self._proto.wanted
+
     def sync(self) -> None:
         """Have the loop send what :meth:`add` and :meth:`remove` changed."""
         if asyncio._get_running_loop() is self._loop:

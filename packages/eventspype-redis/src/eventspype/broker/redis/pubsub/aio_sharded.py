@@ -36,7 +36,7 @@ from eventspype.broker.redis._io.aio_connections import node_connection
 from eventspype.broker.redis._wire.stats import ConnectionState, Counters
 from eventspype.broker.redis.pubsub.aio_listener import AsyncListener
 from eventspype.broker.redis.pubsub.aio_reader import Deliver
-from eventspype.broker.redis.pubsub.sharded import combine_states
+from eventspype.broker.redis.pubsub.sharded import combine_states, moves_finished
 
 __all__ = ["AsyncShardedListener"]
 
@@ -245,10 +245,26 @@ class AsyncShardedListener:
         return combine_states([s.state() for s in self._all if self.channels_of(s)])
 
     async def wait_until_subscribed(self, timeout: float) -> None:
-        """``AsyncListener.wait_until_subscribed`` on every shard, in ``timeout``."""
+        """``AsyncListener.wait_until_subscribed`` on every shard, in ``timeout``.
+
+        Until a whole pass finds the same shards and routes it started with:
+        a channel moved while we waited (MOVED, a slot map read after the
+        first route) is on a shard that the pass may not have waited for.
+        """
         deadline = self._loop.time() + timeout
-        for shard in self._all:
-            await shard.wait_until_subscribed(max(0.0, deadline - self._loop.time()))
+        while True:
+            shards, routes = self._all, self._routes
+            for shard in shards:
+                left = max(0.0, deadline - self._loop.time())
+                await shard.wait_until_subscribed(left)
+            stable = self._all is shards and self._routes is routes
+            if stable and moves_finished(routes):
+                return
+            if self._loop.time() >= deadline:
+                raise TimeoutError(
+                    f"channels still moving between shards after {timeout} s"
+                )
+            await asyncio.sleep(0.01)
 
     # -- stopping ------------------------------------------------------------------
 

@@ -196,6 +196,11 @@ class Listener(PubSubReader):
         with self._lock:
             self._proto.unwant(channel)
 
+    def wants(self, channel: bytes) -> bool:
+        """Whether ``channel`` is wanted here (a sharded wait checks moves)."""
+        with self._lock:
+            return channel in self._proto.wanted
+
     def sync(self) -> None:
         """Send what :meth:`add` and :meth:`remove` changed, if connected.
 

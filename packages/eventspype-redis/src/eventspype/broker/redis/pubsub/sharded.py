@@ -35,8 +35,8 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import redis
 
@@ -47,6 +47,20 @@ from eventspype.broker.redis.pubsub.shard_link import ShardLinkFactory
 from eventspype.broker.redis.pubsub.subscribing import Subscription
 
 __all__ = ["ShardedListener", "combine_states"]
+
+
+class _Wants(Protocol):
+    def wants(self, channel: bytes) -> bool: ...
+
+
+def moves_finished(routes: Mapping[bytes, _Wants]) -> bool:
+    """Every channel is wanted by the shard it is routed to.
+
+    A move (MOVED, a failover) changes the route first and the shards'
+    wanted channels after: until both agree, a wait for the shards' confirmations
+    could miss the channel in flight.
+    """
+    return all(shard.wants(channel) for channel, shard in routes.items())
 
 
 def combine_states(states: list[ConnectionState]) -> ConnectionState:
@@ -322,10 +336,28 @@ class ShardedListener:
         return combine_states([s.state() for s in self._all if self.channels_of(s)])
 
     def wait_until_subscribed(self, timeout: float) -> None:
-        """``Listener.wait_until_subscribed`` on every shard, in ``timeout`` in all."""
+        """``Listener.wait_until_subscribed`` on every shard, in ``timeout`` in all.
+
+        Until a whole pass finds the same shards and routes it started with:
+        a channel moved while we waited (MOVED, a failover) is on a shard that
+        the pass may not have waited for. Both are replaced, never mutated,
+        when they change, so comparing identities is enough.
+        """
         deadline = time.monotonic() + timeout
-        for shard in self._all:
-            shard.wait_until_subscribed(max(0.0, deadline - time.monotonic()))
+        while True:
+            with self._lock:
+                shards, routes = self._all, self._routes
+            for shard in shards:
+                shard.wait_until_subscribed(max(0.0, deadline - time.monotonic()))
+            with self._lock:
+                stable = self._all is shards and self._routes is routes
+            if stable and moves_finished(routes):
+                return
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"channels still moving between shards after {timeout} s"
+                )
+            time.sleep(0.01)
 
     def request_tidy(self) -> None:
         """Have a listener thread call ``tidy`` soon (safe from a weakref callback)."""
