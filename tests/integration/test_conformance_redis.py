@@ -1,6 +1,6 @@
 """The conformance kit run against every Redis broker: RedisBroker on
 fakeredis and on a real server, AsyncRedisBroker, RedisStreamBroker (durable)
-and AsyncRedisStreamBroker when this branch has it.
+and AsyncRedisStreamBroker (durable, asyncio).
 
 Each test has a channel prefix of its own; nothing is flushed on the shared
 server. Real-server classes skip without one (and fail when
@@ -20,8 +20,12 @@ import redis
 import redis.asyncio
 from _redis_support import REDIS_URL, require_real_redis, unique_prefix
 
-import eventspype.broker.redis as redis_leaf
-from eventspype.broker.redis import AsyncRedisBroker, RedisBroker, RedisStreamBroker
+from eventspype.broker.redis import (
+    AsyncRedisBroker,
+    AsyncRedisStreamBroker,
+    RedisBroker,
+    RedisStreamBroker,
+)
 from eventspype.testing import TestBroker
 from eventspype.testing.conformance import EVENT_CLASSES, BrokerContract
 
@@ -253,11 +257,7 @@ class TestRedisStreamBrokerOnFakeredis(_StreamContract):
             yield broker
 
 
-AsyncRedisStreamBroker: Any = getattr(redis_leaf, "AsyncRedisStreamBroker", None)
-
-
 @pytest.mark.redis_server
-@pytest.mark.skipif(AsyncRedisStreamBroker is None, reason="not on this branch")
 class TestAsyncRedisStreamBrokerOnRedis(_AsyncContract, _StreamContract):
     def make(self, loop_thread: _LoopThread, prefix: str, group: str) -> Any:
         require_real_redis()

@@ -182,3 +182,57 @@ def test_redis_restarted_without_persistence_recreates_the_group(
             wait_until(lambda: collector.seen() >= set(range(10, 20)), timeout=60)
         finally:
             collector.broker.close()
+
+
+def test_acknowledgements_lost_in_an_outage_are_sent_when_redis_is_back(
+    tmp_path: Path,
+) -> None:
+    # The consumer reads all 20 entries in one batch; the last handler kills
+    # Redis before any acknowledgement of the batch could go out. With AOF
+    # the entries stay pending with this consumer; once Redis is back the
+    # failed acknowledgements are sent (it still owns them: claim_idle is
+    # far away), so no entry is handled again. Without the resend, the
+    # consumer would resume its own pending entries and handle all 20 twice.
+    total = 20
+    aof = ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path)]
+    with private_redis(*aof) as server:
+        publisher = RedisStreamBroker.from_url(server.url, channel_prefix="acks:")
+        ticks = EventPublisher(EventPublication("tick", Tick), publisher)
+        for n in range(total):
+            ticks.publish(Tick(n))
+        publisher.close()
+        handled: list[int] = []
+        killed = threading.Event()
+
+        def handle(event: Tick, tag: Any, caller: Any) -> None:
+            handled.append(event.n)
+            if event.n == total - 1 and not killed.is_set():
+                server.kill()
+                killed.set()
+
+        consumer = RedisStreamBroker.from_url(
+            server.url,
+            channel_prefix="acks:",
+            group="g",
+            consumer="one",
+            start="all",
+            prefetch=50,
+            claim_idle=300.0,
+            reconnect_delay=(0.05, 0.2),
+        )
+        consumer.register_event_class(Tick)
+        subscriber = FunctionalEventSubscriber(handle)
+        EventPublisher(EventPublication("tick", Tick), consumer).add_subscriber(
+            subscriber
+        )
+        try:
+            assert killed.wait(60)
+            server.start()
+            with server.client() as admin:
+                key = consumer.stream_key("TICK")
+                assert admin.xpending(key, "g")["pending"] == total  # kept by AOF
+                wait_until(lambda: admin.xpending(key, "g")["pending"] == 0, 60)
+            assert sorted(handled) == list(range(total)), "handled twice"
+            assert consumer.stats().reconnects >= 1
+        finally:
+            consumer.close()

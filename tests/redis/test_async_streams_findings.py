@@ -5,7 +5,10 @@ asyncio driver carries its decisions out the same way. Real Redis only."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import warnings
+import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import AsyncExitStack
 from typing import Any
@@ -193,6 +196,28 @@ def test_malformed_and_oversized_entries_are_counted_and_dead_lettered(
     run(real, scenario)
 
 
+def test_the_dead_letter_stream_has_its_own_bound(
+    real: tuple[redis.Redis, str],
+) -> None:
+    # As for RedisStreamBroker: only dead_letter_maxlen trims <stream>:dead.
+    client, prefix = real
+
+    async def scenario(make: Any) -> None:
+        broker = await make(maxlen=None, dead_letter_maxlen=10)
+        sub = subscriber(lambda e: None)
+        broker.subscribe("ORDERS", sub)
+        await broker.wait_until_subscribed()
+        key = _key(prefix, "ORDERS")
+        with client.pipeline(transaction=False) as pipe:
+            for index in range(300):
+                pipe.xadd(key, {"not-event": str(index)})
+            pipe.execute()
+        await eventually(lambda: broker.stats().dead_lettered == 300, timeout=30)
+        assert 10 <= client.xlen(f"{key}:dead") <= 110
+
+    run(real, scenario)
+
+
 def test_failing_entries_never_exceed_prefetch(real: tuple[redis.Redis, str]) -> None:
     def fail(event: Any) -> None:
         raise RuntimeError("always")
@@ -249,3 +274,61 @@ def test_a_second_live_consumer_with_the_same_name_is_warned_about(
         assert second.health().live  # warned, never refused
 
     run(real, scenario)
+
+
+def test_a_dropped_broker_stops_its_consumer_hands_back_and_warns(
+    real: tuple[redis.Redis, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Collected without ``aclose()``: its consumer task stops, what it held
+    goes back to the group at once (another consumer takes it at its next
+    sweep, not after ``claim_idle`` or the retry delay) and a
+    ResourceWarning names the broker and the task it stopped."""
+    taken: list[int] = []
+    # A kept log record of the failure would hold the handler's frames, and
+    # through them the broker (the caller of the delivery): no records.
+    caplog.set_level(logging.CRITICAL, logger="eventspype")
+
+    def fail(event: Any) -> None:
+        raise RuntimeError("held for a retry")
+
+    async def scenario(make: Any) -> None:
+        _, prefix = real
+        dropped = AsyncRedisStreamBroker.from_url(
+            REDIS_URL,
+            channel_prefix=prefix,
+            group="g",
+            consumer="dropped",
+            retry_delay=(60.0, 60.0),
+        )
+        dropped.register_event_class(OrderPlaced)
+        failing = subscriber(fail)
+        dropped.subscribe("ORDERS", failing)
+        await dropped.wait_until_subscribed()
+        await _publish(dropped, "orders", 1)
+        ref = weakref.ref(dropped)
+        await eventually(lambda: _errors(ref) == 1)
+        consumer = dropped._consumer
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            del dropped
+            await eventually(lambda: gc.collect() >= 0 and ref() is None)
+            await eventually(lambda: not consumer.alive)
+        messages = [str(w.message) for w in caught if w.category is ResourceWarning]
+        ours = [m for m in messages if "AsyncRedisStreamBroker" in m]
+        assert len(ours) == 1, messages
+        assert f"channel_prefix={prefix!r}" in ours[0]
+        assert "eventspype-redis-stream-consumer" in ours[0]
+        # claim_idle 30 s, retry in 60 s: only the hand-back lets another
+        # consumer take the entry within the wait below.
+        other = await make(consumer="other", claim_idle=30.0)
+        taker = subscriber(lambda e: taken.append(e.order_id))
+        other.subscribe("ORDERS", taker)
+        await eventually(lambda: taken == [0], timeout=15)
+
+    run(real, scenario)
+
+
+def _errors(ref: weakref.ref[AsyncRedisStreamBroker]) -> int:
+    broker = ref()
+    assert broker is not None
+    return broker.stats().subscriber_errors

@@ -80,6 +80,20 @@ def test_one_given_an_event_or_removed_first_is_dropped_silently(
     assert lost_messages(lost) == []
 
 
+def test_one_given_an_event_by_a_stream_broker_is_dropped_silently(
+    lost: list[warnings.WarningMessage],
+) -> None:
+    # The Streams brokers call the subscribers themselves, from matching()
+    # (to await coroutine subscribers): being matched is being given it.
+    fanout = Fanout()
+    served = FunctionalEventSubscriber(handler, False)
+    fanout.add("orders", served)
+    accepted, _ = fanout.matching("orders", OrderPlaced(1, 1.0), "orders")
+    assert accepted == [served]
+    del served, accepted
+    assert lost_messages(lost) == []
+
+
 def test_one_whose_events_were_all_refused_still_warns(
     lost: list[warnings.WarningMessage],
 ) -> None:

@@ -345,3 +345,26 @@ def test_entries_trimmed_before_the_group_read_them_are_reported(
     broker.subscribe("ORDERS", subscriber)
     wait_until(lambda: got == [8, 9])
     wait_until(lambda: broker.stats().trimmed_unread >= 1)
+
+
+def test_the_dead_letter_stream_has_its_own_bound(
+    make: Factory, real: tuple[redis.Redis, str]
+) -> None:
+    # The stream itself is never trimmed here (maxlen=None): only
+    # dead_letter_maxlen can shorten <stream>:dead. MAXLEN ~ trims whole
+    # nodes of at most 100 entries, so about 10 means at most 110.
+    client, prefix = real
+    broker = make(maxlen=None, dead_letter_maxlen=10)
+    subscriber = FunctionalEventSubscriber(lambda e, t, c: None)
+    broker.subscribe("ORDERS", subscriber)
+    key = _key(prefix, "ORDERS")
+    with client.pipeline(transaction=False) as pipe:
+        for index in range(300):
+            pipe.xadd(key, {"not-event": str(index)})
+        ids = [i.decode() for i in pipe.execute()]
+    wait_until(lambda: broker.stats().dead_lettered == 300, timeout=30)
+    assert 10 <= client.xlen(f"{key}:dead") <= 110
+    letters = broker.dead_letters("ORDERS", count=1000)
+    assert letters[-1].original_id == ids[-1]  # the oldest went first
+    with pytest.raises(ValueError, match="dead_letter_maxlen"):
+        make(dead_letter_maxlen=0)

@@ -277,12 +277,15 @@ class Fanout:
         itself: the Streams reader, which awaits coroutine subscribers)."""
         accepted: list[EventSubscriber] = []
         refused: tuple[tuple[DropReason, str], ...] = ()
+        unconfirmed = self._unconfirmed
         for entry in self._channels.get(channel, ()):
             subscriber = entry.ref()
             if subscriber is None:
                 continue
             if _accepts(entry.rules, event, event_tag):
                 accepted.append(subscriber)
+                if unconfirmed:  # it is given the event: not lost if dropped
+                    unconfirmed.pop(id(entry.ref), None)
             else:
                 refused += (_refusal(entry.rules, event, event_tag, channel),)
         return accepted, refused

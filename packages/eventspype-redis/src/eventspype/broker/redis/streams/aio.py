@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterable
+from functools import partial
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -20,6 +21,7 @@ from eventspype.broker.redis.pubsub.aio_writer import AsyncWriter
 from eventspype.broker.redis.pubsub.subscribing import SubscriptionRefused
 from eventspype.broker.redis.streams.aio_admin import AsyncStreamAdmin
 from eventspype.broker.redis.streams.aio_consumer import AsyncConsumer
+from eventspype.broker.redis.streams.aio_dropped import watch_drop
 from eventspype.broker.redis.streams.aio_senders import make_stream_sender
 from eventspype.broker.redis.streams.aio_serving import AsyncServing
 from eventspype.broker.redis.streams.aio_upkeep import own_client
@@ -112,6 +114,7 @@ class AsyncRedisStreamBroker(AsyncServing, AsyncStreamAdmin, RedisBrokerBase):
         reconnect_delay: tuple[float, float] = (0.05, 5.0),
         claim_interval: float = 5.0,
         retry_delay: tuple[float, float] = (1.0, 60.0),
+        dead_letter_maxlen: int | None = 10_000,
         publish_timeout: float | None = None,
         max_queued: int = 10_000,
         loop: asyncio.AbstractEventLoop | None = None,
@@ -119,7 +122,9 @@ class AsyncRedisStreamBroker(AsyncServing, AsyncStreamAdmin, RedisBrokerBase):
         check_options(
             start, claim_idle, max_deliveries, prefetch, maxlen, reconnect_delay
         )
-        check_stream_options(group, consumer, claim_interval, retry_delay)
+        check_stream_options(
+            group, consumer, claim_interval, retry_delay, dead_letter_maxlen
+        )
         self._loop = loop if loop is not None else asyncio.get_running_loop()
         self._configure(
             serializer, channel_prefix, allow_unregistered_classes, allowed_modules
@@ -137,7 +142,7 @@ class AsyncRedisStreamBroker(AsyncServing, AsyncStreamAdmin, RedisBrokerBase):
             max_entry_bytes=max_message_bytes,
             retry_delay=retry_delay,
             reconnect_delay=reconnect_delay,
-            maxlen=maxlen,
+            maxlen=dead_letter_maxlen,
             forget_after=forget_consumers_after,
         ).consumer(group.encode(), (consumer or default_consumer_name()).encode())
         self._stuck_after = claim_idle
@@ -157,7 +162,7 @@ class AsyncRedisStreamBroker(AsyncServing, AsyncStreamAdmin, RedisBrokerBase):
             self._receiving,
             lambda: own_client(redis_client, options.block + DEFAULT_TIMEOUT, None),
             self._admin,
-            maxlen,
+            dead_letter_maxlen,
             forget_consumers_after,
         )
         # Duck-typed as the receiving side's reader (streams, consumer,
@@ -168,6 +173,16 @@ class AsyncRedisStreamBroker(AsyncServing, AsyncStreamAdmin, RedisBrokerBase):
         self._writer = AsyncWriter(self._loop, self._sender, self._counters, max_queued)
         self._stop_requested = asyncio.Event()
         self._hurry = False
+        # Dropped without aclose(): its tasks stop and a ResourceWarning says so.
+        self._finalizer = watch_drop(
+            self,
+            f"AsyncRedisStreamBroker(channel_prefix={channel_prefix!r}, "
+            f"group={group!r})",
+            self._loop,
+            self._consumer,
+            self._writer,
+            (self._sender.close, partial(_close, self._admin)),
+        )
 
     # -- configuration -----------------------------------------------------------
 
@@ -310,6 +325,7 @@ class AsyncRedisStreamBroker(AsyncServing, AsyncStreamAdmin, RedisBrokerBase):
         if self._closed:
             return
         self._closed = self._receiving.closed = True
+        self._finalizer.detach()
         consumer = self._consumer
         try:
             await self._writer.flush()

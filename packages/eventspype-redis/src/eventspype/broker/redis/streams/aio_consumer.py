@@ -160,6 +160,17 @@ class AsyncConsumer:
         self.proto.hand_back_rest()
         self.wake()
 
+    def abandon(self) -> list[str]:
+        """The broker was collected: stop and hand back everything now.
+
+        Returns the name of the task that was running (it ends once what it
+        holds is handed back; :meth:`close` ends it anyway).
+        """
+        task = self._task
+        self.stop()
+        self.hand_back_rest()
+        return [task.get_name()] if task is not None and not task.done() else []
+
     async def close(self) -> None:
         """End the task and close its connection (after :meth:`stop`)."""
         task, self._task = self._task, None

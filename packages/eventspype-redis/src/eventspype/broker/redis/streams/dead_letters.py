@@ -7,7 +7,7 @@ is never both lost and acknowledged, and a dead-letter key of the wrong type
 leaves it pending. The copy keeps the envelope byte for byte, so putting it
 back (:func:`republish`) sends exactly the event that failed; an oversized
 or malformed entry is recorded without its body (id, size and reason). The
-dead-letter stream is trimmed like its stream (``MAXLEN ~ maxlen``).
+dead-letter stream has its own bound (``MAXLEN ~ dead_letter_maxlen``).
 """
 
 from __future__ import annotations

@@ -208,7 +208,11 @@ class ConsumerHealth:
 
 
 class ReaderOptions:
-    """The broker options a reader needs (plain attributes)."""
+    """The broker options a reader needs (plain attributes).
+
+    ``maxlen`` is the dead-letter streams' ``MAXLEN ~`` (the broker's
+    ``dead_letter_maxlen``), not the streams'.
+    """
 
     def __init__(
         self,

@@ -55,8 +55,7 @@ _logger = logging.getLogger("eventspype.broker.redis")
 _B = TypeVar("_B", bound="RedisStreamBroker")
 _T = TypeVar("_T")
 
-#: How long ``close()`` waits for the reader to finish what it holds.
-_CLOSE_TIMEOUT = 10.0
+_CLOSE_TIMEOUT = 10.0  # how long close() waits for the reader to finish
 
 
 class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
@@ -114,6 +113,8 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
         max_message_bytes: Larger entries are refused unread.
         reconnect_delay: ``(first, longest)`` seconds between reconnection
             attempts of the reader; doubles after each failure.
+        dead_letter_maxlen: Trim each dead-letter stream to about this many
+            letters (``MAXLEN ~``; the oldest go first); ``None`` never trims.
 
     Raises:
         ValueError: an option is out of range.
@@ -143,11 +144,14 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
         reconnect_delay: tuple[float, float] = (0.05, 5.0),
         claim_interval: float = 5.0,
         retry_delay: tuple[float, float] = (1.0, 60.0),
+        dead_letter_maxlen: int | None = 10_000,
     ) -> None:
         check_options(
             start, claim_idle, max_deliveries, prefetch, maxlen, reconnect_delay
         )
-        check_stream_options(group, consumer, claim_interval, retry_delay)
+        check_stream_options(
+            group, consumer, claim_interval, retry_delay, dead_letter_maxlen
+        )
         self._configure(
             serializer, channel_prefix, allow_unregistered_classes, allowed_modules
         )
@@ -182,7 +186,7 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
             max_entry_bytes=max_message_bytes,
             retry_delay=retry_delay,
             reconnect_delay=reconnect_delay,
-            maxlen=maxlen,
+            maxlen=dead_letter_maxlen,
             forget_after=forget_consumers_after,
         )
         self._reader = self._receiving.reader = stream_reader(
@@ -196,8 +200,7 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
             consumer=self._consumer.encode(),
         )
         self._writer = StreamWriter(redis_client, maxlen)
-        self._claim_idle = claim_idle
-        self._reader_block = options.block
+        self._claim_idle, self._reader_block = claim_idle, options.block
         # Dropped without close(): the reader stops (hands back what it holds).
         weakref.finalize(self, self._reader.request_stop)
 
@@ -383,13 +386,10 @@ class RedisStreamBroker(DeadLetterAccess, RedisBrokerBase):
 
 
 def _reader_client(client: Any, block: float) -> Any:
-    """A client on one connection of the reader's own (bytes, no retries).
-
-    One connection, held, that every batch uses (its id is what CLIENT
-    UNBLOCK names); nothing is retried, so a restart of Redis shows as an
-    error and a reconnection. Not a method: the reader thread must not hold
-    the broker.
-    """
+    """One held connection of the reader's own (bytes, no retries), used by
+    every batch (its id is what CLIENT UNBLOCK names); a restart of Redis
+    shows as an error and a reconnection. Not a method: the reader thread
+    must not hold the broker."""
     pool = own_pool(client, block + DEFAULT_TIMEOUT)
     return redis.Redis(connection_pool=pool, single_connection_client=True)
 

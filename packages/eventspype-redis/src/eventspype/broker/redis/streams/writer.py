@@ -115,8 +115,13 @@ def check_stream_options(
     consumer: str | None,
     claim_interval: float,
     retry_delay: tuple[float, float],
+    dead_letter_maxlen: int | None = None,
 ) -> None:
     """Raise ``ValueError`` for a consumer option out of range."""
+    if dead_letter_maxlen is not None and dead_letter_maxlen < 1:
+        raise ValueError(
+            f"dead_letter_maxlen must be at least 1 or None, got {dead_letter_maxlen}"
+        )
     if not group:
         raise ValueError("group must be a non-empty name")
     if consumer is not None and not consumer:
