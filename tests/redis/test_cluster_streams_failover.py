@@ -2,13 +2,14 @@
 
 Three masters with one replica each (``redis_cluster_with_replicas``, a
 cluster of this test alone). The test holds one event of the victim's stream
-pending (its subscriber raises), waits until the replica has everything
-(``WAIT 1``: replication is asynchronous, and what the replica never received
-is lost with the master; the docs say so), kills the master by pid and keeps
-publishing on a stream of every shard. Once the replica is promoted, the
-broker reads the victim's stream there again: new events arrive, the pending
-one is claimed and delivered again, and no event whose ``publish()`` returned
-is lost on any shard. Generous polls, no timing asserts.
+pending (its subscriber raises), waits until the replica has everything (a
+write, then ``WAIT 1`` on the same connection: replication is asynchronous,
+and what the replica never received is lost with the master; the docs say
+so), kills the master by pid and keeps publishing on a stream of every
+shard. Once the replica is promoted, the broker reads the victim's stream
+there again: new events arrive, the pending one is claimed and delivered
+again, and no event whose ``publish()`` returned is lost on any shard.
+Generous polls, no timing asserts.
 """
 
 from __future__ import annotations
@@ -61,6 +62,36 @@ class Recorder:
             return set(self.seen.get(tag, ()))
 
 
+def _diagnosis(rx: Any, port: int, prefix: str, tag: str) -> str:
+    """What the promoted replica and the reader hold (for a failure message)."""
+    lines = []
+    node = redis.Redis(port=port, socket_timeout=5)
+    try:
+        for key in node.keys(f"{prefix}*"):
+            if node.type(key) != b"stream":
+                continue
+            lines.append(
+                f"{key!r} XPENDING {node.xpending_range(key, 'g', '-', '+', 10)}"
+            )
+            lines.append(f"{key!r} XINFO CONSUMERS {node.xinfo_consumers(key, 'g')}")
+            lines.append(f"{key!r} XINFO GROUPS {node.xinfo_groups(key)}")
+            lines.append(f"{key!r} first entries {node.xrange(key, count=3)}")
+    except redis.RedisError as error:
+        lines.append(f"port {port}: {error!r}")
+    finally:
+        node.close()
+    reader = rx._reader
+    for name, shard in list(getattr(reader, "_shards", {}).items()):
+        lines.append(f"shard {name} node={shard.node} connects={shard.connects}")
+    for one in reader.readers():
+        lines.append(
+            f"reader streams={list(one.streams)} running={one.running} "
+            f"health={one.health()} held={one.proto.held()}"
+        )
+    lines.append(f"stats {rx.stats()}")
+    return "\n".join(lines)
+
+
 def test_the_promoted_replica_s_streams_are_read_and_pending_entries_redelivered(
     redis_cluster_with_replicas: LocalCluster,
     clients: list[RedisCluster],
@@ -101,6 +132,10 @@ def test_the_promoted_replica_s_streams_are_read_and_pending_entries_redelivered
         wait_until(lambda: rx.stats().channels[victim_tag].pending == 1, 30)
         master = cluster.node(victim).client()
         try:  # the replica has the entry and the group's pending list
+            # WAIT waits for this connection's own writes only (a connection
+            # that wrote nothing gets the count of replicas at once): write in
+            # the stream's slot first; the replication stream is in order.
+            master.set(f"{prefix}{{{victim_tag}}}:replicated", b"1")
             assert int(master.execute_command("WAIT", 1, 10_000)) == 1
         finally:
             master.close()
@@ -124,7 +159,12 @@ def test_the_promoted_replica_s_streams_are_read_and_pending_entries_redelivered
                 max(recorder.of(tag)) > 0 for tag in tags.values()
             )
 
-        wait_until(new_events_arrive_on_every_shard, timeout=90, interval=0.2)
+        try:
+            wait_until(new_events_arrive_on_every_shard, timeout=90, interval=0.2)
+        except AssertionError as error:
+            raise AssertionError(
+                f"{error}\n{_diagnosis(rx, replica, prefix, victim_tag)}"
+            ) from None
 
         # The replica serves the stream now, with every entry published.
         assert cluster.master_of(victim_tag) == replica
