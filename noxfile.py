@@ -222,13 +222,21 @@ def tests(session: nox.Session, package: str) -> None:
     _pytest(session, f"tests/{package}")
 
 
-@nox.session(python=PYTHONS)
+#: The interpreters of the integration tier: the oldest and the newest. Its
+#: tests drive processes, servers and faults (minutes each run); what differs
+#: between Python versions is the code they run, which every tier's own
+#: session exercises on all four.
+INTEGRATION_PYTHONS = [PYTHONS[0], PYTHONS[-1]]
+
+
+@nox.session(python=INTEGRATION_PYTHONS)
 def tests_all(session: nox.Session) -> None:
     """Every distribution plus the meta-package: tests/integration.
 
     Each tier's own tests run in its ``tests(package=...)`` session, with only
-    the wheels it declares; here the tests that need everything installed
-    (import contract, packaging, docs, cross-process, fault injection).
+    the wheels it declares, on every supported Python; here the tests that
+    need everything installed (import contract, packaging, docs,
+    cross-process, fault injection), on the oldest and the newest Python.
     """
     extras = [e for t in TEST_EXTRAS.values() for e in t] + INTEGRATION_EXTRAS
     # uv: the packaging guard builds wheels and makes throwaway venvs.
