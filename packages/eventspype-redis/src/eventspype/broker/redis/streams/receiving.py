@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 
 __all__ = ["StreamReceiving"]
 
-_NO_HEADERS: dict[str, str] = {}
 
 _logger = logging.getLogger("eventspype.broker.redis")
 
@@ -214,7 +213,7 @@ class StreamReceiving:
             delivery_count=delivery.delivery_count,
             group=self._group,
             consumer=self.reader.consumer.decode() if self.reader else None,
-            headers=headers or _NO_HEADERS,
+            headers=headers,
         )
         hooks = _HOOKS.hooks  # installed observers (eventspype.hooks)
         done = set(delivery.succeeded)
