@@ -231,6 +231,12 @@ def test_close_hands_back_what_it_did_not_finish(
     for index in range(5):
         publisher.publish(OrderPlaced(index, 0.0))
     wait_until(lambda: first.stats().delivered >= 1)
+    # Until "a" holds all five: a read that came before the last publishes
+    # would leave some unread, and "b" would then read them as new entries,
+    # not take them back (the test failed so under load, handed_back 0).
+    client, prefix = real
+    key = _key(prefix, "ORDERS")
+    wait_until(lambda: client.xpending(key, "g")["pending"] == 5)
     closing = threading.Thread(target=first.close, kwargs={"drain": 0.2})
     closing.start()
     time.sleep(0.5)
