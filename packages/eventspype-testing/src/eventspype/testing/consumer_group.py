@@ -15,8 +15,11 @@ Needs eventspype-redis: ``pip install "eventspype-testing[redis]"``.
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 try:
     from eventspype.broker.redis._wire import envelope
@@ -80,6 +83,25 @@ class _Running:
     context: DeliveryContext
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _locked(
+    method: Callable[Concatenate[EmulatedGroup, _P], _R],
+) -> Callable[Concatenate[EmulatedGroup, _P], _R]:
+    """One thread at a time in the emulation, as one real consumer is one
+    reader (publishing from several threads raced in the model and lost
+    entries). Reentrant: a handler may publish to the same broker."""
+
+    def locked(self: EmulatedGroup, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    functools.update_wrapper(locked, method)
+    return locked
+
+
 class EmulatedGroup:
     """One consumer of one group, over the streams of the subscribed channels."""
 
@@ -93,6 +115,7 @@ class EmulatedGroup:
         claim_idle: float,
         retry_delay: tuple[float, float],
     ) -> None:
+        self._lock = threading.RLock()
         self.group, self.consumer = group, consumer
         self.clock = ManualClock()
         self.redis = MemoryRedis(self.clock)
@@ -163,6 +186,7 @@ class EmulatedGroup:
             return None
         return _verdict(entry, succeeded, error)
 
+    @_locked
     def watch(self, channel: str) -> None:
         """Read ``channel``'s stream from now on (its group is created now)."""
         key = self._key(channel)
@@ -171,6 +195,7 @@ class EmulatedGroup:
             self.proto.set_streams(dict(self._streams))
             self.pump()
 
+    @_locked
     def add(
         self, channel: str, event_tag: Any, event_class: type, payload: bytes
     ) -> None:
@@ -179,21 +204,25 @@ class EmulatedGroup:
         self.redis.xadd(self._key(channel), {b"event": data})
         self.pump()
 
+    @_locked
     def pump(self) -> None:
         """Run the consumer until it only waits (the clock does not move)."""
         self.driver.run_until_idle(MAX_STEPS)
 
+    @_locked
     def take_running(self) -> list[_Running]:
         """The entries waiting for coroutine subscribers (now the caller's)."""
         running, self.running = self.running, []
         return running
 
+    @_locked
     def finish(self, running: _Running) -> None:
         """Report an entry whose coroutine subscribers have run."""
         verdict = _verdict(running.entry, running.succeeded, running.error)
         self.driver.finish(running.entry, verdict)
         self.pump()
 
+    @_locked
     def advance(self, seconds: float) -> None:
         """Move the clock ``seconds`` forward, running the consumer at every
         moment it is due (retries, claims, lease renewals) on the way."""
@@ -207,11 +236,13 @@ class EmulatedGroup:
         self.clock.now = target
         self.pump()
 
+    @_locked
     def pending(self) -> int:
         """Entries delivered to the group and not acknowledged, every stream."""
         group = self.group.encode()
         return sum(len(self.redis.pel(key, group)) for key in self._streams)
 
+    @_locked
     def settle(self, max_seconds: float) -> None:
         """Advance until nothing is pending (each entry acknowledged or
         dead-lettered), or ``max_seconds`` of emulated time passed.
@@ -234,6 +265,7 @@ class EmulatedGroup:
             due = self.proto.next_wakeup(self.clock.now)
             self.advance(max(due - self.clock.now, 0.0) + 1e-3)
 
+    @_locked
     def dead_letters(self, channel: str) -> list[DeadLetter]:
         """The dead letters of ``channel``, oldest first, as
         ``RedisStreamBroker.dead_letters()`` returns them."""
