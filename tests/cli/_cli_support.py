@@ -3,19 +3,21 @@ one pytest run in ``nox -s tests_all``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from _redis_support import Inbox, OrderPlaced, forged, wait_until
+from _redis_support import Inbox, OrderPlaced, forged, publisher_for, wait_until
 from click.testing import Result
 
-from eventspype.broker.redis import RedisStreamBroker
+from eventspype.broker.redis import RedisBroker, RedisStreamBroker
 
 #: ``run("streams", "--json")``: a command on the test's server and prefix.
 Run = Callable[..., Result]
@@ -87,3 +89,17 @@ def console_script() -> str:
     if found is None:
         pytest.fail("the eventspype console script is not installed")
     return found
+
+
+def publish_until(
+    broker: RedisBroker, channel: str, done: Any, deadline: float = 60
+) -> None:
+    """Publish on ``channel`` every 0.1 s until ``done()`` (at most ``deadline`` s)."""
+    publisher = publisher_for(broker, channel, OrderPlaced)
+    give_up = time.monotonic() + deadline
+    while not done():
+        assert time.monotonic() < give_up, f"tail never showed {channel}"
+        # The shard refuses until its replica is promoted.
+        with contextlib.suppress(redis.RedisError, OSError):
+            publisher.publish(OrderPlaced(1, 0.5))
+        time.sleep(0.1)
