@@ -201,17 +201,10 @@ def _install_wheels(session: nox.Session, dists: list[str], *extra: str) -> None
         session.install("--force-reinstall", "--no-deps", *wheels)
 
 
-#: Tiers whose tests run in the session's own process, one after the other.
-#: tests/cli: its cluster failover test (tail must find a channel on the
-#: cluster it starts) failed about 1 run in 2 beside the tier's other tests
-#: on parallel workers and never alone; the cause is not found yet.
-SERIAL = {"cli"}
-
-
-def _pytest(session: nox.Session, *paths: str, serial: bool = False) -> None:
+def _pytest(session: nox.Session, *paths: str) -> None:
     session.run(
-        "python", "-m", "pytest", *(["-n", "0"] if serial else XDIST),
-        *paths, *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"},
+        "python", "-m", "pytest", *XDIST, *paths, *session.posargs,
+        env={"PYTHONDONTWRITEBYTECODE": "1"},
     )  # fmt: skip
 
 
@@ -228,7 +221,7 @@ def tests(session: nox.Session, package: str) -> None:
     tier_of = {d: tier for tier, d in PACKAGES.items()}
     extras = [e for d in dists for e in TEST_EXTRAS[tier_of[d]]]
     _install_wheels(session, dists, *TEST_TOOLS, *extras)
-    _pytest(session, f"tests/{package}", serial=package in SERIAL)
+    _pytest(session, f"tests/{package}")
 
 
 #: The interpreters of the integration tier: the oldest and the newest. Its
@@ -295,7 +288,7 @@ def tests_bounds(session: nox.Session, package: str) -> None:
         "print(' | '.join(f'{n} {version(n)}' for n in sys.argv[1:]))",
         *floors,
     )  # fmt: skip
-    _pytest(session, f"tests/{package}", serial=package in SERIAL)
+    _pytest(session, f"tests/{package}")
 
 
 @nox.session
