@@ -223,20 +223,20 @@ def test_close_hands_back_what_it_did_not_finish(
     make: Factory, real: tuple[redis.Redis, str]
 ) -> None:
     gate = threading.Event()
-    first = make(consumer="a", claim_idle=30.0, prefetch=10)
-    first.subscribe(
-        "ORDERS", held := FunctionalEventSubscriber(lambda e, t, c: gate.wait(10))
-    )
+    # All five are in the stream before "a" subscribes (start="all"), so its
+    # first read takes all of them. Published after, a first read could take
+    # only some; the handler then holds the reader thread and the rest stay
+    # unread: "b" would read them as new, not take them back (seen under load).
+    first = make(consumer="a", claim_idle=30.0, prefetch=10, start="all")
     publisher = publisher_for(first, "orders", OrderPlaced)
     for index in range(5):
         publisher.publish(OrderPlaced(index, 0.0))
+    first.subscribe(
+        "ORDERS", held := FunctionalEventSubscriber(lambda e, t, c: gate.wait(10))
+    )
     wait_until(lambda: first.stats().delivered >= 1)
-    # Until "a" holds all five: a read that came before the last publishes
-    # would leave some unread, and "b" would then read them as new entries,
-    # not take them back (the test failed so under load, handed_back 0).
     client, prefix = real
-    key = _key(prefix, "ORDERS")
-    wait_until(lambda: client.xpending(key, "g")["pending"] == 5)
+    assert client.xpending(_key(prefix, "ORDERS"), "g")["pending"] == 5
     closing = threading.Thread(target=first.close, kwargs={"drain": 0.2})
     closing.start()
     time.sleep(0.5)
