@@ -152,7 +152,7 @@ def test_the_publisher_reaches_whom_the_broker_would(
             other.add_subscriber(subscriber)
         else:
             subscribers[index] = subscriber = None
-            gc.collect()
+            gc.collect(0)
         broker.channels()  # forgets emptied channels
         live = [s for s in subscribers if s is not None]
         before = [len(s.calls) for s in live]
