@@ -1,10 +1,12 @@
 """The one orchestrator of the eventspype monorepo.
 
-    nox                      the test run: every package alone and the
-                             integration tier with all of them, on Python
-                             3.10-3.13; lint, types and wheel contents; and the
-                             tiers with third-party dependencies on the oldest
-                             versions they declare (tests_bounds)
+    nox                      the test run (session ``ci``): every package
+                             alone and the integration tier with all of them,
+                             on Python 3.10-3.13; lint, types and wheel
+                             contents; and the tiers with third-party
+                             dependencies on the oldest versions they declare
+                             (tests_bounds); in two lanes of sessions at once
+    nox -s tests tests_all   the same sessions one after the other
     nox -s demo              the demo (in-process; through Redis when one is up)
     nox -s tests-3.12        the test sessions of one interpreter
     nox -s bench | docs      benchmarks (JSON in benchmarks/results) | the site
@@ -22,6 +24,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -29,7 +34,10 @@ import nox
 
 ROOT = Path(__file__).resolve().parent
 PACKAGES_DIR = ROOT / "packages"
-WHEELHOUSE = ROOT / ".nox" / "_wheelhouse"
+# Per process: the lanes of the ``ci`` session build their wheels apart.
+WHEELHOUSE = Path(
+    os.environ.get("EVENTSPYPE_WHEELHOUSE", ROOT / ".nox" / "_wheelhouse")
+)
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
 # Test tier -> distribution; tests/<tier> must pass with only that wheel and the
@@ -117,13 +125,14 @@ SHARED_FILES = (
 )
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = [
-    "tests",
-    "tests_all",
-    "tests_bounds",
-    "lint",
-    "typecheck",
-    "wheels",
+nox.options.sessions = ["ci"]
+#: What ``ci`` (the default run) runs: two lanes of sessions side by side. Each
+#: Python's sessions take about two minutes, mostly waiting on Redis, child
+#: processes and servers rather than the CPU, so two lanes at once fill the
+#: two cores a small machine has. Balanced by measured session times.
+LANES = [
+    ["tests-3.10", "tests-3.11", "tests_all-3.10", "tests_bounds", "lint"],
+    ["tests-3.12", "tests-3.13", "tests_all-3.13", "typecheck", "wheels"],
 ]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = bool(os.environ.get("CI"))
@@ -206,6 +215,67 @@ def _pytest(session: nox.Session, *paths: str) -> None:
         "python", "-m", "pytest", *XDIST, *paths, *session.posargs,
         env={"PYTHONDONTWRITEBYTECODE": "1"},
     )  # fmt: skip
+
+
+# --- the default run ----------------------------------------------------------
+
+SESSION_END = re.compile(r"nox > Session .* (was successful|failed|skipped)")
+
+
+@nox.session(python=False)
+def ci(session: nox.Session) -> None:
+    """Every test, lint, type and wheel session, in the lanes of ``LANES`` at once.
+
+    Each lane is a nox process of its own (its own wheelhouse, its own
+    session venvs); a line is printed as each of its sessions ends, and its
+    whole output when it ends. Fails if any session of any lane failed.
+    Arguments after ``--`` go to every session (``nox -- -n 0``).
+    """
+    logs = Path(session.create_tmp())
+    lanes: list[tuple[list[str], subprocess.Popen[bytes], Path]] = []
+    for number, sessions in enumerate(LANES, 1):
+        log = logs / f"lane-{number}.log"
+        env = {
+            **os.environ,
+            "EVENTSPYPE_WHEELHOUSE": str(ROOT / ".nox" / f"_wheelhouse-lane-{number}"),
+        }
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"),
+                 "-s", *sessions, "--", *session.posargs],
+                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+            )  # fmt: skip
+        lanes.append((sessions, process, log))
+        session.log(f"lane {number}: {' '.join(sessions)}")
+    started = time.monotonic()
+    shown = [0] * len(lanes)
+    running = set(range(len(lanes)))
+    try:
+        while running:
+            time.sleep(1.0)
+            for index in sorted(running):
+                sessions, process, log = lanes[index]
+                lines = log.read_text(errors="replace").splitlines()
+                for line in lines[shown[index] : len(lines) - 1]:
+                    if SESSION_END.match(line):
+                        session.log(f"lane {index + 1}: {line[6:]}")
+                shown[index] = max(shown[index], len(lines) - 1)
+                if process.poll() is not None:
+                    running.discard(index)
+                    elapsed = time.monotonic() - started
+                    print(f"\n===== lane {index + 1} ({' '.join(sessions)}): "
+                          f"exit {process.returncode} after {elapsed:.0f} s =====",
+                          flush=True)  # fmt: skip
+                    print(log.read_text(errors="replace"), flush=True)
+    finally:
+        for _, process, _ in lanes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait()
+    failed = [i + 1 for i, (_, p, _) in enumerate(lanes) if p.returncode != 0]
+    if failed:
+        session.error(f"lane(s) {failed} failed: see their output above")
+    session.log(f"every lane passed in {time.monotonic() - started:.0f} s")
 
 
 # --- test sessions ----------------------------------------------------------

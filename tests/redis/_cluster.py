@@ -30,6 +30,11 @@ from _redis_support import skip_or_fail, wait_until
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lock, no clusters either
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = ["ClusterNode", "LocalCluster", "local_cluster"]
 
 #: How long a node may be silent before the cluster fails it over (ms): short,
@@ -90,9 +95,11 @@ class ClusterNode:
         return self.answers() or not self.alive
 
     def answers(self) -> bool:
+        """Whether this node's own server answers (not another process that
+        took the port first)."""
         client = self.client(socket_timeout=0.5, socket_connect_timeout=0.5)
         try:
-            return bool(client.ping())
+            return bool(client.info("server")["process_id"] == self.process.pid)
         except (redis.RedisError, OSError):
             return False
         finally:
@@ -232,9 +239,53 @@ def _executables() -> tuple[str, str]:
     return server, cli
 
 
+def _start_node(server: str, workdir: Path, taken: set[int]) -> ClusterNode:
+    """A node on a free port, answering; another port if this one was lost.
+
+    A port found free may be taken by another test process before our server
+    binds it (workers and lanes start clusters at once): the server then
+    exits, and the node starts again elsewhere instead of failing the test.
+    """
+    for _ in range(5):
+        port = _free_cluster_port(taken)
+        taken.add(port)
+        node = ClusterNode(server, port, workdir)
+        wait_until(node.started, 10, 0.05, f"redis-server on {port} does not answer")
+        if node.alive:
+            return node
+    skip_or_fail(f"redis-server cannot start (last port tried: {port})")
+    raise AssertionError("unreachable")  # skip_or_fail raises
+
+
+@contextlib.contextmanager
+def _one_failover_cluster_at_a_time(replicas: int) -> Iterator[None]:
+    """A machine-wide lock (flock) around clusters with replicas.
+
+    Their nodes fail a master over after NODE_TIMEOUT_MS of silence; two such
+    clusters at once (parallel test runs, nox lanes) can starve a node that
+    long on a small machine and fail over a master no test killed.
+    """
+    if not replicas or fcntl is None:
+        yield
+        return
+    path = Path(tempfile.gettempdir()) / "eventspype-tests-failover-cluster.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @contextlib.contextmanager
 def local_cluster(masters: int = 3, replicas: int = 0) -> Iterator[LocalCluster]:
     """A started, healthy cluster (see the module docs); stopped on exit."""
+    with _one_failover_cluster_at_a_time(replicas), _cluster(masters, replicas) as c:
+        yield c
+
+
+@contextlib.contextmanager
+def _cluster(masters: int, replicas: int) -> Iterator[LocalCluster]:
     server, cli = _executables()
     workdir = Path(tempfile.mkdtemp(prefix="eventspype-cluster-"))
     nodes: list[ClusterNode] = []
@@ -242,18 +293,7 @@ def local_cluster(masters: int = 3, replicas: int = 0) -> Iterator[LocalCluster]
     try:
         taken: set[int] = set()
         for _ in range(masters * (1 + replicas)):
-            port = _free_cluster_port(taken)
-            taken.add(port)
-            nodes.append(ClusterNode(server, port, workdir))
-        for node in nodes:
-            wait_until(
-                node.started,
-                10,
-                0.05,
-                f"redis-server on port {node.port} does not answer",
-            )
-            if not node.alive:
-                skip_or_fail(f"redis-server cannot start on port {node.port}")
+            nodes.append(_start_node(server, workdir, taken))
         create = subprocess.run(
             [
                 cli, "--cluster", "create",
