@@ -22,6 +22,7 @@ from _redis_support import wait_until
 
 from eventspype.broker.redis._wire.stats import Counters
 from eventspype.broker.redis.pubsub.listener import Listener
+from eventspype.broker.redis.pubsub.shard_routes import ShardRoutes
 from eventspype.broker.redis.pubsub.sharded import ShardedListener, moves_finished
 
 
@@ -170,16 +171,17 @@ def test_the_wait_waits_again_for_a_shard_that_appeared_during_the_pass() -> Non
     # never waited for, and the wait returned before the channel was subscribed.
     first, second = _Shard(b"a"), _Shard()
     listener = ShardedListener.__new__(ShardedListener)
-    listener._lock = threading.Lock()
-    listener._all = (first,)  # type: ignore[assignment]
-    listener._routes = {b"a": first}  # type: ignore[dict-item]
+    table: ShardRoutes[Any] = ShardRoutes(None, _Shard)
+    table._all = (first,)
+    table._routes = {b"a": first}
+    listener._table = table
 
     def moved(timeout: float) -> None:
         # While the first shard is waited for, "a" moves to a new shard.
         first.waited += 1
         if first.waited == 1:
-            listener._all = (first, second)  # type: ignore[assignment]
-            listener._routes = {b"a": second}  # type: ignore[dict-item]
+            table._all = (first, second)
+            table._routes = {b"a": second}
             second.wanted.add(b"a")
 
     first.wait_until_subscribed = moved  # type: ignore[method-assign]

@@ -24,7 +24,6 @@ time, in order per channel (a channel has one shard).
 from __future__ import annotations
 
 import asyncio
-import threading
 import weakref
 from collections import Counter
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from eventspype.broker.redis._io.aio_connections import node_connection
 from eventspype.broker.redis._wire.stats import ConnectionState, Counters
 from eventspype.broker.redis.pubsub.aio_listener import AsyncListener
 from eventspype.broker.redis.pubsub.aio_reader import Deliver
+from eventspype.broker.redis.pubsub.shard_routes import ShardRoutes
 from eventspype.broker.redis.pubsub.sharded import combine_states, moves_finished
 
 __all__ = ["AsyncShardedListener"]
@@ -123,11 +123,7 @@ class AsyncShardedListener:
             "encoding": encoding,
         }
         self._new_shard()  # bad options fail here, not on the first subscription
-        self._lock = threading.Lock()
-        # Copy-on-write under _lock, so that readers need no lock.
-        self._all: tuple[AsyncListener, ...] = ()
-        self._by_node: dict[str, AsyncListener] = {}  # node -> its listener
-        self._routes: dict[bytes, AsyncListener] = {}  # channel -> its listener
+        self._table: ShardRoutes[AsyncListener] = ShardRoutes(client, self._new_shard)
 
     def _new_shard(self) -> AsyncListener:
         target = _ShardTarget(self, self._client)
@@ -143,39 +139,18 @@ class AsyncShardedListener:
         target.shard = weakref.ref(shard)
         return shard
 
-    def _shard_for(
-        self, channel: bytes, *, not_this: AsyncListener | None = None
-    ) -> AsyncListener:
-        # Caller holds _lock. The client's slot map: no I/O.
-        try:
-            name = str(self._client.get_node_from_key(channel).name)
-        except Exception:  # slot not covered now: the target looks again later
-            name = "(unknown)"
-        shard = self._by_node.get(name)
-        if shard is None or shard is not_this:
-            shard = self._new_shard()
-            self._all = (*self._all, shard)
-            self._by_node = {**self._by_node, name: shard}
-        return shard
-
     def channels_of(self, shard: AsyncListener) -> list[bytes]:
         """The channels routed to ``shard``."""
-        return [c for c, s in self._routes.items() if s is shard]
+        return self._table.channels_of(shard)
 
     @property
     def shards(self) -> tuple[AsyncListener, ...]:
         """The listener of each shard (a snapshot)."""
-        return self._all
+        return self._table.shards
 
     def reroute(self, source: AsyncListener, channels: list[bytes]) -> None:
         """Move ``channels`` from ``source`` to the listeners of their nodes."""
-        moves: list[tuple[bytes, AsyncListener]] = []
-        with self._lock:
-            for channel in channels:
-                if self._routes.get(channel) is source:
-                    target = self._shard_for(channel, not_this=source)
-                    self._routes = {**self._routes, channel: target}
-                    moves.append((channel, target))
+        moves = self._table.move_away(source, channels)
         for channel, target in moves:
             source.remove(channel)
             target.add(channel)
@@ -184,57 +159,37 @@ class AsyncShardedListener:
 
     def settled(self, shard: AsyncListener, node_name: str) -> bool:
         """``shard`` connects to ``node_name``; whether it goes on (see
-        ``ShardedListener.settled``: a listener that finds another serving
-        that node hands it its channels and retires)."""
-        with self._lock:
-            if shard not in self._all:
-                return False
-            other = self._by_node.get(node_name)
-            by_node = {n: s for n, s in self._by_node.items() if s is not shard}
-            if other is None or other is shard:
-                self._by_node = {**by_node, node_name: shard}
-                return True
-            self._by_node = by_node
-            moved = self.channels_of(shard)
-            self._routes = {
-                c: other if s is shard else s for c, s in self._routes.items()
-            }
-            self._all = tuple(s for s in self._all if s is not shard)
-        for channel in moved:
-            shard.remove(channel)
-            other.add(channel)
-        other.sync()
-        shard.abandon()
-        return False
+        ``ShardRoutes.settle``: a listener that finds another serving that
+        node hands it its channels and retires)."""
+        goes_on, heir, moved = self._table.settle(shard, node_name)
+        if heir is not None:
+            for channel in moved:
+                shard.remove(channel)
+                heir.add(channel)
+            heir.sync()
+            shard.abandon()
+        return goes_on
 
     # -- the ChannelListener contract (any thread) -----------------------------
 
     def add(self, channel: bytes) -> None:
         """Want ``channel`` on its shard's listener; call :meth:`sync` next."""
-        with self._lock:
-            shard = self._routes.get(channel)
-            if shard is None:
-                shard = self._shard_for(channel)
-                self._routes = {**self._routes, channel: shard}
-        shard.add(channel)
+        self._table.route(channel).add(channel)
 
     def remove(self, channel: bytes) -> None:
         """Stop wanting ``channel``; call :meth:`sync` next."""
-        with self._lock:
-            shard = self._routes.get(channel)
-            if shard is None:
-                return
-            self._routes = {c: s for c, s in self._routes.items() if c != channel}
-        shard.remove(channel)
+        shard = self._table.unroute(channel)
+        if shard is not None:
+            shard.remove(channel)
 
     def sync(self) -> None:
         """Have every shard send what changed (and replace ended tasks)."""
-        for shard in self._all:
+        for shard in self._table.shards:
             shard.sync()
 
     def request_tidy(self) -> None:
         """Have the loop call ``tidy`` soon (safe from a weakref callback)."""
-        shards = self._all
+        shards = self._table.shards
         if shards:
             shards[0].request_tidy()
 
@@ -242,7 +197,8 @@ class AsyncShardedListener:
 
     def state(self) -> ConnectionState:
         """The shards' states in one (see ``sharded.combine_states``)."""
-        return combine_states([s.state() for s in self._all if self.channels_of(s)])
+        table = self._table
+        return combine_states([s.state() for s in table.shards if table.channels_of(s)])
 
     async def wait_until_subscribed(self, timeout: float) -> None:
         """``AsyncListener.wait_until_subscribed`` on every shard, in ``timeout``.
@@ -253,11 +209,12 @@ class AsyncShardedListener:
         """
         deadline = self._loop.time() + timeout
         while True:
-            shards, routes = self._all, self._routes
+            shards, routes = self._table.snapshot()
             for shard in shards:
                 left = max(0.0, deadline - self._loop.time())
                 await shard.wait_until_subscribed(left)
-            stable = self._all is shards and self._routes is routes
+            now_shards, now_routes = self._table.snapshot()
+            stable = now_shards is shards and now_routes is routes
             if stable and moves_finished(routes):
                 return
             if self._loop.time() >= deadline:
@@ -270,9 +227,9 @@ class AsyncShardedListener:
 
     async def stop(self) -> None:
         """End every shard's task and close its connection (idempotent)."""
-        for shard in self._all:
+        for shard in self._table.shards:
             await shard.stop()
 
     def abandon(self) -> list[str]:
         """Stop without waiting (the broker was collected); what was stopped."""
-        return [name for shard in self._all for name in shard.abandon()]
+        return [name for shard in self._table.shards for name in shard.abandon()]

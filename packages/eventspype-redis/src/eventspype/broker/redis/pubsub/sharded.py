@@ -44,6 +44,7 @@ from eventspype._internal.fork import register_for_fork
 from eventspype.broker.redis._wire.stats import ConnectionState, Counters
 from eventspype.broker.redis.pubsub.listener import Deliver, Listener
 from eventspype.broker.redis.pubsub.shard_link import ShardLinkFactory
+from eventspype.broker.redis.pubsub.shard_routes import ShardRoutes
 from eventspype.broker.redis.pubsub.subscribing import Subscription
 
 __all__ = ["ShardedListener", "combine_states"]
@@ -192,15 +193,11 @@ class ShardedListener:
         register_for_fork(self)
 
     def _start_over(self) -> None:
-        self._lock = threading.Lock()
-        # Under _lock; copy-on-write so that readers need no lock.
-        self._all: tuple[Listener, ...] = ()
-        self._by_node: dict[str, Listener] = {}  # node -> listener for new channels
-        self._routes: dict[bytes, Listener] = {}  # channel -> its shard's listener
+        self._table: ShardRoutes[Listener] = ShardRoutes(self._client, self._new_shard)
 
     def _after_fork_in_child(self) -> None:
         # The shard listeners forget their channels and threads by themselves.
-        self._start_over()
+        self._table.reset()
 
     def _new_shard(self) -> Listener:
         factory = ShardLinkFactory(self._client)
@@ -220,36 +217,13 @@ class ShardedListener:
         factory.settled = rerouter.settled
         return listener
 
-    def _shard_for(
-        self, channel: bytes, *, not_this: Listener | None = None
-    ) -> Listener:
-        # Caller holds _lock. The client's slot map: no I/O (it is refreshed
-        # on failures).
-        try:
-            node = self._client.get_node_from_key(channel)
-        except Exception:  # slot not covered now: the link looks again later
-            node = None
-        name = str(node.name) if node is not None else "(unknown)"
-        shard = self._by_node.get(name)
-        if shard is None or shard is not_this:
-            shard = self._new_shard()
-            self._all = (*self._all, shard)
-            self._by_node = {**self._by_node, name: shard}
-        return shard
-
     def reroute(self, source: Listener, channels: list[bytes]) -> None:
         """Move ``channels`` from ``source`` to the listeners of their nodes now.
 
         Called on ``source``'s thread while it opens a link on a node that no
         longer owns them (after a resharding).
         """
-        moves: list[tuple[bytes, Listener]] = []
-        with self._lock:
-            for channel in channels:
-                if self._routes.get(channel) is source:
-                    target = self._shard_for(channel, not_this=source)
-                    self._routes = {**self._routes, channel: target}
-                    moves.append((channel, target))
+        moves = self._table.move_away(source, channels)
         for channel, target in moves:
             # Whoever waits for the channel waits for its new listener.
             target.adopt(channel, source.hand_over(channel))
@@ -263,68 +237,48 @@ class ShardedListener:
         if another listener serves it already (``shard``'s node failed over to
         it), ``shard`` hands that one its channels and retires: ``False``.
         """
-        with self._lock:
-            if shard not in self._all:
-                return False  # retired already
-            other = self._by_node.get(node_name)
-            by_node = {n: s for n, s in self._by_node.items() if s is not shard}
-            if other is None or other is shard:
-                self._by_node = {**by_node, node_name: shard}
-                return True
-            self._by_node = by_node
-            moved = [c for c, s in self._routes.items() if s is shard]
-            self._routes = {
-                c: other if s is shard else s for c, s in self._routes.items()
-            }
-            self._all = tuple(s for s in self._all if s is not shard)
-        for channel in moved:
-            other.adopt(channel, shard.hand_over(channel))
-        other.sync()
-        shard.request_stop()
-        return False
+        goes_on, heir, moved = self._table.settle(shard, node_name)
+        if heir is not None:
+            for channel in moved:
+                heir.adopt(channel, shard.hand_over(channel))
+            heir.sync()
+            shard.request_stop()
+        return goes_on
 
     def channels_of(self, shard: Listener) -> list[bytes]:
         """The channels routed to ``shard``."""
-        return [c for c, s in self._routes.items() if s is shard]
+        return self._table.channels_of(shard)
 
     @property
     def shards(self) -> tuple[Listener, ...]:
         """The listener of each shard (a snapshot)."""
-        return self._all
+        return self._table.shards
 
     @property
     def on_listener_thread(self) -> bool:
         """Whether the caller runs on one of the shard listeners' threads."""
-        return any(shard.on_listener_thread for shard in self._all)
+        return any(shard.on_listener_thread for shard in self._table.shards)
 
     # -- what is wanted (any thread; the Listener contract) ------------------
 
     def add(self, channel: bytes) -> Subscription | None:
         """Want ``channel`` on its shard's listener (see ``Listener.add``)."""
-        with self._lock:
-            shard = self._routes.get(channel)
-            if shard is None:
-                shard = self._shard_for(channel)
-                self._routes = {**self._routes, channel: shard}
-        return shard.add(channel)
+        return self._table.route(channel).add(channel)
 
     def remove(self, channel: bytes) -> None:
         """Stop wanting ``channel`` (see ``Listener.remove``)."""
-        with self._lock:
-            shard = self._routes.get(channel)
-            if shard is None:
-                return
-            self._routes = {c: s for c, s in self._routes.items() if c != channel}
-        shard.remove(channel)
+        shard = self._table.unroute(channel)
+        if shard is not None:
+            shard.remove(channel)
 
     def sync(self) -> None:
         """Send what changed, on every shard's connection (see ``Listener.sync``)."""
-        for shard in self._all:
+        for shard in self._table.shards:
             shard.sync()
 
     def ensure_running(self) -> None:
         """Start a new thread for every shard whose thread died (see ``Listener``)."""
-        for shard in self._all:
+        for shard in self._table.shards:
             shard.ensure_running()
 
     def state(self) -> ConnectionState:
@@ -333,7 +287,8 @@ class ShardedListener:
         ``since`` is the latest change of any shard, ``last_error`` the one of
         the shard that changed last among those with an error.
         """
-        return combine_states([s.state() for s in self._all if self.channels_of(s)])
+        table = self._table
+        return combine_states([s.state() for s in table.shards if table.channels_of(s)])
 
     def wait_until_subscribed(self, timeout: float) -> None:
         """``Listener.wait_until_subscribed`` on every shard, in ``timeout`` in all.
@@ -345,12 +300,11 @@ class ShardedListener:
         """
         deadline = time.monotonic() + timeout
         while True:
-            with self._lock:
-                shards, routes = self._all, self._routes
+            shards, routes = self._table.snapshot()
             for shard in shards:
                 shard.wait_until_subscribed(max(0.0, deadline - time.monotonic()))
-            with self._lock:
-                stable = self._all is shards and self._routes is routes
+            now_shards, now_routes = self._table.snapshot()
+            stable = now_shards is shards and now_routes is routes
             if stable and moves_finished(routes):
                 return
             if time.monotonic() >= deadline:
@@ -361,7 +315,7 @@ class ShardedListener:
 
     def request_tidy(self) -> None:
         """Have a listener thread call ``tidy`` soon (safe from a weakref callback)."""
-        for shard in self._all:
+        for shard in self._table.shards:
             shard.request_tidy()
 
     # -- stopping --------------------------------------------------------------
@@ -369,17 +323,17 @@ class ShardedListener:
     def request_stop(self) -> None:
         """Ask every shard's thread to stop, without waiting (idempotent)."""
         self._handlers.stopping = True
-        for shard in self._all:
+        for shard in self._table.shards:
             shard.request_stop()
 
     def threads(self) -> list[threading.Thread]:
         """The shard listeners' threads that run."""
-        return [thread for shard in self._all for thread in shard.threads()]
+        return [thread for shard in self._table.shards for thread in shard.threads()]
 
     def join(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s in all for every shard's thread to end."""
         deadline = time.monotonic() + timeout
         done = True
-        for shard in self._all:
+        for shard in self._table.shards:
             done = shard.join(max(0.0, deadline - time.monotonic())) and done
         return done
