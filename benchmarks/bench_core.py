@@ -5,7 +5,11 @@ The bare loop is the limit: a plain function that calls the very same bound
 no weak references, no error isolation. Ratios are ``publisher / bare`` from
 the same run.
 
-    python benchmarks/bench_core.py [--json PATH]
+    python benchmarks/bench_core.py [--busy] [--json PATH]
+
+On a machine other processes keep busy, each of the 7 long timings is
+preempted and the ratios swing (0.9x to 2.8x seen at a load of 7 on 2 cores);
+``--busy`` takes the best of 300 short timings instead, which some escape.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ class CountingSubscriber(EventSubscriber):
         self.received += 1
 
 
-def measure(n_subscribers: int) -> dict[str, Any]:
+def measure(n_subscribers: int, busy: bool = False) -> dict[str, Any]:
     publication = EventPublication("order_placed", OrderPlaced)
     direct = EventPublisher(publication)
     brokered = EventPublisher(publication, broker=LocalBroker())
@@ -52,9 +56,12 @@ def measure(n_subscribers: int) -> dict[str, Any]:
             call(event, tag, direct)
 
     number = max(2_000, 400_000 // n_subscribers)
-    bare_ns = best_ns(lambda: bare(event), number)
-    direct_ns = best_ns(lambda: direct.publish(event), number)
-    local_ns = best_ns(lambda: brokered.publish(event), number)
+    repeat = 7
+    if busy:
+        number, repeat = max(200, number // 200), 300
+    bare_ns = best_ns(lambda: bare(event), number, repeat)
+    direct_ns = best_ns(lambda: direct.publish(event), number, repeat)
+    local_ns = best_ns(lambda: brokered.publish(event), number, repeat)
     expected = 0
     for subscriber in subscribers:  # every path really delivered
         expected = expected or subscriber.received
@@ -72,8 +79,11 @@ def measure(n_subscribers: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="where to write results")
+    parser.add_argument(
+        "--busy", action="store_true", help="best of many short timings"
+    )
     args = parser.parse_args()
-    rows = [measure(n) for n in (1, 10, 100)]
+    rows = [measure(n, args.busy) for n in (1, 10, 100)]
     print(f"{'subs':>5} {'bare ns':>9} {'publisher':>16} {'LocalBroker':>16}")
     for r in rows:
         print(

@@ -60,21 +60,19 @@ class LocalBroker(ForkSafeLock, MessageBroker):
         subscribers = self._channels.get(channel)
         if subscribers is None:
             return
-        collected = False
-        # Hot path, kept inline (no helper call per event); mirrors
-        # EventPublisher.publish, which runs this loop itself for a publisher
-        # on this broker (see _dispatch_list).
+        # Hot path, kept inline (no helper call per event); the loop of
+        # EventPublisher.publish, which runs it itself for a publisher on this
+        # broker (see _dispatch_list). No test of the dereferenced subscriber:
+        # a collected one is None, whose ``call`` raises AttributeError.
         for ref in subscribers.snapshot:
             subscriber = ref()
-            if subscriber is not None:
-                try:
-                    subscriber.call(event, event_tag, caller)
-                except Exception:
+            try:
+                subscriber.call(event, event_tag, caller)  # type: ignore[union-attr]
+            except Exception:
+                if subscriber is None:
+                    subscribers.reconcile()  # drop it: its weakref queued it
+                else:
                     self._subscriber_failed(subscriber, event, event_tag, channel)
-            else:
-                collected = True
-        if collected:
-            subscribers.reconcile()  # drop collected subscribers, once
 
     def _publish_observed(
         self, channel: str, event: Any, event_tag: NormalizedTag, caller: Any
