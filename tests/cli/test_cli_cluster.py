@@ -7,6 +7,7 @@ PUBSUB SHARDCHANNELS, also ones that appear while it runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from _cli_support import console_script, good_envelope, hostile_envelope, publis
 from _cluster import LocalCluster, local_cluster
 from _redis_support import Inbox, OrderPlaced, unique_prefix
 from click.testing import CliRunner
+from redis.crc import key_slot
 
 from eventspype.broker.redis import RedisBroker
 from eventspype.cli import cli
@@ -67,41 +69,99 @@ def test_streams_and_tail_cover_every_master(cluster: LocalCluster) -> None:
     assert (health.exit_code, health.output) == (1, "not ready: lag 4 > 3\n")
 
 
-def test_tail_follows_sharded_channels_as_they_appear(cluster: LocalCluster) -> None:
-    prefix = unique_prefix()
-    client = cluster.client()
-    broker = RedisBroker(client, channel_prefix=prefix)
-    broker.register_event_class(OrderPlaced)
-    first, later = sorted(cluster.channels_on_distinct_masters("SHARD_").values())[:2]
-    inbox = Inbox()
-    broker.subscribe(first, inbox.subscriber)
-    command = [console_script(), "--url", _url(cluster), "--prefix", prefix]
+@contextlib.contextmanager
+def _tail(cluster: LocalCluster, prefix: str, *args: str) -> Iterator[list[Any]]:
+    """``eventspype tail --json ARGS`` in a subprocess; yields the events it
+    prints so far (a list that grows), and stops it on exit."""
     process = subprocess.Popen(
-        [*command, "tail", "SHARD_*", "--json"],
+        [console_script(), "--url", _url(cluster), "--prefix", prefix, "tail",
+         *args, "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
+    )  # fmt: skip
     seen: list[dict[str, Any]] = []
 
     def read() -> None:
         for line in process.stdout:  # type: ignore[union-attr]
             seen.append(json.loads(line))
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    threading.Thread(target=read, daemon=True).start()
     try:
-        publish_until(broker, first, lambda: any(e["channel"] == first for e in seen))
-        broker.subscribe(later, inbox.subscriber)  # a channel that appears now
-        publish_until(broker, later, lambda: any(e["channel"] == later for e in seen))
+        yield seen
     finally:
         process.terminate()
-        process.wait(30)
+        process.communicate(timeout=30)
+
+
+def test_tail_follows_sharded_channels_as_they_appear(cluster: LocalCluster) -> None:
+    prefix = unique_prefix()
+    client = cluster.client()
+    broker = RedisBroker(client, channel_prefix=prefix)
+    broker.register_event_class(OrderPlaced)
+    # Two masters: the slot of the full channel name <prefix><tag> places it.
+    first, later = (
+        name[len(prefix) :]
+        for name in list(
+            cluster.channels_on_distinct_masters(f"{prefix}SHARD_").values()
+        )[:2]
+    )
+    inbox = Inbox()
+    broker.subscribe(first, inbox.subscriber)
+    try:
+        with _tail(cluster, prefix, "SHARD_*") as seen:
+            publish_until(
+                broker, first, lambda: any(e["channel"] == first for e in seen)
+            )
+            broker.subscribe(later, inbox.subscriber)  # a channel that appears now
+            publish_until(
+                broker, later, lambda: any(e["channel"] == later for e in seen)
+            )
+    finally:
         broker.close()
         client.close()
     assert {e["source"] for e in seen} == {"pubsub"}
     assert all(e["problem"] is None for e in seen)
     assert seen[0]["payload"] == {"order_id": 1, "amount": 0.5}
+
+
+def _two_slots_of_one_master(cluster: LocalCluster, prefix: str) -> list[str]:
+    """Two tags whose channels ``<prefix><TAG>`` one master owns, in two slots."""
+    owners = cluster.slot_owners()
+    first: dict[int, tuple[str, int]] = {}  # master -> (tag, slot)
+    for n in range(10_000):
+        tag = f"PAIR_{n}"
+        slot = key_slot(f"{prefix}{tag}".encode())
+        earlier = first.setdefault(owners[slot], (tag, slot))
+        if earlier[1] != slot:
+            return [earlier[0], tag]
+    raise AssertionError("no two such tags")
+
+
+def test_tail_shows_channels_of_one_master_in_different_slots(
+    cluster: LocalCluster,
+) -> None:
+    """Both are subscribed before tail starts, so it finds them at one look:
+    it must SSUBSCRIBE them one slot at a time (a cluster refuses one command
+    naming both, CROSSSLOT)."""
+    prefix = unique_prefix()
+    client = cluster.client()
+    broker = RedisBroker(client, channel_prefix=prefix)
+    broker.register_event_class(OrderPlaced)
+    pair = _two_slots_of_one_master(cluster, prefix)
+    inbox = Inbox()
+    for tag in pair:
+        broker.subscribe(tag, inbox.subscriber)
+    try:
+        with _tail(cluster, prefix, "PAIR_*") as seen:
+            for tag in pair:
+                publish_until(
+                    broker, tag, lambda tag=tag: any(e["channel"] == tag for e in seen)
+                )
+    finally:
+        broker.close()
+        client.close()
+    assert all(e["problem"] is None for e in seen)
 
 
 def test_dead_letters_and_publish_on_a_cluster(

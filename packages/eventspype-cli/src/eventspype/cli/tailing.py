@@ -9,8 +9,9 @@ Each source is polled by the one loop of the command and returns
   sharded channels, which cannot be pattern-subscribed. Each master is asked
   ``PUBSUB SHARDCHANNELS <prefix><pattern>`` (the channels someone is
   subscribed to there) every :data:`REFRESH` seconds, and the new ones are
-  SSUBSCRIBEd on a connection to that master. A channel nobody listens to is
-  not seen: nobody receives its events either.
+  SSUBSCRIBEd on a connection to that master, one SSUBSCRIBE per hash slot
+  (the server refuses one that names channels of several slots). A channel
+  nobody listens to is not seen: nobody receives its events either.
 * :class:`StreamSource`: ``XREAD`` (never ``XREADGROUP``: nothing is claimed
   or acknowledged) of the streams whose channel matches, found again every
   :data:`REFRESH` seconds. On a single server one blocking XREAD covers every
@@ -23,15 +24,24 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import redis
+from redis.crc import key_slot
 
 from eventspype.broker.redis import StreamAdmin
 
-__all__ = ["REFRESH", "PatternSource", "Received", "ShardSource", "StreamSource"]
+__all__ = [
+    "REFRESH",
+    "PatternSource",
+    "Received",
+    "ShardSource",
+    "StreamSource",
+    "by_slot",
+]
 
 #: Seconds between looks for new channels or streams that match.
 REFRESH = 2.0
@@ -68,6 +78,19 @@ def _local(prefix: bytes, channel: Any) -> str | None:
 def _data(message: Any) -> bytes:
     data = message.get("data")
     return data if isinstance(data, bytes) else str(data).encode()
+
+
+def by_slot(channels: Iterable[bytes]) -> list[list[bytes]]:
+    """``channels`` in groups of one hash slot each: what one SSUBSCRIBE may name.
+
+    A cluster refuses (CROSSSLOT) an SSUBSCRIBE whose channels are in
+    different slots, even slots of the same master. Groups are ordered by
+    slot and each is sorted, so that the same channels give the same commands.
+    """
+    groups: dict[int, list[bytes]] = {}
+    for channel in sorted(set(channels)):
+        groups.setdefault(key_slot(channel), []).append(channel)
+    return [groups[slot] for slot in sorted(groups)]
 
 
 def _by_stream(reply: Any) -> list[tuple[Any, list[Any]]]:
@@ -155,7 +178,8 @@ class ShardSource:
             if pubsub is None:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 self._pubsubs[node.name] = pubsub
-            pubsub.ssubscribe(*sorted(new))
+            for group in by_slot(new):
+                pubsub.ssubscribe(*group)
             self._subscribed[node.name] |= new
 
     def _forget(self, name: str) -> None:
