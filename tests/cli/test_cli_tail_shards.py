@@ -17,11 +17,13 @@ import fnmatch
 from collections import deque
 from typing import Any
 
+import pytest
 import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
+from eventspype.cli import tailing
 from eventspype.cli.tailing import ShardSource, by_slot
 
 PREFIX = "t:"
@@ -220,3 +222,49 @@ def test_by_slot_gives_each_channel_once_one_slot_per_command(
     assert sorted(c for group in groups for c in group) == sorted(channels)
     assert all(len({key_slot(c) for c in group}) == 1 for group in groups)
     assert len({key_slot(group[0]) for group in groups}) == len(groups)
+
+
+class Clock:
+    """``time.monotonic`` for tailing, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_error_that_stays_is_retried_with_a_growing_delay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every read on one master fails: tail makes that connection again after
+    a delay that doubles up to REFRESH, not at every poll."""
+    cluster = FakeCluster()
+    (name,) = two_slots_of_one_master()[:1]
+    cluster.listen(name)
+    clock = Clock()
+    monkeypatch.setattr(tailing.time, "monotonic", clock)
+    looks = 0
+    primaries = cluster.get_primaries
+
+    def counted() -> list[FakeNode]:
+        nonlocal looks
+        looks += 1
+        return primaries()
+
+    monkeypatch.setattr(cluster, "get_primaries", counted)
+    broken = redis.ConnectionError("reset by peer")
+    monkeypatch.setattr(
+        FakePubSub, "get_sharded_message", lambda self, timeout: _raise(broken)
+    )
+    source = ShardSource(cluster, Admin(), ["*"])  # type: ignore[arg-type]
+    for _ in range(400):  # 4 s of polls, 10 ms apart
+        source.poll(0)
+        clock.now += 0.01
+    # 0.05 + 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s, then every 2 s: 7 or 8 looks;
+    # a retry at every poll would have made about 400.
+    assert 3 <= looks <= 10
+
+
+def _raise(error: Exception) -> Any:
+    raise error

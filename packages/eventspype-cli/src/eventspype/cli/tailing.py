@@ -45,6 +45,9 @@ __all__ = [
 
 #: Seconds between looks for new channels or streams that match.
 REFRESH = 2.0
+#: Seconds before a sharded connection lost once is made again; doubled for
+#: each further loss without a message in between, up to ``REFRESH``.
+LOST_RETRY = 0.05
 #: Entries read per stream per round trip.
 _COUNT = 100
 #: What a node that went away (failover, restart) raises.
@@ -143,6 +146,7 @@ class ShardSource:
         self._pubsubs: dict[str, Any] = {}  # node name -> its PubSub
         self._subscribed: dict[str, set[bytes]] = {}
         self._next_refresh = 0.0
+        self._losses = 0  # connections lost since a message last came
 
     def refresh(self) -> None:
         """Subscribe the matching channels each master reports now.
@@ -202,11 +206,17 @@ class ShardSource:
             try:
                 message = pubsub.get_sharded_message(timeout=share)
             except _LOST:
-                self._forget(name)  # subscribed again at the next refresh
-                self._next_refresh = 0.0
+                # Subscribed again at the next refresh: at once after one
+                # loss (a failover), then backing off up to REFRESH, so that
+                # an error that stays does not have tail reconnect each poll.
+                self._forget(name)
+                retry = time.monotonic() + min(REFRESH, LOST_RETRY * 2**self._losses)
+                self._next_refresh = min(self._next_refresh, retry)
+                self._losses += 1
                 continue
             if message is None or message.get("type") != "smessage":
                 continue
+            self._losses = 0
             channel = _local(self._prefix, message.get("channel"))
             if channel is not None:
                 received.append(Received(_now(), "pubsub", channel, _data(message)))
