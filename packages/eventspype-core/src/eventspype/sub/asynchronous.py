@@ -271,20 +271,32 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
             await asyncio.wrap_future(future)
             return
         done: asyncio.Future[None] = running.create_future()
+        self._submit(arg, current_event_tag, current_event_caller, info, done)
+        await done
+
+    def _submit(
+        self,
+        arg: Any,
+        tag: NormalizedTag,
+        caller: Any,
+        info: DeliveryInfo | None,
+        done: asyncio.Future[None],
+    ) -> None:
+        """Queue one event whose outcome ``done`` (a future of this
+        subscriber's loop) reports, and start a worker; on the loop's thread.
+
+        What :meth:`call_async` does without a task of its own to await
+        ``done``: a broker driving its consumer on this loop hands the event
+        over here and adds a callback to ``done``, so the handler runs one
+        loop turn later instead of two (the extra task's first step). ``done``
+        gets the handler's exception (not counted in :attr:`errors`) or is
+        cancelled when the backlog is abandoned. The current delivery
+        (``eventspype.delivery``) is the one of the handler.
+        """
         with self._lock:
             self._pending += 1
-            self._backlog.append(
-                (
-                    arg,
-                    current_event_tag,
-                    current_event_caller,
-                    done,
-                    info,
-                    current_delivery(),
-                )
-            )
+            self._backlog.append((arg, tag, caller, done, info, current_delivery()))
         self._spawn()
-        await done
 
     async def drain(self) -> None:
         """Wait until the backlog is empty: every accepted event was handled

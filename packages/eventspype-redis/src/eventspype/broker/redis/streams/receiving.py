@@ -292,20 +292,24 @@ class _Awaiting:
         event_tag = call[1]
         running = asyncio._get_running_loop()
         for subscriber in subscribers:
-            coroutine = _call(subscriber, *call, context)
             if subscriber.loop is running:  # the asyncio driver's own loop
-                task = running.create_task(coroutine)
-                task.add_done_callback(
-                    lambda t, s=subscriber: self._one(  # type: ignore[misc]
+                # Straight into its backlog: the handler runs at the next
+                # loop turn (a task awaiting it would cost one more).
+                done: asyncio.Future[None] = running.create_future()
+                with delivering(context):
+                    subscriber._submit(*call, _info(subscriber, call, context), done)
+                done.add_done_callback(
+                    lambda f, s=subscriber: self._one(  # type: ignore[misc]
                         s,
-                        t.exception()
-                        if not t.cancelled()
+                        f.exception()
+                        if not f.cancelled()
                         else RuntimeError("cancelled"),
                         event_tag,
                         where,
                     )
                 )
                 continue
+            coroutine = _call(subscriber, *call, context)
             try:
                 future = asyncio.run_coroutine_threadsafe(coroutine, subscriber.loop)
             except RuntimeError as error:  # its loop is closed
@@ -345,10 +349,20 @@ async def _call(
     context: DeliveryContext,
 ) -> None:
     with delivering(context):
-        info = None
-        if _HOOKS.hooks:  # the hooks run around the handler, on its loop
-            info = DeliveryInfo(
-                context.channel, event, event_tag, subscriber, caller, context
-            )
-            info.context = contextvars.copy_context()
+        info = _info(subscriber, (event, event_tag, caller), context)
         await subscriber._call_async(event, event_tag, caller, info)
+
+
+def _info(
+    subscriber: AsyncEventSubscriber,
+    call: tuple[Any, Any, Any],
+    context: DeliveryContext,
+) -> DeliveryInfo | None:
+    """What the hooks see of a coroutine subscriber's run (``None``: no hook
+    installed); made with the delivery context current."""
+    if not _HOOKS.hooks:  # the hooks run around the handler, on its loop
+        return None
+    event, event_tag, caller = call
+    info = DeliveryInfo(context.channel, event, event_tag, subscriber, caller, context)
+    info.context = contextvars.copy_context()
+    return info
