@@ -380,3 +380,41 @@ def test_publish_async_awaits_the_brokers_publish_async_or_calls_publish() -> No
         [("ORDER_PLACED", Placed(1))],
         [("ORDER_PLACED", Placed(2))],
     )
+
+
+def test_submit_reports_through_the_future_it_is_given_in_order() -> None:
+    """``_submit`` (the stream broker's hand-over): the handler's outcome goes
+    to the caller's future (an error too, not counted), in backlog order,
+    with the delivery that was current when it was submitted."""
+    from eventspype.delivery import Delivery, current_delivery, delivering
+
+    seen: list[tuple[int, str | None]] = []
+
+    class Handler(AsyncEventSubscriber):
+        async def call(
+            self, arg: Any, current_event_tag: NormalizedTag, caller: Any
+        ) -> None:
+            delivery = current_delivery()
+            seen.append((arg.order_id, delivery and delivery.message_id))
+            if arg.order_id == 2:
+                raise RuntimeError("two")
+
+    async def scenario() -> list[BaseException | None]:
+        handler = Handler()
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[None]] = []
+        for i in range(1, 4):
+            future: asyncio.Future[None] = loop.create_future()
+            with delivering(Delivery("ORDER_PLACED", "redis", message_id=f"{i}-0")):
+                handler._submit(Placed(i), "ORDER_PLACED", None, None, future)
+            futures.append(future)
+        assert not seen  # scheduled, not run: _submit returns at once
+        await asyncio.wait(futures)
+        assert handler.errors == 0  # the caller's to count, as call_async
+        return [f.exception() for f in futures]
+
+    outcomes = run(scenario())
+    assert seen == [(1, "1-0"), (2, "2-0"), (3, "3-0")]
+    assert outcomes[0] is None
+    assert outcomes[2] is None
+    assert isinstance(outcomes[1], RuntimeError)
