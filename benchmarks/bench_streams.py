@@ -108,10 +108,12 @@ def child(mode: str, url: str, prefix: str, count: int) -> None:
         subscriber = FunctionalEventSubscriber(
             lambda event: on_event(event.sent_at), with_event_info=False
         )
-        EventPublisher(ORDER_PLACED, broker=broker).add_subscriber(subscriber)
+        publisher = EventPublisher(ORDER_PLACED, broker=broker)
+        publisher.add_subscriber(subscriber)
         print("READY", flush=True)
         if scenario == "idle":
             print(json.dumps({"cpu": idle_cpu(None)}))
+            publisher.remove_subscriber(subscriber)  # idle: it never got one
             broker.close()
             return
         if scenario == "work":
