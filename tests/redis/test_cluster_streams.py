@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from _cluster import LocalCluster
 from _redis_support import Inbox, OrderPlaced, publisher_for, unique_prefix, wait_until
 from redis.cluster import RedisCluster
@@ -182,13 +181,6 @@ class Flaky:
         self.handled.append(event)
 
 
-@pytest.mark.xfail(
-    redis.__version__.startswith("5.0."),
-    strict=False,
-    reason="open bug on redis-py 5.0 (the declared floor): one shard's failing "
-    "entry is sometimes never retried within 60 s (about 1 run in 8; its "
-    "reader still runs at close); cause not found yet",
-)
 def test_dead_letters_and_republish_stay_on_each_stream_s_shard(
     redis_cluster: LocalCluster, client: RedisCluster
 ) -> None:

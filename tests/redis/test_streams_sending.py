@@ -214,3 +214,51 @@ def test_errors_are_classified_for_the_core(
         run(c.EnsureGroup(stream + b"-string", b"$", 0.0))
     assert wrongtype.value.kind == "key"
     admin.delete(stream + b"-string")
+
+
+class _CountingPool(redis.ConnectionPool):
+    """A connection pool that counts its checkouts."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.checkouts = 0
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        self.checkouts += 1
+        return super().get_connection(*args, **kwargs)
+
+
+@pytest.mark.parametrize("protocol", [2, 3], ids=["resp2", "resp3"])
+def test_a_reader_s_batch_uses_only_the_reader_s_own_connection(
+    protocol: int,
+) -> None:
+    """The thread driver's batch, scripts and their SCRIPT EXISTS included,
+    runs on the reader's single connection. (It used to check a second one
+    out of the pool for SCRIPT EXISTS and keep it in the pipeline; it went
+    back when the pipeline was freed, by the garbage collector when an error
+    reply tied the pipeline in a cycle: on redis-py 5.0, whose pool lock is
+    not reentrant, inside the pool's own lock now and then, and the reader
+    hung for good.)"""
+    require_real_redis()
+    admin = redis.Redis.from_url(REDIS_URL)
+    stream = f"{unique_prefix()}{{orders}}".encode()
+    admin.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    entry = admin.xadd(stream, {"event": b"one"})
+    admin.xreadgroup(GROUP, ME, {stream: ">"})
+    pool = _CountingPool.from_url(REDIS_URL, protocol=protocol)
+    client = redis.Redis(connection_pool=pool, single_connection_client=True)
+    try:
+        scripts = Scripts(client)
+        before = pool.checkouts
+        batch: list[c.Command] = [
+            c.EnsureGroup(stream, b"0", 0.0),  # BUSYGROUP: an error reply
+            c.Ack(stream, (entry,), True, 0.0),  # only_owned: a script
+        ]
+        results = send(client, scripts, GROUP, ME, batch, 1000)
+        assert results == [(True, None), (True, 1)]
+        assert pool.checkouts == before
+    finally:
+        client.close()
+        pool.disconnect()
+        admin.delete(stream)
+        admin.close()

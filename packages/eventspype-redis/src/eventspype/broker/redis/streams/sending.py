@@ -331,12 +331,17 @@ def collect(
 def _execute(client: Any, pipe: Any) -> list[Any]:
     """Run the commands queued on ``pipe`` on ``client``'s single connection
     (the one CLIENT UNBLOCK names), in one write; error replies come back in
-    place. A pool checkout per batch cost more than the rest of the batch."""
+    place. A pool checkout per batch cost more than the rest of the batch.
+
+    ``pipe`` itself never takes a connection of the pool (see
+    :func:`_load_scripts`), and an error reply is kept without its
+    traceback (which would tie this frame, ``pipe`` included, in a cycle
+    only the garbage collector frees)."""
     conn = getattr(client, "connection", None)
     if conn is None:  # not a single-connection client
         return list(pipe.execute(raise_on_error=False))
     if pipe.scripts:
-        pipe.load_scripts()  # SCRIPT EXISTS / LOAD: after a restart
+        _load_scripts(client, pipe.scripts)
     stack = pipe.command_stack
     conn.send_packed_command(conn.pack_commands([args for args, _ in stack]))
     out: list[Any] = []
@@ -344,5 +349,23 @@ def _execute(client: Any, pipe: Any) -> list[Any]:
         try:
             out.append(client.parse_response(conn, args[0], **options))
         except redis.ResponseError as error:
-            out.append(error)
+            out.append(error.with_traceback(None))
     return out
+
+
+def _load_scripts(client: Any, scripts: Any) -> None:
+    """SCRIPT EXISTS, and SCRIPT LOAD of the missing ones (after a restart),
+    on ``client``'s single connection.
+
+    Not ``pipe.load_scripts()``: that checks a second connection out of the
+    pool and keeps it in the pipeline until the pipeline is reset, which
+    :func:`_execute` never does; it went back to the pool in the pipeline's
+    ``__del__``. On redis-py 5.0, whose pool lock is not reentrant, a
+    pipeline freed by the garbage collector while this thread held that lock
+    (making a connection) deadlocked the reader for good.
+    """
+    found = list(scripts)
+    exists = client.script_exists(*[script.sha for script in found])
+    for script, loaded in zip(found, exists, strict=True):
+        if not loaded:
+            script.sha = client.script_load(script.script)
