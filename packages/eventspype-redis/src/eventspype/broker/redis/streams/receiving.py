@@ -295,10 +295,11 @@ class _Awaiting:
             if subscriber.loop is running:  # the asyncio driver's own loop
                 # Straight into its backlog: the handler runs at the next
                 # loop turn (a task awaiting it would cost one more).
-                done: asyncio.Future[None] = running.create_future()
+                finished: asyncio.Future[None] = running.create_future()
                 with delivering(context):
-                    subscriber._submit(*call, _info(subscriber, call, context), done)
-                done.add_done_callback(
+                    info = _info(subscriber, call, context)
+                    subscriber._submit(*call, info, finished)
+                finished.add_done_callback(
                     lambda f, s=subscriber: self._one(  # type: ignore[misc]
                         s,
                         f.exception()
