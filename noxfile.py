@@ -67,6 +67,13 @@ TEST_TOOLS = [
 # @pytest.mark.xdist_group: loadgroup runs a group's tests one after the
 # other on one worker. ``-- -n 0`` runs everything in the session's process.
 XDIST = ["-n", str(max(4, os.cpu_count() or 1)), "--dist", "loadgroup"]
+#: Tiers whose tests keep the CPU busy (hypothesis, in-process dispatch, child
+#: pytest runs) get one worker per core: each worker costs about 3 s of CPU to
+#: start, and more workers than cores only share them (2 cores, Python 3.12:
+#: serializers 20 s with 4 workers, 16 s with 2; core 10 s and 8 s; cli 27 s
+#: and 23 s; tests/redis, which waits on the server, 47 s and 66 s).
+CPU_BOUND = {"core", "serializers", "viz", "testing", "otel", "cli"}
+XDIST_CPU = ["-n", str(os.cpu_count() or 1), "--dist", "loadgroup"]
 # The Redis suite and the fault-injection suites: what `flakes` repeats.
 FLAKES_SUITES = [
     "tests/redis",
@@ -131,9 +138,16 @@ nox.options.sessions = ["ci"]
 #: processes and servers rather than the CPU, so two lanes at once fill the
 #: two cores a small machine has. Balanced by measured session times.
 LANES = [
-    ["tests-3.10", "tests-3.11", "tests_all-3.10", "tests_bounds", "lint"],
-    ["tests-3.12", "tests-3.13", "tests_all-3.13", "typecheck", "wheels"],
-]
+    [
+        "tests-3.10", "tests-3.11", "tests_all-3.10",
+        "tests_bounds(package='testing')", "tests_bounds(package='otel')",
+        "tests_bounds(package='cli')", "lint",
+    ],
+    [
+        "tests-3.12", "tests-3.13", "tests_all-3.13",
+        "tests_bounds(package='redis')", "typecheck", "wheels",
+    ],
+]  # fmt: skip
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = bool(os.environ.get("CI"))
 # Never let uv fetch an interpreter from the network: absent ones are skipped.
@@ -210,9 +224,10 @@ def _install_wheels(session: nox.Session, dists: list[str], *extra: str) -> None
         session.install("--force-reinstall", "--no-deps", *wheels)
 
 
-def _pytest(session: nox.Session, *paths: str) -> None:
+def _pytest(session: nox.Session, *paths: str, cpu_bound: bool = False) -> None:
     session.run(
-        "python", "-m", "pytest", *XDIST, *paths, *session.posargs,
+        "python", "-m", "pytest", *(XDIST_CPU if cpu_bound else XDIST),
+        *paths, *session.posargs,
         env={"PYTHONDONTWRITEBYTECODE": "1"},
     )  # fmt: skip
 
@@ -291,7 +306,7 @@ def tests(session: nox.Session, package: str) -> None:
     tier_of = {d: tier for tier, d in PACKAGES.items()}
     extras = [e for d in dists for e in TEST_EXTRAS[tier_of[d]]]
     _install_wheels(session, dists, *TEST_TOOLS, *extras)
-    _pytest(session, f"tests/{package}")
+    _pytest(session, f"tests/{package}", cpu_bound=package in CPU_BOUND)
 
 
 #: The interpreters of the integration tier: the oldest and the newest. Its
@@ -358,7 +373,7 @@ def tests_bounds(session: nox.Session, package: str) -> None:
         "print(' | '.join(f'{n} {version(n)}' for n in sys.argv[1:]))",
         *floors,
     )  # fmt: skip
-    _pytest(session, f"tests/{package}")
+    _pytest(session, f"tests/{package}", cpu_bound=package in CPU_BOUND)
 
 
 @nox.session
