@@ -189,11 +189,8 @@ class ShardedListener:
         # Bad options fail here, as they do for a single Listener, rather
         # than on the first subscription.
         self._new_shard()
-        self._start_over()
+        self._table: ShardRoutes[Listener] = ShardRoutes(client, self._new_shard)
         register_for_fork(self)
-
-    def _start_over(self) -> None:
-        self._table: ShardRoutes[Listener] = ShardRoutes(self._client, self._new_shard)
 
     def _after_fork_in_child(self) -> None:
         # The shard listeners forget their channels and threads by themselves.

@@ -297,7 +297,7 @@ class _Awaiting:
                 # loop turn (a task awaiting it would cost one more).
                 finished: asyncio.Future[None] = running.create_future()
                 with delivering(context):
-                    info = _info(subscriber, call, context)
+                    info = _info(subscriber, *call, context)
                     subscriber._submit(*call, info, finished)
                 finished.add_done_callback(
                     lambda f, s=subscriber: self._one(  # type: ignore[misc]
@@ -350,20 +350,21 @@ async def _call(
     context: DeliveryContext,
 ) -> None:
     with delivering(context):
-        info = _info(subscriber, (event, event_tag, caller), context)
+        info = _info(subscriber, event, event_tag, caller, context)
         await subscriber._call_async(event, event_tag, caller, info)
 
 
 def _info(
     subscriber: AsyncEventSubscriber,
-    call: tuple[Any, Any, Any],
+    event: Any,
+    event_tag: Any,
+    caller: Any,
     context: DeliveryContext,
 ) -> DeliveryInfo | None:
     """What the hooks see of a coroutine subscriber's run (``None``: no hook
     installed); made with the delivery context current."""
     if not _HOOKS.hooks:  # the hooks run around the handler, on its loop
         return None
-    event, event_tag, caller = call
     info = DeliveryInfo(context.channel, event, event_tag, subscriber, caller, context)
     info.context = contextvars.copy_context()
     return info
