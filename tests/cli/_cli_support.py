@@ -16,6 +16,7 @@ import pytest
 import redis
 from _redis_support import Inbox, OrderPlaced, forged, publisher_for, wait_until
 from click.testing import Result
+from redis.crc import key_slot
 
 from eventspype.broker.redis import RedisBroker, RedisStreamBroker
 
@@ -103,3 +104,19 @@ def publish_until(
         with contextlib.suppress(redis.RedisError, OSError):
             publisher.publish(OrderPlaced(1, 0.5))
         time.sleep(0.1)
+
+
+def two_slots_of_one_master(
+    prefix: str, stem: str, owner_of: Callable[[int], object]
+) -> list[str]:
+    """Two tags ``<stem><n>`` whose channels ``<prefix><tag>`` one master owns
+    (``owner_of(slot)``), in two different slots: what one SSUBSCRIBE may
+    not name together (CROSSSLOT)."""
+    first: dict[object, tuple[str, int]] = {}  # master -> (tag, slot)
+    for n in range(10_000):
+        tag = f"{stem}{n}"
+        slot = key_slot(f"{prefix}{tag}".encode())
+        earlier = first.setdefault(owner_of(slot), (tag, slot))
+        if earlier[1] != slot:
+            return [earlier[0], tag]
+    raise AssertionError("no two such tags")

@@ -16,11 +16,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _cli_support import console_script, good_envelope, hostile_envelope, publish_until
+from _cli_support import (
+    console_script,
+    good_envelope,
+    hostile_envelope,
+    publish_until,
+    two_slots_of_one_master,
+)
 from _cluster import LocalCluster, local_cluster
 from _redis_support import Inbox, OrderPlaced, unique_prefix
 from click.testing import CliRunner
-from redis.crc import key_slot
 
 from eventspype.broker.redis import RedisBroker
 from eventspype.cli import cli
@@ -125,19 +130,6 @@ def test_tail_follows_sharded_channels_as_they_appear(cluster: LocalCluster) -> 
     assert seen[0]["payload"] == {"order_id": 1, "amount": 0.5}
 
 
-def _two_slots_of_one_master(cluster: LocalCluster, prefix: str) -> list[str]:
-    """Two tags whose channels ``<prefix><TAG>`` one master owns, in two slots."""
-    owners = cluster.slot_owners()
-    first: dict[int, tuple[str, int]] = {}  # master -> (tag, slot)
-    for n in range(10_000):
-        tag = f"PAIR_{n}"
-        slot = key_slot(f"{prefix}{tag}".encode())
-        earlier = first.setdefault(owners[slot], (tag, slot))
-        if earlier[1] != slot:
-            return [earlier[0], tag]
-    raise AssertionError("no two such tags")
-
-
 def test_tail_shows_channels_of_one_master_in_different_slots(
     cluster: LocalCluster,
 ) -> None:
@@ -148,7 +140,8 @@ def test_tail_shows_channels_of_one_master_in_different_slots(
     client = cluster.client()
     broker = RedisBroker(client, channel_prefix=prefix)
     broker.register_event_class(OrderPlaced)
-    pair = _two_slots_of_one_master(cluster, prefix)
+    owners = cluster.slot_owners()
+    pair = two_slots_of_one_master(prefix, "PAIR_", owners.__getitem__)
     inbox = Inbox()
     for tag in pair:
         broker.subscribe(tag, inbox.subscriber)

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import redis
+from _cli_support import two_slots_of_one_master
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
@@ -165,26 +166,20 @@ def shown_after_publishing(cluster: FakeCluster, source: ShardSource) -> set[str
     return drain(cluster, source)
 
 
-def two_slots_of_one_master() -> list[str]:
-    """Two names whose channels one master owns, in different slots."""
-    by_owner: dict[int, str] = {}
-    for n in range(1000):
-        name = f"ORDERS_{n}"
-        slot = key_slot((PREFIX + name).encode())
-        master = max(i for i, (first, _) in enumerate(RANGES) if first <= slot)
-        if (
-            master in by_owner
-            and key_slot((PREFIX + by_owner[master]).encode()) != slot
-        ):
-            return [by_owner[master], name]
-        by_owner.setdefault(master, name)
-    raise AssertionError("no two such names")
+def two_slots() -> list[str]:
+    """Two names whose channels one master of :data:`RANGES` owns, in
+    different slots."""
+
+    def master(slot: int) -> int:
+        return max(i for i, (first, _) in enumerate(RANGES) if first <= slot)
+
+    return two_slots_of_one_master(PREFIX, "ORDERS_", master)
 
 
 def test_channels_of_one_master_in_different_slots_are_all_shown() -> None:
     """Both are there when tail starts: one SSUBSCRIBE naming both is refused."""
     cluster = FakeCluster()
-    names = two_slots_of_one_master()
+    names = two_slots()
     for name in names:
         cluster.listen(name)
     source = ShardSource(cluster, Admin(), ["*"])  # type: ignore[arg-type]
@@ -240,7 +235,7 @@ def test_an_error_that_stays_is_retried_with_a_growing_delay(
     """Every read on one master fails: tail makes that connection again after
     a delay that doubles up to REFRESH, not at every poll."""
     cluster = FakeCluster()
-    (name,) = two_slots_of_one_master()[:1]
+    name = two_slots()[0]
     cluster.listen(name)
     clock = Clock()
     monkeypatch.setattr(tailing.time, "monotonic", clock)
