@@ -124,6 +124,20 @@ def unsafe_broker(
         return broker_factory(allow_unregistered_classes=True)
 
 
+@pytest.fixture
+def real() -> Iterator[tuple[redis.Redis, str]]:
+    """A client of the real server (skip or fail without one) and a unique
+    key prefix; every key under the prefix is deleted afterwards."""
+    require_real_redis()
+    client = redis.Redis.from_url(REDIS_URL)
+    prefix = unique_prefix()
+    yield client, prefix
+    keys = list(client.scan_iter(match=f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
 @pytest.fixture(scope="module")
 def redis_cluster() -> Iterator[LocalCluster]:
     """A local Redis Cluster of three masters, shared by a module's tests.

@@ -9,7 +9,7 @@ import gc
 import logging
 import warnings
 import weakref
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -20,27 +20,13 @@ from _redis_support import (
     OrderPlaced,
     eventually,
     publisher_for,
-    require_real_redis,
     run_bounded,
-    unique_prefix,
 )
 
 from eventspype import AsyncFunctionalEventSubscriber, EventPublication
 from eventspype.broker.redis import AsyncRedisStreamBroker, SubscriptionRefused
 
 Scenario = Callable[..., Coroutine[Any, Any, None]]
-
-
-@pytest.fixture
-def real() -> Iterator[tuple[redis.Redis, str]]:
-    require_real_redis()
-    client = redis.Redis.from_url(REDIS_URL)
-    prefix = unique_prefix()
-    yield client, prefix
-    keys = list(client.scan_iter(match=f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def run(real: tuple[redis.Redis, str], scenario: Scenario) -> None:

@@ -13,11 +13,8 @@ from typing import Any
 import pytest
 import redis
 from _redis_support import (
-    REDIS_URL,
     OrderPlaced,
     publisher_for,
-    require_real_redis,
-    unique_prefix,
     wait_until,
 )
 
@@ -25,18 +22,6 @@ from eventspype import EventPublication, FunctionalEventSubscriber
 from eventspype.broker.redis import RedisStreamBroker, SubscriptionRefused
 
 Factory = Callable[..., RedisStreamBroker]
-
-
-@pytest.fixture
-def real() -> Iterator[tuple[redis.Redis, str]]:
-    require_real_redis()
-    client = redis.Redis.from_url(REDIS_URL)
-    prefix = unique_prefix()
-    yield client, prefix
-    keys = list(client.scan_iter(match=f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 @pytest.fixture

@@ -15,11 +15,9 @@ import dataclasses
 import gc
 import threading
 import tracemalloc
-from collections.abc import Iterator
 
-import pytest
 import redis
-from _redis_support import REDIS_URL, require_real_redis, unique_prefix, wait_until
+from _redis_support import REDIS_URL, wait_until
 
 from eventspype import (
     AsyncFunctionalEventSubscriber,
@@ -41,18 +39,6 @@ class Blob:
 
 
 BLOBS = EventPublication("blob", Blob)
-
-
-@pytest.fixture
-def real() -> Iterator[tuple[redis.Redis, str]]:
-    require_real_redis()
-    client = redis.Redis.from_url(REDIS_URL)
-    prefix = unique_prefix()
-    yield client, prefix
-    keys = list(client.scan_iter(match=f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def _publish_backlog(client: redis.Redis, prefix: str) -> None:
