@@ -40,6 +40,7 @@ __all__ = [
     "UnexpectedReply",
     "Value",
     "read_within",
+    "reads_faster",
 ]
 
 #: Redis's own limit on a bulk string (proto-max-bulk-len): bigger is garbage.
@@ -259,6 +260,25 @@ def _simple(buffer: bytearray, marker: int, start: int, line_end: int) -> Value:
     if marker == 0x23:  # #
         return buffer[start + 1 : line_end] == b"t"
     raise UnexpectedReply(f"an element of type {chr(marker)!r}")
+
+
+def reads_faster(connection: object) -> bool:
+    """Whether a :class:`RespReader` should read ``connection``'s replies.
+
+    Only a redis-py asyncio connection whose stream is an
+    ``asyncio.StreamReader`` (its private ``_reader``, redis-py 5.0 to 8.x),
+    whose replies are not decoded, and whose parser is redis-py's Python one:
+    hiredis's parser, in C, is faster than this reader (a consumer batch of
+    one entry: 2.3 us against 7.0 us, ``benchmarks/bench_async_streams.py``
+    with hiredis installed), so it is kept where it is installed.
+    """
+    encoder = getattr(connection, "encoder", None)
+    parser = getattr(connection, "_parser", None)
+    return (
+        isinstance(getattr(connection, "_reader", None), asyncio.StreamReader)
+        and not getattr(encoder, "decode_responses", True)
+        and "Hiredis" not in type(parser).__name__
+    )
 
 
 async def read_within(reader: asyncio.StreamReader, timeout: float | None) -> bytes:

@@ -26,6 +26,7 @@ from eventspype.broker.redis._io.push_reader import (
     PushReader,
     read_within,
 )
+from eventspype.broker.redis._io.resp_reader import reads_faster
 from eventspype.broker.redis.pubsub.link import Reply, _normalize
 from eventspype.broker.redis.pubsub.protocol import Command, PubSubProtocol
 from eventspype.broker.redis.pubsub.shard_dialect import ShardDialect
@@ -53,11 +54,10 @@ class AsyncReader:
 
     async def _read(self, connection: Any) -> None:
         """Read and handle replies until the connection fails or is unused."""
-        reader = getattr(connection, "_reader", None)
-        if isinstance(reader, asyncio.StreamReader):
-            await self._read_fast(connection, reader)
+        if reads_faster(connection):
+            await self._read_fast(connection, connection._reader)
             return
-        # fakeredis, or a redis-py whose connections changed: its parser.
+        # fakeredis, hiredis, or a redis-py whose connections changed: its parser.
         timeout = self._proto.health_check_interval
         while not self._stopping:
             try:

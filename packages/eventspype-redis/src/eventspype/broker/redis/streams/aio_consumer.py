@@ -36,8 +36,12 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, cast
 
-import redis.exceptions
-
+from eventspype.broker.redis._io.aio_pipeline import (
+    read_replies,
+    read_replies_slow,
+    reads_faster,
+    send,
+)
 from eventspype.broker.redis.streams import commands as c
 from eventspype.broker.redis.streams.aio_upkeep import SCRIPTS, Upkeep, close_client
 from eventspype.broker.redis.streams.held import Delivery
@@ -215,6 +219,14 @@ class AsyncConsumer:
             await self._drop()
 
     async def _send(self, batch: list[c.Command]) -> None:
+        """Send ``batch`` in one pipeline and feed the core its replies.
+
+        The replies are read by ``_io.aio_pipeline`` (one read per batch,
+        then the client's own callbacks), or by redis-py's parser where that
+        cannot read the connection. Not ``pipe.execute()``: a pool would
+        re-make a connection the server closed without a word, and the core
+        must know about every outage (its groups may be gone).
+        """
         proto = self.proto
         clock = time.monotonic
         if isinstance(batch[0], c.Connect):
@@ -222,7 +234,7 @@ class AsyncConsumer:
             for cmd in batch[1:]:
                 proto.failed(cmd, "down", "not connected", clock())
             return
-        client = self._client
+        client, connection = self._client, self._connection
         if client is None:  # dropped after the batch was made
             for cmd in batch:
                 proto.failed(cmd, "down", "connection lost", clock())
@@ -236,7 +248,12 @@ class AsyncConsumer:
                 pipe, SCRIPTS, self._group, proto.options.consumer, batch,
                 self._dead_maxlen,
             )  # fmt: skip
-            results = collect(batch, parts, await self._execute(pipe))
+            await send(connection, pipe)
+            if reads_faster(connection):
+                replies = await read_replies(connection, pipe)
+            else:
+                replies = await read_replies_slow(connection, pipe)
+            results = collect(batch, parts, replies)
         except DOWN as error:
             for cmd in batch:
                 proto.failed(cmd, "down", f"{type(error).__name__}: {error}", clock())
@@ -252,28 +269,6 @@ class AsyncConsumer:
             if isinstance(cmd, c.EnsureGroup):
                 self.ready.add(cmd.stream)
             proto.reply(cmd, value, clock())
-
-    async def _execute(self, pipe: Any) -> list[Any]:
-        """Run the queued commands of ``pipe`` on the consumer's connection.
-
-        What ``pipe.execute(raise_on_error=False)`` does, minus the pool: a
-        pool would re-make a connection the server closed without a word,
-        and the core must know about every outage (its groups may be gone).
-        The replies are parsed by the client's own callbacks.
-        """
-        connection = self._connection
-        commands = pipe.command_stack
-        packed = connection.pack_commands([args for args, _ in commands])
-        await connection.send_packed_command(packed, check_health=False)
-        replies: list[Any] = []
-        for args, options in commands:
-            try:
-                replies.append(
-                    await pipe.parse_response(connection, args[0], **options)
-                )
-            except redis.exceptions.ResponseError as error:
-                replies.append(error)
-        return replies
 
     async def _open(self, cmd: c.Connect) -> None:
         await self._drop()
