@@ -18,13 +18,20 @@ round by round:
   eventspype side yields to the loop every 1,000 events), first publish to
   last receipt, best of 3;
 - latency: events paced at 2,000/s for 3 s, p50/p99 publish-to-receipt,
-  median of 3 runs;
+  median of 3 runs; evenly (one every 0.5 ms, on a loop with microsecond
+  timers: ``_timing.run_precise``), and two at a time every 1 ms (what an
+  asyncio loop on epoll, whose timers are whole milliseconds, makes of
+  2,000/s; the second of a pair waits for the consumer to finish the first);
+- reading one ack + ``XREADGROUP`` reply (one entry, RESP3): redis-py's
+  asyncio parser and response callback against the consumer's, the one RESP
+  reader (``_io.resp_reader``, kept only while it wins), best of 5;
 - kill -9 (eventspype only): 10,000 events, two consumer processes of one
   group with coroutine subscribers that log each event before returning; one
   is killed with SIGKILL after 1,000 events; the survivor claims what the
   victim held. Reports events lost (must be 0) and handled twice.
 
-Targets (issue 15): burst >= 1.3x raw, p50 <= 1.0x. Only loopback traffic, on
+Targets (issue 15): burst >= 1.3x raw, p50 <= 1.0x (evenly paced; the pairs
+are reported). Only loopback traffic, on
 streams with a unique prefix that are deleted afterwards. Exits 0 with a
 message when no server answers.
 """
@@ -40,6 +47,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import redis.asyncio
@@ -59,6 +67,7 @@ from _timing import (
     paced_async,
     percentiles_ms,
     print_comparison,
+    run_precise,
 )
 
 from eventspype import AsyncFunctionalEventSubscriber, EventPublisher
@@ -215,14 +224,14 @@ async def burst(url: str, impl: str, events: int) -> float:
     return events / (done - start)
 
 
-async def latency(url: str, impl: str) -> tuple[float, float]:
+async def latency(url: str, impl: str, together: int = 1) -> tuple[float, float]:
     prefix = unique_prefix("bench-astreams")
     count = int(PACED_RATE * PACED_SECONDS)
     peer = start_consumer(f"{impl}-latency", url, prefix, count)
     side = Publisher(url, prefix)
     await side.warm_up()
     start = asyncio.get_running_loop().time() + 0.05
-    async for i in paced_async(count, PACED_RATE, start):
+    async for i in paced_async(count, PACED_RATE, start, together):
         event = OrderPlaced(i, 49.99, time.time())
         if impl == "raw":
             await side.send_raw(raw_payload(event))
@@ -266,6 +275,54 @@ async def kill_nine(url: str) -> tuple[int, int]:
     return lost, len(handled) - len(set(handled))
 
 
+async def read_timings(rounds: int = 5, number: int = 20_000) -> tuple[float, float]:
+    """us to read the replies of one consumer batch (an XACK, an XREADGROUP
+    with one entry) from an asyncio stream: redis-py's parser, then ours.
+
+    redis-py's side is its connection's own parser (the private ``_parser``:
+    hiredis's where installed) on a stream fed by hand.
+    """
+    from redis._parsers.helpers import parse_xread_resp3
+
+    from eventspype.broker.redis._io.resp_reader import RespReader
+
+    def bulk(data: bytes) -> bytes:
+        return b"$%d\r\n%s\r\n" % (len(data), data)
+
+    entry = raw_payload(OrderPlaced(1, 49.99, time.time()))
+    stream_name, entry_id = bulk(b"bench:{ORDER_PLACED}"), bulk(b"1765119000123-0")
+    fields = b"*2\r\n" + bulk(b"event") + bulk(entry)
+    wire = b":1\r\n%1\r\n" + stream_name + b"*1\r\n*2\r\n" + entry_id + fields
+    connection = redis.asyncio.Connection(protocol=3)
+    parser = connection._parser  # hiredis's where it is installed
+
+    async def theirs(stream: asyncio.StreamReader) -> Any:
+        await parser.read_response()
+        return parse_xread_resp3(await parser.read_response())
+
+    async def ours(stream: asyncio.StreamReader) -> Any:
+        reader = RespReader(skip_pushes=True)
+        reader.feed(await stream.read(1 << 16))
+        return parse_xread_resp3(reader.replies()[1])
+
+    best: list[float] = []
+    for read in (theirs, ours):
+        times = []
+        for _ in range(rounds):
+            stream = asyncio.StreamReader()
+            # What connect() does: the parser reads the connection's stream.
+            parser.on_connect(
+                SimpleNamespace(_reader=stream, encoder=connection.encoder)
+            )
+            start = time.perf_counter()
+            for _ in range(number):
+                stream.feed_data(wire)
+                await read(stream)
+            times.append((time.perf_counter() - start) / number * 1e6)
+        best.append(min(times))
+    return best[0], best[1]
+
+
 def read_log(path: Path) -> list[int]:
     """The order ids a consumer logged (complete lines only)."""
     if not path.exists():
@@ -283,8 +340,13 @@ async def run(url: str, events: int) -> list[dict[str, Any]]:
 
     table.add_best(f"burst, {events} events (best of {ROUNDS})", "events/s",
                    await rounds(burst, events), ">= 1.3x")  # fmt: skip
-    table.add_percentiles(f"latency {{}} at {PACED_RATE}/s (median of {ROUNDS})",
+    table.add_percentiles(f"latency {{}} at {PACED_RATE}/s, evenly",
                           await rounds(latency), ("<= 1.0x", ""))  # fmt: skip
+    table.add_percentiles(f"latency {{}} at {PACED_RATE}/s, in pairs",
+                          await rounds(latency, 2), ("reported", ""))  # fmt: skip
+    raw_us, ours_us = await read_timings()
+    table.add("read an ack + XREADGROUP reply (speed)", "k/s", 1e3 / raw_us,
+              1e3 / ours_us, "keep ours if > 1x")  # fmt: skip
     lost, twice = await kill_nine(url)
     table.add(f"kill -9, {KILL_EVENTS} events: lost", "events", None, lost, "0")
     table.add("kill -9: handled twice", "events", None, twice, "reported")
@@ -297,7 +359,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 def main() -> int:
     def run_sync(url: str, events: int) -> list[dict[str, Any]]:
-        return asyncio.run(run(url, events))
+        return run_precise(run(url, events))
 
     return command_line("async_streams", __doc__ or "", 20_000, run_sync, print_table)
 
