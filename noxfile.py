@@ -5,7 +5,8 @@
                              on Python 3.10-3.13; lint, types and wheel
                              contents; and the tiers with third-party
                              dependencies on the oldest versions they declare
-                             (tests_bounds); in two lanes of sessions at once
+                             (tests_bounds), the asyncio Redis tests with
+                             hiredis (tests_hiredis); in two lanes at once
     nox -s tests tests_all   the same sessions one after the other
     nox -s demo              the demo (in-process; through Redis when one is up)
     nox -s tests-3.12        the test sessions of one interpreter
@@ -147,7 +148,7 @@ LANES = [
     [
         "tests-3.10", "tests-3.11", "tests_all-3.10",
         "tests_bounds(package='testing')", "tests_bounds(package='otel')",
-        "tests_bounds(package='cli')", "lint",
+        "tests_bounds(package='cli')", "tests_hiredis", "lint",
     ],
     [
         "tests-3.12", "tests-3.13", "tests_all-3.13",
@@ -385,6 +386,20 @@ def tests_bounds(session: nox.Session, package: str) -> None:
         *floors,
     )  # fmt: skip
     _pytest(session, f"tests/{package}", cpu_bound=package in CPU_BOUND)
+
+
+@nox.session(python=PYTHONS[-1])
+def tests_hiredis(session: nox.Session) -> None:
+    """The asyncio Redis tests with hiredis installed (the ``hiredis`` extra).
+
+    Where hiredis is installed the asyncio listener and stream consumer keep
+    redis-py's parser (hiredis's, faster than the brokers' own RESP reader);
+    this runs them that way.
+    """
+    dists = [*_declared_siblings("eventspype-redis"), "eventspype-redis"]
+    _install_wheels(session, dists, *TEST_TOOLS, *TEST_EXTRAS["redis"], "hiredis")
+    session.run("python", "-c", "import hiredis")
+    _pytest(session, "tests/redis", "-k", "async or aio or reader")
 
 
 @nox.session
