@@ -237,3 +237,16 @@ def test_top_level_types_can_be_restricted(top: bytes) -> None:
     reader.feed(top)
     with pytest.raises(UnexpectedReply):
         reader.replies()
+
+
+def test_a_short_piece_after_a_long_string_is_not_held_back() -> None:
+    # The wait for the rest of a long bulk string ends with it: the short
+    # header that follows it, completed by a few bytes, is parsed at once.
+    long = b"y" * 5000
+    reader = RespReader()
+    reader.feed(b"*2\r\n$5000\r\n" + long[:100])
+    assert reader.replies() == []
+    reader.feed(long[100:] + b"\r\n:4")  # the string, and half a header
+    assert reader.replies() == []
+    reader.feed(b"2\r\n")
+    assert reader.replies() == [[long, 42]]

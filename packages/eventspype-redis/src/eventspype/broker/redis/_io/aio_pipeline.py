@@ -6,8 +6,8 @@ cut out of the socket's bytes by :class:`~_io.resp_reader.RespReader` (one
 read for the whole batch when it arrived at once, instead of one await per
 RESP line), then given to the same response callbacks ``parse_response``
 applies. ``python benchmarks/bench_async_streams.py``, row "read an ack +
-XREADGROUP reply": 16.7-17.3 us with redis-py's parser, 7.0-7.1 us this way
-(2.4x; redis-py 8.2 without hiredis, Python 3.11).
+XREADGROUP reply": 17.0 us with redis-py's parser, 6.7-6.8 us this way
+(2.5x; redis-py 8.2 without hiredis, Python 3.11).
 
 Only where :func:`~_io.resp_reader.reads_faster` says so (redis-py's
 connections with its Python parser and undecoded replies); anything else
