@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from typing import Any
 
@@ -408,7 +409,11 @@ def test_submit_reports_through_the_future_it_is_given_in_order() -> None:
             with delivering(Delivery("ORDER_PLACED", "redis", message_id=f"{i}-0")):
                 handler._submit(Placed(i), "ORDER_PLACED", None, None, future)
             futures.append(future)
-        assert not seen  # scheduled, not run: _submit returns at once
+        # Before 3.12 the handlers wait for the next loop turn; from 3.12 each
+        # starts as an eager task, and these (which never wait) are done.
+        assert seen == (
+            [] if sys.version_info < (3, 12) else [(1, "1-0"), (2, "2-0"), (3, "3-0")]
+        )
         await asyncio.wait(futures)
         assert handler.errors == 0  # the caller's to count, as call_async
         return [f.exception() for f in futures]
@@ -418,3 +423,33 @@ def test_submit_reports_through_the_future_it_is_given_in_order() -> None:
     assert outcomes[0] is None
     assert outcomes[2] is None
     assert isinstance(outcomes[1], RuntimeError)
+
+
+def test_a_handler_started_at_once_runs_in_a_task_of_its_own() -> None:
+    """From Python 3.12 ``_submit`` starts the handler eagerly, inside the
+    caller's step; the handler still runs in its own task: a timeout it sets
+    in its first step cancels the handler, not the caller."""
+    tasks: list[asyncio.Task[Any] | None] = []
+
+    class Slow(AsyncEventSubscriber):
+        async def call(
+            self, arg: Any, current_event_tag: NormalizedTag, caller: Any
+        ) -> None:
+            tasks.append(asyncio.current_task())
+            if sys.version_info >= (3, 11):
+                async with asyncio.timeout(0.05):  # binds to the current task
+                    await asyncio.sleep(30)
+            else:
+                await asyncio.wait_for(asyncio.sleep(30), 0.05)
+
+    async def scenario() -> tuple[BaseException | None, bool]:
+        handler = Slow()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        handler._submit(Placed(1), "ORDER_PLACED", None, None, future)
+        await asyncio.sleep(0.3)  # the caller lives on past the timeout
+        assert future.done()
+        return future.exception(), tasks[0] is asyncio.current_task()
+
+    error, same_task = run(scenario())
+    assert isinstance(error, asyncio.TimeoutError)
+    assert not same_task

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 __all__ = ["AsyncEventSubscriber", "AsyncFunctionalEventSubscriber"]
 
 _logger = logging.getLogger(__name__)
+#: Whether tasks can start eagerly (``asyncio.Task(..., eager_start=True)``).
+_EAGER = sys.version_info >= (3, 12)
 
 # (event, tag, caller, future of call_async or None, what hooks see or None,
 # the delivery being handled where the event was scheduled: eventspype.delivery)
@@ -296,7 +299,7 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
         with self._lock:
             self._pending += 1
             self._backlog.append((arg, tag, caller, done, info, current_delivery()))
-        self._spawn()
+        self._spawn(eager=_EAGER)
 
     async def drain(self) -> None:
         """Wait until the backlog is empty: every accepted event was handled
@@ -313,7 +316,14 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
 
     # --- on the loop ----------------------------------------------------------
 
-    def _spawn(self) -> None:
+    def _spawn(self, eager: bool = False) -> None:
+        """Start workers for the backlog, up to ``max_concurrency``.
+
+        ``eager`` (Python 3.12+, for a broker handing events over on this
+        loop): a worker's first step runs now, as an eager task, so a handler
+        starts without waiting for the next loop turn (one that does not
+        wait on anything finishes here).
+        """
         with self._lock:
             self._kick_scheduled = False
             count = min(len(self._backlog), self._max_concurrency - self._workers)
@@ -321,7 +331,12 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
                 return
             self._workers += count
         for _ in range(count):
-            task = self._loop.create_task(self._work())
+            if eager:
+                task = asyncio.Task(self._work(), loop=self._loop, eager_start=True)
+                if task.done():  # finished in its first step
+                    continue
+            else:
+                task = self._loop.create_task(self._work())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

@@ -197,6 +197,10 @@ class Fanout:
         """How many live subscribers ``channel`` has."""
         return self._live(channel)
 
+    def has_live(self, channel: str) -> bool:
+        """Whether ``channel`` has a live subscriber (stops at the first)."""
+        return any(e.ref() is not None for e in self._channels.get(channel, ()))
+
     def channels(self) -> list[str]:
         """The channels that have at least one live subscriber."""
         return [c for c in list(self._channels) if self._live(c)]

@@ -95,6 +95,8 @@ class StreamReceiving:
         self._group = group
         self.fanout = Fanout()
         self.reader: StreamReader | ClusterStreamReader | None = None
+        self._consumer_bytes: bytes | None = None  # and decoded:
+        self._consumer_text: str | None = None
         self.closed = False
         register_for_fork(self)
 
@@ -182,38 +184,37 @@ class StreamReceiving:
         channel = delivery.channel
         fanout = self.fanout
         caller = self._caller_ref()
-        if caller is None or not fanout.subscriber_count(channel):
+        if caller is None or not fanout.has_live(channel):
             # Its subscribers were garbage-collected: stop reading the stream
             # (and claiming its entries); the entry goes back to the group.
             self._sync()
             return "skip", "", frozenset()
-        where = stream_key(self._prefix, channel)
         try:
             event, event_tag, headers, problem = self._inbound.decode(
                 channel, delivery.data
             )
         except EnvelopeError as error:
-            self._counters.drop(error.reason, where, error)
+            self._counters.drop(error.reason, self._where(channel), error)
             why = f"{error.reason}: {error}"
             if error.reason in _DEAD_LETTER_REASONS:
                 return "refused", why, frozenset()
             return "ok", why, frozenset()
         if problem is not None:
-            self._counters.drop_headers(where, problem)
+            self._counters.drop_headers(self._where(channel), problem)
         subscribers, refused = fanout.matching(channel, event, event_tag)
         for reason, detail in refused:
-            self._counters.drop(reason, where, detail)
+            self._counters.drop(reason, self._where(channel), detail)
         if not subscribers:
             return "ok", "", frozenset()
         self._counters.add_delivered()
         context = DeliveryContext(
             channel,
             "redis",
-            message_id=delivery.entry_id.decode(),
-            delivery_count=delivery.delivery_count,
-            group=self._group,
-            consumer=self.reader.consumer.decode() if self.reader else None,
-            headers=headers,
+            delivery.entry_id.decode(),
+            delivery.delivery_count,
+            self._group,
+            self._consumer_name(),
+            headers,
         )
         hooks = _HOOKS.hooks  # installed observers (eventspype.hooks)
         done = set(delivery.succeeded)
@@ -240,15 +241,32 @@ class StreamReceiving:
                     else:
                         subscriber.call(event, event_tag, caller)
                 except BaseException as error:  # as the fan-out: SystemExit too
+                    where = self._where(channel)
                     errors.append(self._failed(subscriber, error, event_tag, where))
                 else:
                     done.add(id(subscriber))
-        if not waiting:
-            return _outcome(done, errors)
-        _Awaiting(
-            self, waiting, (event, event_tag, caller), context, done, errors, report
-        )
+            if not waiting:
+                return _outcome(done, errors)
+            # Still current: a coroutine subscriber's worker takes the
+            # delivery that is current when the event is handed over.
+            _Awaiting(
+                self, waiting, (event, event_tag, caller), context, done, errors, report
+            )
         return None
+
+    def _where(self, channel: str) -> str:
+        """The stream key of ``channel``, for logs and counters."""
+        return stream_key(self._prefix, channel)
+
+    def _consumer_name(self) -> str | None:
+        """The reader's consumer name, decoded once."""
+        reader = self.reader
+        if reader is None:
+            return None
+        name = reader.consumer
+        if name is not self._consumer_bytes:
+            self._consumer_bytes, self._consumer_text = name, name.decode()
+        return self._consumer_text
 
     def _failed(
         self, subscriber: EventSubscriber, error: BaseException, tag: Any, where: str
@@ -296,9 +314,8 @@ class _Awaiting:
                 # Straight into its backlog: the handler runs at the next
                 # loop turn (a task awaiting it would cost one more).
                 finished: asyncio.Future[None] = running.create_future()
-                with delivering(context):
-                    info = _info(subscriber, *call, context)
-                    subscriber._submit(*call, info, finished)
+                info = _info(subscriber, *call, context)
+                subscriber._submit(*call, info, finished)
                 finished.add_done_callback(
                     lambda f, s=subscriber: self._one(  # type: ignore[misc]
                         s,
