@@ -453,3 +453,42 @@ def test_a_handler_started_at_once_runs_in_a_task_of_its_own() -> None:
     error, same_task = run(scenario())
     assert isinstance(error, asyncio.TimeoutError)
     assert not same_task
+
+
+def test_submit_reports_to_a_callback_once_per_event() -> None:
+    """A broker may hear the outcome through a callback instead of a future:
+    called once, on the loop, with ``None``, the handler's error, or a
+    ``RuntimeError`` for an event abandoned with the backlog."""
+    heard: list[tuple[int, BaseException | None]] = []
+
+    class Handler(AsyncEventSubscriber):
+        async def call(
+            self, arg: Any, current_event_tag: NormalizedTag, caller: Any
+        ) -> None:
+            if arg.order_id == 2:
+                raise ValueError("two")
+            if arg.order_id == 3:
+                await asyncio.sleep(30)  # abandoned below
+
+    async def scenario() -> Handler:
+        handler = Handler(max_concurrency=1)
+        for i in (1, 2, 3, 4):
+            handler._submit(
+                Placed(i), "ORDER_PLACED", None, None,
+                lambda error, i=i: heard.append((i, error)),
+            )  # fmt: skip
+        await asyncio.sleep(0.2)  # 1 and 2 are done, 3 waits, 4 is queued
+        handler._abandon("the test gives up")
+        return handler
+
+    handler = run(scenario())
+    outcomes = dict(heard)
+    assert sorted(i for i, _ in heard) == [1, 2, 3, 4]  # each once
+    assert outcomes[1] is None
+    assert isinstance(outcomes[2], ValueError)
+    assert isinstance(outcomes[4], RuntimeError)
+    assert "abandoned" in str(outcomes[4])
+    # 3 was running when the loop ended (asyncio.run cancels its task).
+    assert isinstance(outcomes[3], RuntimeError)
+    assert "stopped" in str(outcomes[3])
+    assert handler.errors == 0

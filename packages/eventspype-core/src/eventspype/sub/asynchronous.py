@@ -21,7 +21,7 @@ import logging
 import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 from eventspype._internal.fork import ForkSafeLock
 from eventspype._internal.ratelimit import RateLimitedWarning
@@ -41,16 +41,36 @@ _logger = logging.getLogger(__name__)
 #: Whether tasks can start eagerly (``asyncio.Task(..., eager_start=True)``).
 _EAGER = sys.version_info >= (3, 12)
 
-# (event, tag, caller, future of call_async or None, what hooks see or None,
-# the delivery being handled where the event was scheduled: eventspype.delivery)
+#: Who hears how one handed-over event ended: the future ``call_async``
+#: awaits, or a broker's callback (``None``: it succeeded; else the error).
+Outcome = Union["asyncio.Future[None]", Callable[[BaseException | None], None]]
+
+# (event, tag, caller, outcome of call_async or a broker's hand-over or None,
+# what hooks see or None, the delivery being handled where the event was
+# scheduled: eventspype.delivery)
 _Item = tuple[
     Any,
     NormalizedTag,
     Any,
-    "asyncio.Future[None] | None",
+    "Outcome | None",
     "DeliveryInfo | None",
     "Delivery | None",
 ]
+
+
+def _report(done: Outcome, error: BaseException | None) -> None:
+    """Tell ``done`` how a handed-over event ended (see ``_submit``)."""
+    if isinstance(done, asyncio.Future):
+        if not done.done():
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+        return
+    try:
+        done(error)
+    except Exception:  # the broker's bug must not end the worker
+        _logger.exception("Reporting a handled event to its broker failed")
 
 
 class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
@@ -283,17 +303,22 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
         tag: NormalizedTag,
         caller: Any,
         info: DeliveryInfo | None,
-        done: asyncio.Future[None],
+        done: Outcome,
     ) -> None:
-        """Queue one event whose outcome ``done`` (a future of this
-        subscriber's loop) reports, and start a worker; on the loop's thread.
+        """Queue one event whose outcome ``done`` reports, and start a worker;
+        on the loop's thread.
 
         What :meth:`call_async` does without a task of its own to await
         ``done``: a broker driving its consumer on this loop hands the event
-        over here and adds a callback to ``done``, so the handler runs one
-        loop turn later instead of two (the extra task's first step). ``done``
-        gets the handler's exception (not counted in :attr:`errors`) or is
-        cancelled when the backlog is abandoned. The current delivery
+        over here, so the handler runs without waiting for another task's
+        first step. ``done`` is a future of this loop (it gets the handler's
+        exception, not counted in :attr:`errors`, or is cancelled when the
+        backlog is abandoned) or a callback, called once on the worker's
+        step with ``None`` or the exception (a ``RuntimeError`` when the
+        backlog is abandoned): no future, and no loop turn before the broker
+        hears of it. From Python 3.12 the worker starts as an eager task, so
+        a handler that never waits has finished, and the callback has been
+        called, when this returns. The current delivery
         (``eventspype.delivery``) is the one of the handler.
         """
         with self._lock:
@@ -331,7 +356,7 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
                 return
             self._workers += count
         for _ in range(count):
-            if eager:
+            if sys.version_info >= (3, 12) and eager:
                 task = asyncio.Task(self._work(), loop=self._loop, eager_start=True)
                 if task.done():  # finished in its first step
                     continue
@@ -367,7 +392,7 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
         event: Any,
         tag: NormalizedTag,
         caller: Any,
-        done: asyncio.Future[None] | None,
+        done: Outcome | None,
         info: DeliveryInfo | None,
         delivery: Delivery | None,
     ) -> None:
@@ -385,12 +410,12 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
             if done is None:
                 self.errors += 1
                 log_subscriber_error(_logger, self, event, tag)
-            elif not done.done():
-                done.set_exception(error)
+            else:
+                _report(done, error)
         else:
             self.handled += 1
-            if done is not None and not done.done():
-                done.set_result(None)
+            if done is not None:
+                _report(done, None)
         finally:
             _current_delivery.reset(token)
         self._finished(1)
@@ -426,8 +451,11 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
         if not count:
             return
         for _event, _tag, _caller, done, _info, _delivery in items:
-            if done is not None and not done.done() and not done.get_loop().is_closed():
-                done.cancel()
+            if isinstance(done, asyncio.Future):
+                if not done.done() and not done.get_loop().is_closed():
+                    done.cancel()
+            elif done is not None:
+                _report(done, RuntimeError(f"abandoned: {reason}"))
         self.abandoned += count
         self._finished(len(items))
         message = "%r: %d event(s) not handled because %s (%d abandoned in all)"

@@ -332,6 +332,9 @@ class AsyncConsumer:
                 proto.release(delivery)
                 continue
             key = (delivery.stream, delivery.entry_id)
+            # Running from now: a coroutine subscriber may report its outcome
+            # before handle() returns (an eager task that never waited).
+            self._running.add(key)
             try:
                 result = self._receiving.handle(
                     delivery, partial(self._report, delivery)
@@ -340,9 +343,9 @@ class AsyncConsumer:
                 _logger.exception("Handling a stream entry failed")
                 result = ("failed", f"{type(error).__name__}: {error}", frozenset())
             if result is None:  # coroutine subscribers run: reported later
-                self._running.add(key)
                 started.add(key)
                 continue
+            self._running.discard(key)
             now = time.monotonic()
             proto.finished(delivery, *result, now)
             if index + 1 < len(deliveries) and now >= proto.renew_due:

@@ -311,20 +311,16 @@ class _Awaiting:
         running = asyncio._get_running_loop()
         for subscriber in subscribers:
             if subscriber.loop is running:  # the asyncio driver's own loop
-                # Straight into its backlog: the handler runs at the next
-                # loop turn (a task awaiting it would cost one more).
-                finished: asyncio.Future[None] = running.create_future()
+                # Straight into its backlog, its outcome reported by a call
+                # (no future, no loop turn): the handler runs at once from
+                # Python 3.12 (an eager task), else at the next loop turn.
                 info = _info(subscriber, *call, context)
-                subscriber._submit(*call, info, finished)
-                finished.add_done_callback(
-                    lambda f, s=subscriber: self._one(  # type: ignore[misc]
-                        s,
-                        f.exception()
-                        if not f.cancelled()
-                        else RuntimeError("cancelled"),
-                        event_tag,
-                        where,
-                    )
+                subscriber._submit(
+                    *call,
+                    info,
+                    lambda error, s=subscriber: self._one(  # type: ignore[misc]
+                        s, error, event_tag, where
+                    ),
                 )
                 continue
             coroutine = _call(subscriber, *call, context)
