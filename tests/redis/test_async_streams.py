@@ -28,7 +28,6 @@ from _redis_support import (
     publisher_for,
     require_real_redis,
     run_bounded,
-    unique_prefix,
 )
 
 from eventspype import (
@@ -47,17 +46,9 @@ def run(scenario: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
-    require_real_redis()
-    made = unique_prefix()
-    yield made
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{made}*"))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+def prefix(real: tuple[redis.Redis, str]) -> str:
+    """A unique key prefix on the real server (its keys deleted after)."""
+    return real[1]
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ breaks the rules fails like a lost one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 import redis
 import redis.asyncio
 import redis.exceptions
-from _redis_support import REDIS_URL, close_client, require_real_redis, unique_prefix
+from _redis_support import REDIS_URL, close_client
 
 from eventspype.broker.redis._io.aio_pipeline import (
     read_replies,
@@ -29,17 +28,9 @@ from eventspype.broker.redis._io.aio_pipeline import (
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
-    require_real_redis()
-    made = unique_prefix()
-    yield made
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{made}*"))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+def prefix(real: tuple[redis.Redis, str]) -> str:
+    """A unique key prefix on the real server (its keys deleted after)."""
+    return real[1]
 
 
 def queue_batch(pipe: Any, prefix: str) -> None:
