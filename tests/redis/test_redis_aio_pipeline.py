@@ -214,3 +214,54 @@ def test_hiredis_and_other_streams_keep_redis_pys_parser() -> None:
     assert reads_faster(connection(_AsyncRESP3Parser(), stream.__new__(stream)))
     assert not reads_faster(connection(_AsyncHiredisParser(), stream.__new__(stream)))
     assert not reads_faster(connection(_AsyncRESP3Parser(), object()))  # fakeredis
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_errors_inside_arrays_are_redis_pys_too(prefix: str, protocol: int) -> None:
+    """An error inside an array is redis-py's exception, as redis-py makes
+    it; one that means the connection is unusable is raised from anywhere."""
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        client = redis.asyncio.Redis.from_url(REDIS_URL, protocol=protocol)
+
+        async def both(script: str) -> list[list[Any]]:
+            got = []
+            for read in (read_replies_slow, read_replies):
+                connection = client.connection_pool.make_connection()
+                await connection.connect()
+                try:
+                    pipe = client.pipeline(transaction=False)
+                    pipe.eval(script, 0)
+                    await send(connection, pipe)
+                    try:
+                        got.append(await read(connection, pipe))
+                    except redis.exceptions.ConnectionError as error:
+                        got.append([type(error)])
+                finally:
+                    await connection.disconnect()
+            return got
+
+        try:
+            nested = await both("return {redis.error_reply('ERR nested'), 1}")
+            loading = await both("return {1, redis.error_reply('LOADING later')}")
+        finally:
+            await close_client(client)
+        return nested, loading
+
+    nested, loading = asyncio.run(scenario())
+    slow, fast = nested
+    assert comparable(fast[0]) == comparable(slow[0])
+    assert isinstance(fast[0][0], redis.exceptions.ResponseError)
+    assert loading[0] == loading[1] == [redis.exceptions.BusyLoadingError]
+
+
+def test_a_connection_fallen_back_to_resp2_takes_redis_pys_way() -> None:
+    # redis-py 8 falls back to RESP2 when HELLO is refused, and then picks
+    # the RESP2 callbacks per command: only its own parse_response knows how.
+    fallen = SimpleNamespace(
+        _parser=object(),
+        _reader=asyncio.StreamReader.__new__(asyncio.StreamReader),
+        encoder=SimpleNamespace(decode_responses=False),
+        _resp2_fallback=True,
+    )
+    assert not reads_faster(fallen)

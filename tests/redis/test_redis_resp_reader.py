@@ -250,3 +250,30 @@ def test_a_short_piece_after_a_long_string_is_not_held_back() -> None:
     assert reader.replies() == []
     reader.feed(b"2\r\n")
     assert reader.replies() == [[long, 42]]
+
+
+def test_a_map_keyed_by_an_aggregate_is_refused() -> None:
+    reader = RespReader()
+    reader.feed(b"%1\r\n*0\r\n:1\r\n")
+    with pytest.raises(UnexpectedReply, match="map key"):
+        reader.replies()
+
+
+def test_error_replies_are_made_by_the_given_factory_wherever_they_stand() -> None:
+    reader = RespReader(error=lambda text: ("error", text))
+    reader.feed(b"-ERR top\r\n*2\r\n-ERR inside\r\n!5\r\nBLOB!\r\n")
+    assert reader.replies() == [
+        ("error", "ERR top"),
+        [("error", "ERR inside"), ("error", "BLOB!")],
+    ]
+
+
+def test_values_of_a_large_read_are_bytes_like_the_others() -> None:
+    # Past 64 KiB the reader parses its buffer in place (no copy of it).
+    items = [bytes([i % 256]) * 1000 for i in range(200)]
+    reader = RespReader()
+    reader.feed(encode(items, resp3=False) + b"+OK\r\n")
+    got = reader.replies()
+    assert got == [items, b"OK"]
+    assert all(type(item) is bytes for item in got[0])
+    assert type(got[1]) is bytes

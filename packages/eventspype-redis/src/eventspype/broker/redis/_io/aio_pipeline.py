@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import redis.exceptions
 
 from eventspype.broker.redis._io.resp_reader import (
     MAX_BULK,
-    Error,
     RespReader,
     UnexpectedReply,
     read_within,
@@ -48,9 +48,11 @@ async def send(connection: Any, pipe: Any) -> None:
 async def read_replies(connection: Any, pipe: Any) -> list[Any]:
     """The replies of ``pipe``'s commands, written by :func:`send`.
 
-    An error reply is in place as redis-py's exception (without traceback);
-    one that means the connection is unusable (``LOADING``, ``NOAUTH``: a
-    ``ConnectionError``) is raised, as redis-py does.
+    An error reply is in place as redis-py's exception (without traceback),
+    inside an array too; one that means the connection is unusable
+    (``LOADING``, ``NOAUTH``: a ``ConnectionError``) is raised, as redis-py
+    does. Push frames (RESP3) are dropped: the broker's connections subscribe
+    to nothing and track no keys.
 
     Raises:
         redis.exceptions.ConnectionError: Redis closed the connection or sent
@@ -59,20 +61,27 @@ async def read_replies(connection: Any, pipe: Any) -> list[Any]:
             ``socket_timeout``.
     """
     commands = pipe.command_stack
-    raw = await _read(connection, len(commands))
     parse_error = getattr(
         getattr(connection, "_parser", None),
         "parse_error",
         redis.exceptions.ResponseError,
     )
+
+    def error(text: str) -> object:
+        # redis-py's exception for an error reply, wherever it stands; one
+        # that means the connection is unusable is raised at once, as
+        # redis-py raises it.
+        made = parse_error(text)
+        if isinstance(made, redis.exceptions.ConnectionError):
+            raise made
+        return made
+
+    raw = await _read(connection, len(commands), error)
     callbacks = pipe.response_callbacks
     out: list[Any] = []
     for (args, options), value in zip(commands, raw, strict=True):
-        if isinstance(value, Error):
-            error = parse_error(str(value))
-            if isinstance(error, redis.exceptions.ConnectionError):
-                raise error
-            out.append(options.get(_EMPTY_RESPONSE, error))
+        if isinstance(value, Exception):  # an error reply (see error())
+            out.append(options.get(_EMPTY_RESPONSE, value))
             continue
         callback = callbacks.get(args[0])
         if callback is not None:
@@ -88,11 +97,13 @@ async def read_replies(connection: Any, pipe: Any) -> list[Any]:
     return out
 
 
-async def _read(connection: Any, count: int) -> list[object]:
+async def _read(
+    connection: Any, count: int, error: Callable[[str], object]
+) -> list[object]:
     """The next ``count`` replies on ``connection`` (nothing may follow them)."""
     stream: asyncio.StreamReader = connection._reader
     timeout = getattr(connection, "socket_timeout", None)
-    reader = RespReader(MAX_BULK, skip_pushes=True)
+    reader = RespReader(MAX_BULK, skip_pushes=True, error=error)
     replies: list[object] = []
     while True:
         try:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 __all__ = [
     "MAX_BULK",
@@ -50,6 +50,8 @@ READ_SIZE = 1 << 16
 
 #: The longest header line (``$<length>``, ``*<count>``, ``-<error>``...).
 _MAX_LINE = 1024
+#: Unparsed bytes up to which :meth:`RespReader.replies` parses a copy.
+_COPY_LIMIT = 1 << 16
 #: Markers of aggregates; a map's count is of pairs.
 _ARRAY, _MAP, _SET, _PUSH = 0x2A, 0x25, 0x7E, 0x3E  # * % ~ >
 _AGGREGATES = frozenset({_ARRAY, _MAP, _SET, _PUSH})
@@ -91,10 +93,14 @@ class RespReader:
             never sends a bare bulk string, for one).
         skip_pushes: Drop RESP3 push frames (``>``) instead of returning them
             (a connection that never subscribes gets none that are its own).
+        error: Makes the value of an error reply from its text, wherever it
+            stands (default :class:`Error`); it may raise, which ends the
+            parse (redis-py raises a connection-class error at once).
     """
 
     __slots__ = (
         "_buffer",
+        "_error",
         "_max_bulk",
         "_max_count",
         "_max_depth",
@@ -113,8 +119,10 @@ class RespReader:
         max_count: int = 1 << 32,
         top_markers: Collection[int] = ALL_MARKERS,
         skip_pushes: bool = False,
+        error: Callable[[str], object] = Error,
     ) -> None:
         self._buffer = bytearray()
+        self._error = error
         self._start = 0  # where the first unparsed element begins
         # The buffer size (from the first unparsed byte) below which nothing
         # more can be parsed: an incomplete bulk string is not looked at again
@@ -150,6 +158,8 @@ class RespReader:
             return self._replies()
         except ValueError:  # int() or float() of a header that is no number
             raise UnexpectedReply("a header that is not a number") from None
+        except TypeError:  # a map whose key is an aggregate (unhashable)
+            raise UnexpectedReply("a map key that is not a string") from None
 
     def _replies(self) -> list[Value]:
         # One loop over the elements, with the aggregates being filled on a
@@ -160,11 +170,15 @@ class RespReader:
         if end < self._need:  # the bulk string being received is incomplete
             return out
         self._need = 0
+        position = self._start
         # A copy of what is unparsed (one incomplete element plus one read at
         # most): slicing bytes makes each value in one step, where slicing
         # the bytearray and converting took two (the reader's main cost).
-        buffer = bytes(self._buffer)
-        position = self._start
+        # Past _COPY_LIMIT the bytearray itself is read, each bulk string
+        # copied out once through a memoryview: a large entry is then held
+        # twice at most (buffer and value), not three times.
+        large = end - position > _COPY_LIMIT
+        buffer: bytes | bytearray = self._buffer if large else bytes(self._buffer)
         stack = self._stack
         find = buffer.find
         top = self._top
@@ -195,7 +209,10 @@ class RespReader:
                     if stop + 2 > end:
                         self._need = stop + 2 - position  # once fed again
                         break  # the header is read again with the rest
-                    value = buffer[line_end + 2 : stop]
+                    if large:
+                        value = bytes(memoryview(buffer)[line_end + 2 : stop])
+                    else:
+                        value = buffer[line_end + 2 : stop]
                     position = stop + 2
             elif marker in _AGGREGATES:
                 count = int(buffer[position + 1 : line_end])
@@ -223,12 +240,16 @@ class RespReader:
                 if stop + 2 > end:
                     self._need = stop + 2 - position
                     break
-                data = buffer[line_end + 2 : stop]
+                data = bytes(buffer[line_end + 2 : stop])
                 position = stop + 2
                 if marker == 0x21:
-                    value = Error(data.decode("utf-8", "replace"))
+                    value = self._error(data.decode("utf-8", "replace"))
                 else:
                     value = data[4:]
+            elif marker == 0x2D:  # -: an error
+                text = buffer[position + 1 : line_end].decode("utf-8", "replace")
+                value = self._error(text)
+                position = line_end + 2
             else:
                 value = _simple(buffer, marker, position, line_end)
                 position = line_end + 2
@@ -258,14 +279,12 @@ class RespReader:
 _SKIPPED: Value = object()
 
 
-def _simple(buffer: bytes, marker: int, start: int, line_end: int) -> Value:
-    """A one-line value: ``+ - : ( _ , #``."""
+def _simple(buffer: bytes | bytearray, marker: int, start: int, line_end: int) -> Value:
+    """A one-line value: ``+ : ( _ , #``."""
     if marker == 0x2B:  # +
-        return buffer[start + 1 : line_end]
+        return bytes(buffer[start + 1 : line_end])
     if marker == 0x3A or marker == 0x28:  # : (
         return int(buffer[start + 1 : line_end])
-    if marker == 0x2D:  # -
-        return Error(buffer[start + 1 : line_end].decode("utf-8", "replace"))
     if marker == 0x5F:  # _
         return None
     if marker == 0x2C:  # ,
@@ -280,7 +299,10 @@ def reads_faster(connection: object) -> bool:
 
     Only a redis-py asyncio connection whose stream is an
     ``asyncio.StreamReader`` (its private ``_reader``, redis-py 5.0 to 8.x),
-    whose replies are not decoded, and whose parser is redis-py's Python one:
+    whose replies are not decoded, that speaks the protocol its client's
+    response callbacks expect (redis-py 8 falls back to RESP2 when a server
+    refuses ``HELLO``, and then picks other callbacks), and whose parser is
+    redis-py's Python one:
     hiredis's parser, in C, is faster than this reader (a consumer batch of
     one entry: 2.4 us against 6.8 us, ``benchmarks/bench_async_streams.py``
     with hiredis installed; a Pub/Sub message: 1.2-2.0 us against 1.9-2.7
@@ -291,6 +313,7 @@ def reads_faster(connection: object) -> bool:
     return (
         isinstance(getattr(connection, "_reader", None), asyncio.StreamReader)
         and not getattr(encoder, "decode_responses", True)
+        and not getattr(connection, "_resp2_fallback", False)
         and "Hiredis" not in type(parser).__name__
     )
 
