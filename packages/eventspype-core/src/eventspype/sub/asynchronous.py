@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["AsyncEventSubscriber", "AsyncFunctionalEventSubscriber"]
 
 _logger = logging.getLogger(__name__)
-#: Whether tasks can start eagerly (``asyncio.Task(..., eager_start=True)``).
-_EAGER = sys.version_info >= (3, 12)
 
 #: Who hears how one handed-over event ended: the future ``call_async``
 #: awaits, or a broker's callback (``None``: it succeeded; else the error).
@@ -324,7 +322,7 @@ class AsyncEventSubscriber(ForkSafeLock, EventSubscriber):
         with self._lock:
             self._pending += 1
             self._backlog.append((arg, tag, caller, done, info, current_delivery()))
-        self._spawn(eager=_EAGER)
+        self._spawn(eager=True)
 
     async def drain(self) -> None:
         """Wait until the backlog is empty: every accepted event was handled

@@ -179,7 +179,7 @@ class Fanout:
                     entry.rules = ()
                     self._unconfirmed.pop(id(entry.ref), None)
                     self._set(channel, tuple(e for e in entries if e is not entry))
-            return not self._live(channel)
+            return not self.has_live(channel)
 
     def reap(self) -> list[str]:
         """Drop collected subscribers; the channels they left without any."""
@@ -189,13 +189,13 @@ class Fanout:
             with self._lock:
                 entries = self._channels.get(channel, ())
                 self._set(channel, tuple(e for e in entries if e.ref() is not None))
-                if not self._live(channel) and channel not in channels:
+                if not self.has_live(channel) and channel not in channels:
                     channels.append(channel)
         return channels
 
     def subscriber_count(self, channel: str) -> int:
         """How many live subscribers ``channel`` has."""
-        return self._live(channel)
+        return sum(e.ref() is not None for e in self._channels.get(channel, ()))
 
     def has_live(self, channel: str) -> bool:
         """Whether ``channel`` has a live subscriber (stops at the first)."""
@@ -203,7 +203,7 @@ class Fanout:
 
     def channels(self) -> list[str]:
         """The channels that have at least one live subscriber."""
-        return [c for c in list(self._channels) if self._live(c)]
+        return [c for c in list(self._channels) if self.has_live(c)]
 
     # -- delivery -------------------------------------------------------------
 
@@ -295,9 +295,6 @@ class Fanout:
         return accepted, refused
 
     # -- internals ------------------------------------------------------------
-
-    def _live(self, channel: str) -> int:
-        return sum(e.ref() is not None for e in self._channels.get(channel, ()))
 
     def _set(self, channel: str, entries: tuple[_Entry, ...]) -> None:
         # Caller holds _lock.

@@ -164,7 +164,7 @@ class Subscriptions:
     def forget_if_unused(self, channel: str) -> None:
         """End the subscription of ``channel`` if no subscriber is left."""
         with self._lock:
-            if not self.local.subscriber_count(channel):
+            if not self.local.has_live(channel):
                 self._forget(channel)
         self._listener.sync()
 
@@ -172,7 +172,7 @@ class Subscriptions:
         """Forget the channels whose last subscribers were collected (listener)."""
         with self._lock:
             for channel in self.local.reap():
-                if not self.local.subscriber_count(channel):
+                if not self.local.has_live(channel):
                     self._forget(channel)
         self._listener.sync()
 
