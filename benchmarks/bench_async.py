@@ -18,6 +18,10 @@ function subscriber), alternating round by round:
   paths publish interleaved, so the machine's load weighs on all alike),
   p50/p99 publish-to-receipt, median of 3 runs;
 - idle CPU of a subscriber doing nothing for 5 s;
+- reading Pub/Sub messages (RESP3 pushes of a 180-byte payload), 1 and 100
+  per read: redis-py's asyncio parser (hiredis's where it is installed)
+  against the listener's, ``_io.push_reader`` (kept only while it wins),
+  best of 5;
 - the coroutine case (``_coroutines.py``): coroutine subscribers, ``await
   publisher.publish_async(event)`` per event, a burst then paced events in one
   run, with the subscriber's CPU; raw, encode/broadcaster (when installed) and
@@ -58,6 +62,7 @@ from _timing import (
     Comparison,
     alternate_async,
     paced_async,
+    parser_timings,
     percentiles_ms,
     print_comparison,
 )
@@ -266,8 +271,38 @@ async def run(url: str, events: int) -> list[dict[str, Any]]:
     table.add("idle subscriber CPU", "% of a core",
               await idle(url, "raw") * 100, await idle(url, "eventspype") * 100,
               "~0%")  # fmt: skip
+    for per_read in (1, 100):
+        raw_us, ours_us = await message_timings(per_read)
+        table.add(f"read a Pub/Sub message, {per_read} a read (speed)", "k/s",
+                  1e3 / raw_us, 1e3 / ours_us, "keep ours if > 1x")  # fmt: skip
     await compare_coroutines(url, __file__, table)
     return table.rows
+
+
+async def message_timings(per_read: int) -> tuple[float, float]:
+    """us to read one Pub/Sub message when ``per_read`` arrive in one read:
+    redis-py's parser, then the listener's ``PushReader``."""
+    from eventspype.broker.redis._io.push_reader import MAX_BULK, PushReader
+
+    payload = b"x" * 180
+    message = b">3\r\n$7\r\nmessage\r\n$12\r\nchannel:abcd\r\n$%d\r\n%s\r\n" % (
+        len(payload),
+        payload,
+    )
+
+    async def theirs(parser: Any, stream: asyncio.StreamReader) -> None:
+        for _ in range(per_read):
+            await parser.read_response(push_request=True)
+
+    reader = PushReader(MAX_BULK)  # one per connection, as the listener's
+
+    async def ours(parser: Any, stream: asyncio.StreamReader) -> None:
+        reader.feed(await stream.read(1 << 16))
+        assert len(reader.replies()) == per_read
+
+    return await parser_timings(
+        message * per_read, theirs, ours, per_feed=per_read, number=2_000
+    )
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:

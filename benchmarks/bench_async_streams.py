@@ -47,7 +47,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import redis.asyncio
@@ -65,6 +64,7 @@ from _timing import (
     Comparison,
     alternate_async,
     paced_async,
+    parser_timings,
     percentiles_ms,
     print_comparison,
     run_precise,
@@ -275,13 +275,10 @@ async def kill_nine(url: str) -> tuple[int, int]:
     return lost, len(handled) - len(set(handled))
 
 
-async def read_timings(rounds: int = 5, number: int = 20_000) -> tuple[float, float]:
+async def read_timings() -> tuple[float, float]:
     """us to read the replies of one consumer batch (an XACK, an XREADGROUP
-    with one entry) from an asyncio stream: redis-py's parser, then ours.
-
-    redis-py's side is its connection's own parser (the private ``_parser``:
-    hiredis's where installed) on a stream fed by hand.
-    """
+    with one entry) from an asyncio stream: redis-py's parser, then ours
+    (``_timing.parser_timings``)."""
     from redis._parsers.helpers import parse_xread_resp3
 
     from eventspype.broker.redis._io.resp_reader import RespReader
@@ -293,34 +290,17 @@ async def read_timings(rounds: int = 5, number: int = 20_000) -> tuple[float, fl
     stream_name, entry_id = bulk(b"bench:{ORDER_PLACED}"), bulk(b"1765119000123-0")
     fields = b"*2\r\n" + bulk(b"event") + bulk(entry)
     wire = b":1\r\n%1\r\n" + stream_name + b"*1\r\n*2\r\n" + entry_id + fields
-    connection = redis.asyncio.Connection(protocol=3)
-    parser = connection._parser  # hiredis's where it is installed
 
-    async def theirs(stream: asyncio.StreamReader) -> Any:
+    async def theirs(parser: Any, stream: asyncio.StreamReader) -> Any:
         await parser.read_response()
         return parse_xread_resp3(await parser.read_response())
 
-    async def ours(stream: asyncio.StreamReader) -> Any:
+    async def ours(parser: Any, stream: asyncio.StreamReader) -> Any:
         reader = RespReader(skip_pushes=True)
         reader.feed(await stream.read(1 << 16))
         return parse_xread_resp3(reader.replies()[1])
 
-    best: list[float] = []
-    for read in (theirs, ours):
-        times = []
-        for _ in range(rounds):
-            stream = asyncio.StreamReader()
-            # What connect() does: the parser reads the connection's stream.
-            parser.on_connect(
-                SimpleNamespace(_reader=stream, encoder=connection.encoder)
-            )
-            start = time.perf_counter()
-            for _ in range(number):
-                stream.feed_data(wire)
-                await read(stream)
-            times.append((time.perf_counter() - start) / number * 1e6)
-        best.append(min(times))
-    return best[0], best[1]
+    return await parser_timings(wire, theirs, ours)
 
 
 def read_log(path: Path) -> list[int]:

@@ -302,11 +302,11 @@ def reads_faster(connection: object) -> bool:
     whose replies are not decoded, that speaks the protocol its client's
     response callbacks expect (redis-py 8 falls back to RESP2 when a server
     refuses ``HELLO``, and then picks other callbacks), and whose parser is
-    redis-py's Python one:
-    hiredis's parser, in C, is faster than this reader (a consumer batch of
-    one entry: 2.4 us against 6.8 us, ``benchmarks/bench_async_streams.py``
-    with hiredis installed; a Pub/Sub message: 1.2-2.0 us against 1.9-2.7
-    us), so it is kept where it is installed.
+    redis-py's Python one. hiredis's parser, in C, is faster than this
+    reader, so it is kept where it is installed: with hiredis installed,
+    ``benchmarks/bench_async_streams.py`` (a consumer batch of one entry)
+    measured 2.3-2.4 us against 6.2-6.8 us, and ``benchmarks/bench_async.py``
+    (a Pub/Sub message, 100 or 1 a read) 1.2-2.0 us against 1.7-3.1 us.
     """
     encoder = getattr(connection, "encoder", None)
     parser = getattr(connection, "_parser", None)
