@@ -21,6 +21,7 @@ import redis.exceptions
 from _redis_support import REDIS_URL, close_client
 
 from eventspype.broker.redis._io.aio_pipeline import (
+    packer_for,
     read_replies,
     read_replies_slow,
     reads_faster,
@@ -79,8 +80,11 @@ async def _run(client: Any, prefix: str, *, fast: bool) -> list[Any]:
     try:
         pipe = client.pipeline(transaction=False)
         queue_batch(pipe, prefix)
-        await send(connection, pipe)
-        if fast:  # the RESP reader, whichever parser redis-py would use
+        # Fast: packed as the consumer packs (by hand, XREADGROUP kept), and
+        # read by the RESP reader whichever parser redis-py would use.
+        packer = packer_for(connection, repeated=("XREADGROUP",)) if fast else None
+        await send(connection, pipe, packer)
+        if fast:
             return await read_replies(connection, pipe)
         return await read_replies_slow(connection, pipe)
     finally:

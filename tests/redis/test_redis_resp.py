@@ -1,15 +1,20 @@
 """The hand-written RESP of the fast paths (``_io.resp``) is byte for byte
-what redis-py's ``Connection.pack_command`` writes: it is only a faster copy
-(see the benchmark its module cites)."""
+what redis-py's ``Connection.pack_command`` (``pack_commands``) writes: it is
+only a faster copy (see the benchmarks its module cites)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import redis
+import redis.asyncio
+import redis.exceptions
 from hypothesis import given
 from hypothesis import strategies as st
 
 from eventspype.broker.redis._io import resp
+from eventspype.broker.redis._io.aio_pipeline import packer_for
 from eventspype.broker.redis._io.resp import CommandPacker, pack_publish
 
 
@@ -48,3 +53,89 @@ def test_the_cache_of_fronts_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None
         key = b"channel:%d" % i
         assert packer.pack(key, b"m") == redis_py("PUBLISH", key, b"m")
     assert len(packer._fronts) == 3
+
+
+# --- PipelinePacker: the stream consumer's pipelines -----------------------------
+
+_NAMES = st.one_of(
+    st.sampled_from(["XACK", "XREADGROUP", b"XACK", "CLIENT ID", b"CLIENT ID"]),
+    st.text(max_size=6),  # whitespace, control characters, non-ASCII, ""
+    st.binary(max_size=6),
+)
+_ARGUMENTS = st.one_of(
+    st.binary(max_size=40),
+    st.text(max_size=20),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.binary(min_size=6001, max_size=7000),  # left to redis-py, uncopied
+    st.builds(memoryview, st.binary(max_size=10)),
+)
+_COMMANDS = st.lists(
+    st.tuples(_NAMES).flatmap(
+        lambda name: st.lists(_ARGUMENTS, max_size=6).map(lambda rest: (*name, *rest))
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+def asyncio_connection(**options: Any) -> Any:
+    return redis.asyncio.Connection(**options)
+
+
+@given(_COMMANDS)
+def test_a_pipeline_is_packed_as_redis_py_packs_it(
+    commands: list[tuple[Any, ...]],
+) -> None:
+    connection = asyncio_connection()
+    packer = packer_for(connection, repeated=("XREADGROUP", "XACK"))
+    expected = b"".join(connection.pack_commands(commands))
+    assert b"".join(packer.pack(commands)) == expected
+    assert b"".join(packer.pack(commands)) == expected  # kept ones too
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["CLIENT ID", "XACK\t", "X\x1cACK", "\nXACK", "", b"CLIENT ID", b"XA\tCK"],
+)
+def test_names_redis_py_splits_or_trims(name: str | bytes) -> None:
+    # redis-py cuts a str name at any whitespace (\x1c included), a bytes
+    # one at spaces only.
+    connection = asyncio_connection()
+    commands = [(name, b"a", 1)]
+    packed = b"".join(packer_for(connection).pack(commands))
+    assert packed == b"".join(connection.pack_commands(commands))
+
+
+def test_the_clients_encoding_is_used_but_not_for_names() -> None:
+    # redis-py encodes a str command name as UTF-8 whatever the encoding.
+    connection = asyncio_connection(encoding="latin-1")
+    commands = [("XACK", "strëam", "g", "0-1"), ("NAMË", "ë")]
+    packed = b"".join(packer_for(connection).pack(commands))
+    assert packed == b"".join(connection.pack_commands(commands))
+    assert "strëam".encode("latin-1") in packed
+    assert "NAMË".encode() in packed
+
+
+def test_refused_arguments_are_refused_as_redis_py_refuses_them() -> None:
+    connection = asyncio_connection()
+    with pytest.raises(redis.exceptions.DataError):
+        connection.pack_commands([("XACK", True)])
+    with pytest.raises(redis.exceptions.DataError):
+        packer_for(connection).pack([("XACK", True)])
+
+
+def test_a_large_value_stays_a_chunk_of_its_own() -> None:
+    big = b"x" * 70_000
+    chunks = packer_for(asyncio_connection()).pack([("XACK", b"s"), ("SET", b"k", big)])
+    assert any(chunk is big for chunk in chunks)  # sent as it is, not copied
+
+
+def test_repeated_commands_are_kept_and_the_rest_are_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(resp, "_MAX_KEYS", 2)
+    packer = packer_for(asyncio_connection(), repeated=("XREADGROUP",))
+    for i in range(5):
+        packer.pack([("XACK", b"s", b"g", b"%d-0" % i), ("XREADGROUP", b"%d" % i)])
+    assert sorted(packer._kept) == [("XREADGROUP", b"0"), ("XREADGROUP", b"1")]

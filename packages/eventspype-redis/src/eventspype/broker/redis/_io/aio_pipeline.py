@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import redis.exceptions
 
+from eventspype.broker.redis._io.resp import PipelinePacker
 from eventspype.broker.redis._io.resp_reader import (
     MAX_BULK,
     RespReader,
@@ -31,17 +32,30 @@ from eventspype.broker.redis._io.resp_reader import (
     reads_faster,
 )
 
-__all__ = ["read_replies", "read_replies_slow", "reads_faster", "send"]
+__all__ = ["packer_for", "read_replies", "read_replies_slow", "reads_faster", "send"]
 
 #: Options of a queued command that only ``parse_response`` understands.
 _EMPTY_RESPONSE = "EMPTY_RESPONSE"
 _NEVER_DECODE = "NEVER_DECODE"
 
 
-async def send(connection: Any, pipe: Any) -> None:
-    """Write ``pipe``'s queued commands on ``connection``, in one write."""
-    commands = pipe.command_stack
-    packed = connection.pack_commands([args for args, _ in commands])
+def packer_for(connection: Any, repeated: Collection[str] = ()) -> PipelinePacker:
+    """A :class:`~_io.resp.PipelinePacker` that writes what ``connection``'s
+    own ``pack_commands`` would (its client's encoding; redis-py's packing
+    where the packer's own does not apply)."""
+    encoder = connection.encoder
+    return PipelinePacker(
+        encoder.encoding, encoder.encoding_errors, connection.pack_command, repeated
+    )
+
+
+async def send(
+    connection: Any, pipe: Any, packer: PipelinePacker | None = None
+) -> None:
+    """Write ``pipe``'s queued commands on ``connection``, in one write;
+    packed by ``packer`` (see :func:`packer_for`) or by redis-py."""
+    args = [args for args, _ in pipe.command_stack]
+    packed = connection.pack_commands(args) if packer is None else packer.pack(args)
     await connection.send_packed_command(packed, check_health=False)
 
 

@@ -37,11 +37,13 @@ from functools import partial
 from typing import Any, cast
 
 from eventspype.broker.redis._io.aio_pipeline import (
+    packer_for,
     read_replies,
     read_replies_slow,
     reads_faster,
     send,
 )
+from eventspype.broker.redis._io.resp import PipelinePacker
 from eventspype.broker.redis.streams import commands as c
 from eventspype.broker.redis.streams.aio_upkeep import SCRIPTS, Upkeep, close_client
 from eventspype.broker.redis.streams.held import Delivery
@@ -105,6 +107,7 @@ class AsyncConsumer:
         # whose pool serves the housekeeping and builds the pipelines.
         self._connection: Any = None
         self._client: Any = None
+        self._packer: PipelinePacker | None = None  # the connection's
         self._client_id: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
@@ -248,7 +251,7 @@ class AsyncConsumer:
                 pipe, SCRIPTS, self._group, proto.options.consumer, batch,
                 self._dead_maxlen,
             )  # fmt: skip
-            await send(connection, pipe)
+            await send(connection, pipe, self._packer)
             if reads_faster(connection):
                 replies = await read_replies(connection, pipe)
             else:
@@ -286,11 +289,14 @@ class AsyncConsumer:
             self.proto.failed(cmd, "down", why, time.monotonic())
             return
         self._client, self._connection = client, connection
+        # The read repeats itself once a round trip: packed once.
+        self._packer = packer_for(connection, repeated=("XREADGROUP",))
         self.proto.reply(cmd, None, time.monotonic())
 
     async def _drop(self) -> None:
         client, self._client, self._client_id = self._client, None, None
         connection, self._connection = self._connection, None
+        self._packer = None
         if connection is not None:
             with contextlib.suppress(Exception):
                 await connection.disconnect(nowait=True)
