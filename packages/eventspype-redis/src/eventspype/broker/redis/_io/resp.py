@@ -73,8 +73,8 @@ class PipelinePacker:
     redis-py otherwise (``"CLIENT ID"``, floats, memoryviews, large values,
     which redis-py sends without copying them). ``python
     benchmarks/bench_async_streams.py``, row "pack an ack + XREADGROUP":
-    redis-py 8.2 took 22.6-24.3 us, this 4.0-4.5 us (5.4-5.7x, Python 3.11;
-    29.1 against 4.8 us on 3.12, 6.0x).
+    redis-py 8.2 took 22.6-27.5 us, this 4.0-4.9 us (5.4-5.7x, Python 3.11;
+    29.1-32.3 against 4.8-5.4 us on 3.12, 6.0-6.3x).
 
     Args:
         encoding: How ``str`` arguments are encoded (the client's ``encoding``).
